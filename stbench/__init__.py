@@ -1,0 +1,66 @@
+"""stbench: a benchmark suite for spatiotemporal predictive learning.
+
+Stable Python API::
+
+    import stbench
+    stbench.list_models("tau*")                 # -> ["tau", "tau_tiny"]
+    model = stbench.create_model("tau", t_out=20)
+    model = stbench.create_model("convlstm@simvp")  # ConvLSTM over the SimVP encoder/decoder
+
+Heavy modules (torch models) are imported on first use, not at ``import stbench``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stbench.models.base import STModel
+
+__all__ = ["__version__", "list_models", "create_model", "resolve_model_name"]
+
+
+def list_models(pattern: str | None = None, *, include_tiny: bool = True) -> list[str]:
+    """Registered model names, optionally filtered by a wildcard pattern (comma-separated allowed)."""
+    from stbench.registry import MODELS
+
+    names = MODELS.names(pattern)
+    if not include_tiny:
+        names = [n for n in names if not MODELS.entry(n).meta.get("tiny")]
+    return names
+
+
+def resolve_model_name(name: str) -> tuple[str, str | None, str | None]:
+    """Split ``model[@encoder]`` into (model or temporal name, encoder, kind) and validate it.
+
+    kind is ``"model"`` for a named model and ``"temporal"`` for a bare temporal module.
+    """
+    from stbench.registry import ENCODERS, MODELS, TEMPORAL
+
+    base, _, enc = name.partition("@")
+    if enc:
+        ENCODERS.entry(enc)  # raises with "did you mean"
+    if base in MODELS:
+        return base, enc or None, "model"
+    if base in TEMPORAL:
+        return base, enc or None, "temporal"
+    MODELS.entry(base)  # raises: unknown model, with suggestions
+    raise AssertionError  # unreachable
+
+
+def create_model(name: str, **overrides: Any) -> STModel:
+    """Build a model by name. ``None``-valued overrides are dropped, so a CLI flag that a model does
+    not take cannot break it. Names: a registered model (``tau``), a model with its encoder/decoder
+    swapped (``tau@patch``), or a registered temporal module over the SimVP codec (``mymodule``)."""
+    from stbench.models.compose import build
+    from stbench.registry import MODELS
+
+    kw = {k: v for k, v in overrides.items() if v is not None}
+    base, enc, kind = resolve_model_name(name)
+    if kind == "model":
+        if enc:
+            kw["encoder"] = enc
+        return MODELS.get(base)(**kw)
+    return build(enc or "simvp", base, model_name=name, **kw)

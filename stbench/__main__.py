@@ -1,0 +1,3 @@
+from stbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""Built-in encoders, decoders, temporal modules and named models (imported through the
+``stbench`` entry points, like any plugin)."""
+
+from stbench.models import (  # noqa: F401  (registration)
+    incepu,
+    metaformer,
+    simvp_codec,
+    zoo,  # noqa: F401
+)
+from stbench.models.base import (
+    Decoder,
+    Encoder,
+    ModelOutput,
+    ParallelTemporal,
+    RecurrentTemporal,
+    ShapeError,
+    STModel,
+    TemporalModule,
+)
+
+__all__ = ["Decoder", "Encoder", "ModelOutput", "ParallelTemporal", "RecurrentTemporal", "ShapeError",
+           "STModel", "TemporalModule"]

@@ -1,0 +1,57 @@
+"""Named compositions: the published models with their Moving MNIST configs, plus tiny variants
+for fast tests. ``create_model("tau@patch")`` is the named model ``tau`` with its encoder/decoder
+swapped for ``patch``; a bare temporal-module name (e.g. a plugin) composes with the SimVP codec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stbench.models.base import STModel
+from stbench.models.compose import build
+from stbench.registry import MODELS
+
+TINY = dict(hid_S=8, N_S=2, hid_T=16, N_T=2)
+
+
+def _named(name: str, encoder: str, temporal: str, defaults: dict[str, Any], kw: dict[str, Any]) -> STModel:
+    enc = kw.pop("encoder", None) or encoder
+    decoder = kw.pop("decoder", None)
+    data = {k: kw.pop(k) for k in ("in_shape", "t_out") if k in kw}
+    label = name if enc == encoder else f"{name}@{enc}"
+    return build(enc, temporal, decoder, defaults=defaults, model_name=label, **data, **kw)
+
+
+# -- parallel (SimVP family) -------------------------------------------------------------------
+SIMVP = dict(hid_S=64, N_S=4, hid_T=512, N_T=8)
+META = dict(SIMVP, mlp_ratio=8.0, drop_path=0.0)
+
+
+@MODELS.register(family="parallel", paper="SimVP (CVPR 2022), IncepU translator")
+def simvp(**kw: Any) -> STModel:
+    return _named("simvp", "simvp", "incepu", SIMVP, kw)
+
+
+@MODELS.register(family="parallel", paper="SimVP v2 gSTA translator (OpenSTL)")
+def gsta(**kw: Any) -> STModel:
+    return _named("gsta", "simvp", "gsta", META, kw)
+
+
+@MODELS.register(family="parallel", paper="TAU (CVPR 2023)")
+def tau(**kw: Any) -> STModel:
+    return _named("tau", "simvp", "tau", dict(META, ddr_alpha=0.1), kw)
+
+
+@MODELS.register(family="parallel", tiny=True)
+def simvp_tiny(**kw: Any) -> STModel:
+    return _named("simvp_tiny", "simvp", "incepu", TINY, kw)
+
+
+@MODELS.register(family="parallel", tiny=True)
+def gsta_tiny(**kw: Any) -> STModel:
+    return _named("gsta_tiny", "simvp", "gsta", dict(TINY, mlp_ratio=2.0), kw)
+
+
+@MODELS.register(family="parallel", tiny=True)
+def tau_tiny(**kw: Any) -> STModel:
+    return _named("tau_tiny", "simvp", "tau", dict(TINY, mlp_ratio=2.0, ddr_alpha=0.1), kw)

@@ -1,0 +1,263 @@
+"""One generic registry for every kind of component, and plugin discovery.
+
+Built-in components and third-party plugins are found the same way: through the entry-point
+groups ``stbench.temporal``, ``stbench.models``, ``stbench.encoders``, ``stbench.datasets`` and
+``stbench.metrics`` (stbench declares its own built-ins in its ``pyproject.toml``). An entry point's
+value is either a module, whose import registers components with the decorators below, or a single
+class / function, registered under the entry point's name. Code that is not installed is loaded with
+``load_plugin("path/to/file.py" | "package.module")`` (the CLI's ``--plugin``).
+
+A plugin that fails to import is never skipped silently: the failure is printed to stderr once,
+with the plugin's name and its error, and kept in :data:`PLUGIN_ERRORS` for ``stbench list``.
+
+    from stbench.registry import TEMPORAL
+
+    @TEMPORAL.register()            # name defaults to the lower-cased class name
+    class MyModule(ParallelTemporal):
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+import importlib
+import importlib.util
+import inspect
+import sys
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+BUILTIN = "built-in"
+
+
+class RegistryError(KeyError):
+    """Unknown or duplicate name; its message is one line meant for the user."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginError(ImportError):
+    """A plugin named by the user could not be loaded."""
+
+
+@dataclass
+class Entry:
+    name: str
+    obj: Any
+    kind: str
+    source: str = BUILTIN  # "built-in", "plugin <dist>" or "plugin <file/module>"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_CURRENT_SOURCE: list[str] = [BUILTIN]
+
+
+@contextlib.contextmanager
+def _source(label: str) -> Iterator[None]:
+    _CURRENT_SOURCE.append(label)
+    try:
+        yield
+    finally:
+        _CURRENT_SOURCE.pop()
+
+
+class Registry:
+    """Name -> component map for one kind (``temporal``, ``model``, ...)."""
+
+    def __init__(self, kind: str, group: str, base: type | None = None) -> None:
+        self.kind = kind
+        self.group = group
+        self.base = base  # set later for kinds whose base class lives in another module
+        self._entries: dict[str, Entry] = {}
+
+    # -- registration -------------------------------------------------------------------------
+    def register(self, name: str | None = None, *, obj: Any = None, **meta: Any) -> Any:
+        """Decorator (``@REG.register()``) or direct call (``REG.register("x", obj=Cls)``)."""
+
+        def add(o: Any) -> Any:
+            key = (name or getattr(o, "__name__", "")).lower()
+            if not key:
+                raise ValueError(f"cannot infer a {self.kind} name for {o!r}; pass name=")
+            if self.base is not None and inspect.isclass(o) and not issubclass(o, self.base):
+                raise TypeError(f"{self.kind} '{key}' must subclass {self.base.__name__}, got {o.__name__}")
+            if key in self._entries:
+                old = self._entries[key]
+                if old.obj is o:
+                    return o  # the same object imported twice (e.g. module reloaded by a plugin path)
+                raise RegistryError(
+                    f"duplicate {self.kind} name '{key}': already registered by {old.source} "
+                    f"({_where(old.obj)}); choose another name"
+                )
+            self._entries[key] = Entry(key, o, self.kind, _CURRENT_SOURCE[-1], dict(meta))
+            return o
+
+        return add(obj) if obj is not None else add
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def names(self, pattern: str | None = None) -> list[str]:
+        load_entry_points()
+        names = sorted(self._entries)
+        if pattern:
+            pats = [p.strip() for p in pattern.split(",") if p.strip()]
+            names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+        return names
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        load_entry_points()
+        return name in self._entries
+
+    def entry(self, name: str) -> Entry:
+        load_entry_points()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(self._unknown_message(name)) from None
+
+    def get(self, name: str) -> Any:
+        return self.entry(name).obj
+
+    def _unknown_message(self, name: str) -> str:
+        avail = sorted(self._entries)
+        close = difflib.get_close_matches(name, avail, n=3, cutoff=0.5)
+        msg = f"unknown {self.kind} '{name}'"
+        if close:
+            msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        msg += f" Available: {', '.join(avail) if avail else '(none)'}."
+        if PLUGIN_ERRORS:
+            msg += f" ({len(PLUGIN_ERRORS)} plugin(s) failed to load: {', '.join(PLUGIN_ERRORS)})"
+        return msg
+
+
+def _where(obj: Any) -> str:
+    mod = getattr(obj, "__module__", "?")
+    return f"{mod}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+
+
+MODELS = Registry("model", "stbench.models")
+ENCODERS = Registry("encoder", "stbench.encoders")
+DECODERS = Registry("decoder", "stbench.encoders")
+TEMPORAL = Registry("temporal module", "stbench.temporal")
+DATASETS = Registry("dataset", "stbench.datasets")
+METRICS = Registry("metric", "stbench.metrics")
+
+# entry-point group -> the registry that a single class/function entry point is added to
+_GROUPS: dict[str, Registry] = {
+    "stbench.temporal": TEMPORAL,
+    "stbench.models": MODELS,
+    "stbench.encoders": ENCODERS,
+    "stbench.datasets": DATASETS,
+    "stbench.metrics": METRICS,
+}
+
+PLUGIN_ERRORS: dict[str, str] = {}  # plugin label -> "ExcType: message"
+_LOADED = False
+_LOADING = False
+
+
+def _report_failure(label: str, exc: BaseException) -> None:
+    err = f"{type(exc).__name__}: {exc}"
+    if label not in PLUGIN_ERRORS:
+        PLUGIN_ERRORS[label] = err
+        print(f"stbench: plugin {label} failed to load and was NOT registered: {err}", file=sys.stderr)
+
+
+def _add_loaded(obj: Any, name: str, group: str) -> None:
+    """Register what an entry point / plugin attribute resolved to."""
+    if isinstance(obj, types.ModuleType):
+        return  # its import registered its components through the decorators
+    reg = _GROUPS[group]
+    if name in reg._entries and reg._entries[name].obj is obj:
+        return
+    if inspect.isclass(obj) or callable(obj):
+        reg.register(name, obj=obj)
+
+
+def load_entry_points(force: bool = False) -> None:
+    """Import every entry point of the stbench groups once (built-ins first)."""
+    global _LOADED, _LOADING
+    if (_LOADED and not force) or _LOADING:
+        return
+    _LOADING = True
+    try:
+        eps = []
+        for group in _GROUPS:
+            eps += [(group, ep) for ep in entry_points(group=group)]
+        builtin_seen = any(_dist_name(ep) == "stbench" for _, ep in eps)
+        if not builtin_seen:  # running from a source tree that was never pip-installed
+            with _source(BUILTIN):
+                importlib.import_module("stbench.models")
+                importlib.import_module("stbench.data")
+                importlib.import_module("stbench.metrics")
+        eps.sort(key=lambda ge: _dist_name(ge[1]) != "stbench")  # built-ins first
+        for group, ep in eps:
+            dist = _dist_name(ep)
+            label = BUILTIN if dist == "stbench" else f"plugin {dist or ep.value}"
+            with _source(label):
+                try:
+                    _add_loaded(ep.load(), ep.name, group)
+                except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
+                    if dist == "stbench":
+                        raise
+                    _report_failure(f"'{ep.name}' ({dist}, group {group})", exc)
+        _LOADED = True
+    finally:
+        _LOADING = False
+
+
+def _dist_name(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else ""
+
+
+def load_plugin(spec: str) -> None:
+    """Import a plugin given as a ``.py`` file path or an importable module name.
+
+    Raises :class:`PluginError` with a one-line message when it cannot be imported.
+    """
+    load_entry_points()
+    path = Path(spec)
+    label = f"plugin {spec}"
+    try:
+        with _source(label):
+            if spec.endswith(".py") or path.is_file():
+                if not path.is_file():
+                    raise FileNotFoundError(f"no such file: {spec}")
+                mod_name = f"stbench_plugin_{path.stem}"
+                if mod_name in sys.modules:
+                    return
+                sp = importlib.util.spec_from_file_location(mod_name, path)
+                assert sp is not None and sp.loader is not None
+                module = importlib.util.module_from_spec(sp)
+                sys.modules[mod_name] = module
+                try:
+                    sp.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[mod_name]
+                    raise
+            else:
+                importlib.import_module(spec)
+    except RegistryError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise PluginError(
+            f"plugin '{spec}' failed to load: {type(exc).__name__}: {exc} "
+            "(pass a .py file path or an importable module name)"
+        ) from exc
+
+
+def create_with_overrides(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn`` with the keyword arguments that are not None (timm's habit)."""
+    return fn(**{k: v for k, v in kwargs.items() if v is not None})

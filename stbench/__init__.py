@@ -50,10 +50,14 @@ def resolve_model_name(name: str) -> tuple[str, str | None, str | None]:
     raise AssertionError  # unreachable
 
 
-def create_model(name: str, **overrides: Any) -> STModel:
+def create_model(name: str, *, recipe_defaults: dict[str, Any] | None = None, **overrides: Any) -> STModel:
     """Build a model by name. ``None``-valued overrides are dropped, so a CLI flag that a model does
     not take cannot break it. Names: a registered model (``tau``), a model with its encoder/decoder
-    swapped (``tau@patch``), or a registered temporal module over the SimVP codec (``mymodule``)."""
+    swapped (``tau@patch``), or a registered temporal module over the SimVP codec (``mymodule``).
+
+    ``overrides`` must be accepted by some component (else TypeError naming the accepted keys);
+    ``recipe_defaults`` (a preset's architecture) are dropped where a swapped-in component lacks them.
+    """
     from stbench.models.compose import build
     from stbench.registry import MODELS
 
@@ -62,5 +66,5 @@ def create_model(name: str, **overrides: Any) -> STModel:
     if kind == "model":
         if enc:
             kw["encoder"] = enc
-        return MODELS.get(base)(**kw)
-    return build(enc or "simvp", base, model_name=name, **kw)
+        return MODELS.get(base)(recipe_defaults=recipe_defaults, **kw)
+    return build(enc or "simvp", base, model_name=name, defaults=recipe_defaults, **kw)

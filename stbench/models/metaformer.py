@@ -103,7 +103,7 @@ class MetaTranslator(ParallelTemporal):
             raise ValueError(f"{type(self).__name__} needs N_T >= 2, got {N_T}")
         T, C = in_shape[:2]
         c = T * C
-        dpr = torch.linspace(0, drop_path, N_T).tolist()
+        dpr = [drop_path * i / (N_T - 1) for i in range(N_T)]  # stochastic depth grows linearly
         dims = [c] + [hid_T] * (N_T - 1)
         layers: list[nn.Module] = []
         for i, d in enumerate(dims):

@@ -18,6 +18,7 @@ def _named(name: str, encoder: str, temporal: str, defaults: dict[str, Any], kw:
     enc = kw.pop("encoder", None) or encoder
     decoder = kw.pop("decoder", None)
     data = {k: kw.pop(k) for k in ("in_shape", "t_out") if k in kw}
+    defaults = {**defaults, **(kw.pop("recipe_defaults", None) or {})}
     label = name if enc == encoder else f"{name}@{enc}"
     return build(enc, temporal, decoder, defaults=defaults, model_name=label, **data, **kw)
 

@@ -1,0 +1,288 @@
+"""Cost of a model: parameters, FLOPs, throughput, training-step time, peak memory, MFU.
+
+What is counted (stated because numbers are only comparable under one convention):
+- ``params``: all parameters (trainable or not).
+- ``flops``: fvcore ``FlopCountAnalysis`` total for ONE sample in eval mode, as the published tables
+  count it: one multiply-accumulate = one flop, element-wise ops not counted. Recurrent models are
+  traced through the full T_in + T_out - 1 step unroll with the test-time input rule.
+- ``infer_seq_per_s``: sequences per second of the eval-mode forward at ``batch``; ``warmup``
+  untimed repetitions, then ``reps`` timed repetitions with device synchronisation; median (min / max
+  reported beside it).
+- ``published_fps``: the published protocol, kept separately: batch 100 (10 at >= 128 px), 100
+  repetitions, no warm-up, total time. Only run when asked (it is slow on a CPU).
+- ``train_step_ms``: median time of forward + loss + backward + optimizer step at ``batch``.
+- ``peak_mem_mb``: CUDA: ``max_memory_allocated`` during the training step. CPU: the peak increase
+  of the process's resident memory during the training step, sampled every millisecond.
+- ``mfu``: achieved FLOP/s of the training step (3 x forward, 2 flops per multiply-accumulate)
+  over a dense-matmul peak measured in the same process, device and dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import statistics
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from stbench.precision import Precision, device_name, synchronize
+
+
+@dataclass
+class ProfileResult:
+    model: str
+    params: int
+    flops: int | None
+    infer_seq_per_s: float
+    infer_seq_per_s_min: float
+    infer_seq_per_s_max: float
+    infer_batch: int
+    train_step_ms: float | None
+    train_batch: int
+    peak_mem_mb: float | None
+    peak_mem_kind: str
+    achieved_tflops: float | None
+    matmul_peak_tflops: float | None
+    mfu: float | None
+    published_fps: float | None
+    device: str
+    precision: str
+    in_shape: list[int]
+    t_out: int
+    recurrent: bool
+    flops_convention: str = "fvcore, 1 sample, eval mode, MAC = 1 flop"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Forecast(nn.Module):
+    """Wraps an STModel so tracers see a tensor output (the forecast)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).pred
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@contextlib.contextmanager
+def _quiet_fvcore():
+    """fvcore's deprecation notes, tracer warnings and unsupported-operator chatter stay hidden."""
+    loggers = [logging.getLogger(n) for n in ("fvcore", "fvcore.nn.jit_analysis", "iopath")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def count_flops(model: nn.Module) -> int:
+    """fvcore FLOPs of one sample in eval mode (published convention)."""
+    with _quiet_fvcore():
+        from fvcore.nn import FlopCountAnalysis
+
+        was_training = model.training
+        model.eval()
+        try:
+            x = torch.zeros(1, *model.in_shape, device=next(model.parameters()).device)
+            fca = FlopCountAnalysis(_Forecast(model), (x,))
+            fca.unsupported_ops_warnings(False)
+            fca.uncalled_modules_warnings(False)
+            with torch.no_grad():
+                return int(fca.total())
+        finally:
+            model.train(was_training)
+
+
+def _timed(fn, device: torch.device, warmup: int, reps: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+class _RssSampler:
+    """Peak resident-set increase of this process, sampled in a thread (CPU peak memory)."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _rss() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                import os
+
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def peak_increase_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+_PEAK_CACHE: dict[tuple[str, str], float] = {}
+
+
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    """Dense matmul FLOP/s on this device and dtype (2 n^3 flops per product), best of ``reps``."""
+    key = (str(device), str(dtype))
+    if key not in _PEAK_CACHE:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        times = _timed(lambda: a @ b, device, warmup=2, reps=reps)
+        _PEAK_CACHE[key] = 2 * n**3 / min(times)
+    return _PEAK_CACHE[key]
+
+
+def _sample_batch(model: nn.Module, batch: int, device: torch.device, prec: Precision):
+    t_in, C, H, W = model.in_shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, t_in, C, H, W, generator=g).to(device)
+    y = torch.rand(batch, model.t_out, C, H, W, generator=g).to(device)
+    return x, y
+
+
+def profile_model(
+    model: nn.Module,
+    *,
+    name: str,
+    device: torch.device,
+    precision: Precision,
+    batch: int = 16,
+    warmup: int = 3,
+    reps: int = 10,
+    train: bool = True,
+    flops: bool = True,
+    published_fps: bool = False,
+    mfu: bool = True,
+) -> ProfileResult:
+    model = precision.prepare(model)
+    n_params = count_params(model)
+    n_flops = count_flops(model) if flops else None
+    x, y = _sample_batch(model, batch, device, precision)
+
+    model.eval()
+
+    def infer() -> None:
+        with torch.no_grad(), precision.autocast():
+            model(x)
+
+    times = _timed(infer, device, warmup, reps)
+    med = statistics.median(times)
+
+    pub_fps = None
+    if published_fps:
+        H = model.in_shape[2]
+        pb = 10 if H >= 128 else 100
+        xp = torch.rand(pb, *model.in_shape, device=device)
+        t0 = time.perf_counter()
+        with torch.no_grad(), precision.autocast():
+            for _ in range(100):
+                model(xp)
+        synchronize(device)
+        pub_fps = pb * 100 / (time.perf_counter() - t0)
+
+    step_ms = peak_mb = achieved = peak = util = None
+    mem_kind = "cuda max_memory_allocated" if device.type == "cuda" else "process RSS increase (sampled)"
+    if train:
+        from stbench.models.sampling import make_schedule  # recurrent models train with a mask
+
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler())
+        mask = None
+        if model.recurrent:
+            mask = make_schedule({"kind": "linear", "rate": 2e-5, "stop_iter": 50000}).mask(
+                0, batch, model.in_shape[0], model.t_out, device)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            with precision.autocast():
+                out = model(x, y, sampling_mask=mask)
+                loss, _ = model.loss(out, x, y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            ttimes = _timed(step, device, max(1, warmup), max(3, reps // 2))
+            peak_mb = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        else:
+            step()  # allocate optimizer state before measuring memory
+            with _RssSampler() as s:
+                ttimes = _timed(step, device, max(0, warmup - 1), max(3, reps // 2))
+            peak_mb = s.peak_increase_mb
+        step_ms = statistics.median(ttimes) * 1e3
+        opt.zero_grad(set_to_none=True)
+        del opt
+        model.eval()
+        if mfu and n_flops:
+            achieved = 3 * 2 * n_flops * batch / (step_ms / 1e3)
+            peak = matmul_peak_flops(device, precision.dtype or torch.float32)
+            util = achieved / peak
+    return ProfileResult(
+        model=name,
+        params=n_params,
+        flops=n_flops,
+        infer_seq_per_s=batch / med,
+        infer_seq_per_s_min=batch / max(times),
+        infer_seq_per_s_max=batch / min(times),
+        infer_batch=batch,
+        train_step_ms=step_ms,
+        train_batch=batch,
+        peak_mem_mb=peak_mb,
+        peak_mem_kind=mem_kind,
+        achieved_tflops=None if achieved is None else achieved / 1e12,
+        matmul_peak_tflops=None if peak is None else peak / 1e12,
+        mfu=util,
+        published_fps=pub_fps,
+        device=device_name(device.type, device.index or 0),
+        precision=precision.name,
+        in_shape=list(model.in_shape),
+        t_out=model.t_out,
+        recurrent=bool(model.recurrent),
+    )

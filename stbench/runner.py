@@ -1,0 +1,404 @@
+"""``stbench run``: the models x seeds grid of one dataset and preset -> one record per run.
+
+Python API::
+
+    from stbench.runner import RunOptions, run_grid
+    run_grid(RunOptions(models=["tau", "predrnn"], dataset="mmnist", preset="quick"))
+
+Under torchrun (``RANK`` set) the same command trains each run with DDP (gloo on CPU, nccl on GPU)::
+
+    OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -m stbench run --models tau --preset smoke
+
+Each run is isolated: a NaN/Inf loss or an exception marks that run ``failed`` with its reason and
+the grid goes on; the exit code is 1 when any run failed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stbench.records import (
+    SCHEMA_VERSION,
+    atomic_write_json,
+    atomic_write_npz,
+    check_writable,
+    checkpoint_path,
+    env_info,
+    now_iso,
+    read_record,
+    record_path,
+)
+
+FLOORS = ("copy_last", "zeros")
+N_EXAMPLES = 4
+
+
+@dataclass
+class RunOptions:
+    models: list[str]
+    dataset: str = "mmnist"
+    preset: str = "quick"
+    preset_given: bool = True
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = "auto"
+    precision: str | None = None
+    out: Path = Path("results")
+    resume: bool = False
+    force: bool = False
+    shard: tuple[int, int] = (0, 1)
+    data_root: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    sets: list[str] = field(default_factory=list)
+    profile: bool = True
+    threads: int | None = None
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args: Any, models: list[str]) -> RunOptions:
+        from stbench.cli import UserError
+
+        if args.seeds:
+            try:
+                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError:
+                raise UserError(f"bad --seeds '{args.seeds}'; write a comma list of integers, e.g. 0,1,2") from None
+        else:
+            seeds = [args.seed if args.seed is not None else 0]
+        return cls(
+            models=models, dataset=args.dataset, preset=args.preset or "quick", preset_given=args.preset is not None,
+            seeds=seeds, device=args.device, precision=args.precision, out=Path(args.out), resume=args.resume,
+            force=args.force, shard=parse_shard(args.shard), data_root=args.data_root,
+            overrides={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                       "accum_steps": args.accum_steps, "clip_grad": args.clip_grad, "train_size": args.train_size,
+                       "val_size": args.val_size, "test_size": args.test_size},
+            sets=list(args.set), profile=not args.no_profile, threads=args.threads,
+        )
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    from stbench.cli import UserError
+
+    if not spec:
+        return (0, 1)
+    try:
+        i, n = (int(p) for p in spec.split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not (n >= 1 and 0 <= i < n):
+        raise UserError(f"bad --shard '{spec}'; write i/n with 0 <= i < n, e.g. --shard 0/4 for the first of four")
+    return (i, n)
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# ---------------------------------------------------------------------------------------------
+# distributed set-up (nanoGPT-style: RANK in the environment means "started by torchrun")
+# ---------------------------------------------------------------------------------------------
+def setup_distributed(device_name: str):
+    from stbench.precision import resolve_device
+    from stbench.train import DistInfo
+
+    if "RANK" not in os.environ:
+        return resolve_device(device_name), DistInfo()
+    import torch.distributed as tdist
+
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    dev = resolve_device(device_name)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return dev, DistInfo(rank, world, local)
+
+
+# ---------------------------------------------------------------------------------------------
+def run_grid(opts: RunOptions) -> int:
+    from rich.console import Console
+
+    from stbench.data import get_dataset
+    from stbench.precision import make_precision
+    from stbench.recipes import PRESETS, RecipeError, load_recipe
+
+    if opts.preset not in PRESETS:
+        raise RecipeError(f"unknown preset '{opts.preset}'; choose one of {', '.join(PRESETS)}")
+    device, dist = setup_distributed(opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    con = Console(stderr=False, highlight=False, quiet=opts.quiet or not dist.master)
+    if not opts.preset_given:
+        con.print("[bold]No --preset given: running the 'quick' preset[/bold] (paper = published recipe, "
+                  "ask for it with --preset paper)")
+    if dist.master:
+        check_writable(opts.out)
+    grid = [(m, s) for m in opts.models for s in opts.seeds]
+    i, n = opts.shard
+    mine = grid[i::n]
+    if n > 1:
+        con.print(f"shard {i}/{n}: {len(mine)} of {len(grid)} runs")
+
+    # dataset shared by every run of this command (digits / test set loaded once)
+    data_cfg_recipe = load_recipe(opts.dataset, mine[0][0] if mine else opts.models[0], opts.preset,
+                                  opts.overrides, opts.sets)
+    data_kw = dict(data_cfg_recipe.config.get("data", {}))
+    dataset = get_dataset(opts.dataset, data_root=opts.data_root, **data_kw)
+
+    results: list[dict[str, Any]] = []
+    failed = False
+    if dist.master and i == 0:
+        results += _floors(opts, dataset, data_cfg_recipe.config, con)
+    for model_name, seed in mine:
+        rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
+        results.append(rec)
+        failed |= rec.get("status") == "failed"
+    if dist.master:
+        _summary(con, results, opts)
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
+    return 1 if failed else 0
+
+
+def _base_record(opts: RunOptions, model: str, seed: int, kind: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "run_id": f"{opts.dataset}/{opts.preset}/{model}__seed{seed}",
+            "status": "running", "reason": None, "kind": kind, "model": model, "dataset": opts.dataset,
+            "preset": opts.preset, "seed": seed}
+
+
+def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[dict[str, Any]]:
+    """Copy-last-frame and predict-zeros, evaluated on the same test set the same way."""
+    from stbench.metrics import METRIC_CONVENTION, MetricAccumulator, floor_predictions, metrics_meta
+
+    out = []
+    spec = dataset.spec
+    for kind in FLOORS:
+        path = record_path(opts.out, opts.dataset, opts.preset, kind, 0)
+        old = read_record(path)
+        if old and old.get("status") == "completed" and not opts.force:
+            out.append(old)
+            continue
+        t0 = time.perf_counter()
+        acc = MetricAccumulator(metrics=tuple(spec.metrics))
+        for x, y in dataset.batches("test", int(cfg.get("eval_batch_size", 16)), limit=cfg.get("test_size")):
+            acc.update(floor_predictions(kind, x, spec.t_out), y)
+        res = acc.result()
+        rec = _base_record(opts, kind, 0, "floor")
+        rec.update({"status": "completed", "family": "floor", "encoder": "-", "temporal": "-", "decoder": "-",
+                    "metrics": {k: v for k, v in res.items() if k != "per_frame"}, "per_frame": res["per_frame"],
+                    "metrics_meta": metrics_meta(spec.metrics), "convention": METRIC_CONVENTION,
+                    "val": None, "history": [], "profile": None, "examples": None,
+                    "config": {"test_size": cfg.get("test_size"), "data": cfg.get("data", {})},
+                    "env": env_info(torch.device("cpu"), "fp32"),
+                    "timing": {"started_at": now_iso(), "finished_at": now_iso(), "train_s": 0.0,
+                               "eval_s": round(time.perf_counter() - t0, 3), "total_s": 0.0}})
+        atomic_write_json(path, rec)
+        out.append(rec)
+    return out
+
+
+def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: torch.device, dist: Any,
+            con: Any, make_precision: Any) -> dict[str, Any]:
+    """One (model, seed) run; never raises for a model failure (records it instead)."""
+    from stbench import train as T
+    from stbench.metrics import METRIC_CONVENTION, metrics_meta
+    from stbench.recipes import load_recipe
+
+    rpath = record_path(opts.out, opts.dataset, opts.preset, model_name, seed)
+    cpath = checkpoint_path(opts.out, opts.dataset, opts.preset, model_name, seed)
+    old = read_record(rpath) if dist.master else None
+    if old and old.get("status") == "completed" and not opts.force:
+        con.print(f"[dim]{model_name} seed {seed}: already completed ({rpath}); --force re-runs it[/dim]")
+        return old
+    resume_ckpt = None
+    if cpath.exists():
+        if opts.resume:
+            resume_ckpt = T.load_checkpoint(cpath)
+        elif not opts.force:
+            from stbench.cli import UserError
+
+            raise UserError(f"{model_name} seed {seed} has an unfinished run with a checkpoint ({cpath}); "
+                            "pass --resume to continue it or --force to start over")
+
+    recipe = load_recipe(opts.dataset, model_name, opts.preset, opts.overrides, opts.sets)
+    cfg = recipe.config
+    prec = make_precision(opts.precision or cfg.get("precision", "fp32"), device)
+    cfg["precision_resolved"] = prec.name
+    torch.manual_seed(seed * 1000 + dist.rank)
+    model = recipe.build_model(model_name)
+    started = now_iso() if resume_ckpt is None else (old or {}).get("timing", {}).get("started_at", now_iso())
+    rec = _base_record(opts, model_name, seed, "model")
+    rec.update({"family": "recurrent" if model.recurrent else "parallel", "encoder": model.names["encoder"],
+                "temporal": model.names["temporal"], "decoder": model.names["decoder"], "metrics": None,
+                "per_frame": None, "metrics_meta": metrics_meta(dataset.spec.metrics),
+                "convention": METRIC_CONVENTION, "val": None, "history": [], "profile": None, "examples": None,
+                "config": {**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
+                           "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root},
+                "env": env_info(device, prec.name),
+                "timing": {"started_at": started, "finished_at": None, "train_s": 0.0, "eval_s": 0.0, "total_s": 0.0}})
+    t_start = time.perf_counter()
+
+    def write() -> None:
+        if dist.master:
+            atomic_write_json(rpath, rec)
+
+    try:
+        if opts.profile and dist.master:
+            rec["profile"] = _profile(model_name, recipe, device, prec, cfg)
+        if resume_ckpt is None:
+            write()
+        model = prec.prepare(model)
+        if dist.master and rec["profile"] and rec["profile"].get("train_step_ms"):
+            _estimate(con, rec["profile"]["train_step_ms"], dataset, cfg, dist, opts.preset)
+        with _Progress(con, f"{model_name} s{seed}") as prog:
+            def on_epoch(row: dict[str, Any]) -> None:
+                rec["history"].append(row)
+                write()
+                prog.epoch_done(row)
+
+            hooks = T.LoopHooks(on_start=prog.start, on_step=prog.step, on_epoch=on_epoch)
+            if resume_ckpt is not None:
+                rec["history"] = list(resume_ckpt["state"]["history"])
+                prog.resumed(resume_ckpt["state"]["epoch"])
+            model, state = T.train(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=cpath,
+                                   resume=resume_ckpt, dist=dist, hooks=hooks)
+        rec["timing"]["train_s"] = round(state.train_s, 3)
+        if dist.master:
+            t0 = time.perf_counter()
+            res, examples = T.evaluate(model, dataset.batches("test", int(cfg.get("eval_batch_size", 16)),
+                                                             limit=cfg.get("test_size")),
+                                       device, prec, metrics=tuple(dataset.spec.metrics), keep=N_EXAMPLES)
+            rec["timing"]["eval_s"] = round(time.perf_counter() - t0, 3)
+            rec["metrics"] = {k: v for k, v in res.items() if k != "per_frame"}
+            rec["per_frame"] = res["per_frame"]
+            best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
+            rec["val"] = {"best_epoch": state.best_epoch,
+                          "metrics": {"mse": best["val_mse"]} if best else None}
+            if examples is not None:
+                ex_path = rpath.with_suffix(".examples.npz")
+                atomic_write_npz(ex_path, examples)
+                rec["examples"] = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
+            rec["status"] = "completed"
+    except T.NonFiniteLoss as exc:
+        rec["status"], rec["reason"] = "failed", str(exc)
+    except KeyboardInterrupt:
+        rec["status"], rec["reason"] = "interrupted", "Ctrl-C; continue with --resume"
+        _finish(rec, t_start)
+        write()
+        raise
+    except T.CheckpointError:
+        raise  # a user problem for the CLI, not a model failure
+    except Exception as exc:  # noqa: BLE001 - isolate this run's failure from the others
+        rec["status"], rec["reason"] = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if os.environ.get("STBENCH_DEBUG"):
+            traceback.print_exc()
+    _finish(rec, t_start)
+    write()
+    if rec["status"] == "completed" and dist.master and cpath.exists():
+        cpath.unlink()  # the record now holds the result; the checkpoint was only for resuming
+    if rec["status"] == "failed":
+        con.print(f"[red]{model_name} seed {seed} failed: {rec['reason']}[/red]")
+    return rec
+
+
+def _finish(rec: dict[str, Any], t_start: float) -> None:
+    rec["timing"]["finished_at"] = now_iso()
+    rec["timing"]["total_s"] = round(rec["timing"].get("total_s", 0.0) + time.perf_counter() - t_start, 3)
+
+
+def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    from stbench.profile import profile_model
+
+    m = recipe.build_model(model_name)
+    r = profile_model(m, name=model_name, device=device, precision=prec, batch=int(cfg["batch_size"]),
+                      warmup=2, reps=5, train=True, flops=True, published_fps=False)
+    d = r.as_dict()
+    del m
+    return d
+
+
+def _estimate(con: Any, step_ms: float, dataset: Any, cfg: dict[str, Any], dist: Any, preset: str) -> None:
+    n = dataset.num_batches("train", int(cfg["batch_size"]), world_size=dist.world_size, limit=cfg.get("train_size"))
+    total = step_ms / 1e3 * n * int(cfg["epochs"])
+    msg = (f"estimated training time: {_fmt_s(total)} ({int(cfg['epochs'])} epochs x {n} steps at a measured "
+           f"{step_ms:.0f} ms/step), plus evaluation")
+    con.print(("[bold yellow]" if preset == "paper" else "[dim]") + msg + ("[/bold yellow]" if preset == "paper"
+                                                                            else "[/dim]"))
+
+
+class _Progress:
+    """rich progress bars: epochs and iterations with loss, throughput and ETA."""
+
+    def __init__(self, con: Any, label: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.con = con
+        self.label = label
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+                          TimeRemainingColumn(), console=con, transient=False, disable=con.quiet)
+        self.ep = self.it = None
+
+    def __enter__(self) -> _Progress:
+        self.p.__enter__()
+        return self
+
+    def __exit__(self, *a: Any) -> None:
+        self.p.__exit__(*a)
+
+    def start(self, epochs: int, batches: int) -> None:
+        if self.ep is None:
+            self.ep = self.p.add_task(f"{self.label} epochs", total=epochs, info="")
+        self.it = self.p.add_task("  iterations", total=batches, info="")
+        self._batches = batches
+
+    def resumed(self, epoch: int) -> None:
+        self.con.print(f"[dim]resuming {self.label} after epoch {epoch}[/dim]")
+        self._resume_epoch = epoch
+
+    def step(self, i: int, loss: float | None, sps: float) -> None:
+        if self.ep is not None and getattr(self, "_resume_epoch", None):
+            self.p.update(self.ep, completed=self._resume_epoch)
+            self._resume_epoch = None
+        self.p.update(self.it, completed=i, info=f"loss {loss:.4f} · {sps:.0f} seq/s")
+
+    def epoch_done(self, row: dict[str, Any]) -> None:
+        self.p.advance(self.ep)
+        self.p.update(self.ep, info=f"train {row['train_loss']:.4f} · val MSE {row.get('val_mse', float('nan')):.1f}")
+        self.p.reset(self.it, total=self._batches)
+
+
+def _summary(con: Any, results: list[dict[str, Any]], opts: RunOptions) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"stbench run — {opts.dataset}, preset {opts.preset}")
+    for c in ("model", "seed", "status", "MSE ↓", "SSIM ↑", "PSNR ↑", "train", "record"):
+        t.add_column(c)
+    for r in results:
+        m = r.get("metrics") or {}
+        t.add_row(r["model"], str(r["seed"]) if r.get("kind") == "model" else "-",
+                  r["status"] + (f": {r['reason']}" if r.get("reason") else ""),
+                  f"{m['mse']:.2f}" if "mse" in m else "-", f"{m['ssim']:.4f}" if "ssim" in m else "-",
+                  f"{m['psnr']:.2f}" if "psnr" in m else "-",
+                  _fmt_s(r["timing"]["train_s"]) if r.get("kind") == "model" else "-",
+                  str(record_path(opts.out, r["dataset"], r["preset"], r["model"], r["seed"])))
+    con.print(t)
+    con.print(f"[dim]MSE/MAE: per-frame sums; SSIM data_range 2.0; see `stbench report --results {opts.out}`[/dim]")

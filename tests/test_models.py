@@ -1,0 +1,119 @@
+"""Every registered model's tiny variant is tested here, parametrised from the registry (timm's habit):
+a new model is covered without editing this file."""
+
+import numpy as np
+import pytest
+import torch
+
+import stbench
+from stbench.models.base import ShapeError
+from stbench.models.losses import ddr_loss
+from stbench.profile import count_flops, count_params
+from stbench.registry import MODELS
+
+TINY = [n for n in MODELS.names() if MODELS.entry(n).meta.get("tiny")]
+SHAPE = (4, 1, 16, 16)  # (T_in, C, H, W)
+
+
+def test_every_named_model_has_a_tiny_variant():
+    full = [n for n in MODELS.names() if not MODELS.entry(n).meta.get("tiny") and MODELS.entry(n).source == "built-in"]
+    assert full and all(f"{n}_tiny" in TINY for n in full)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_forward_backward(name):
+    m = stbench.create_model(name, in_shape=SHAPE, t_out=3)
+    x, y = torch.rand(2, *SHAPE), torch.rand(2, 3, 1, 16, 16)
+    out = m(x)
+    assert out.pred.shape == (2, 3, 1, 16, 16)
+    loss, parts = m.loss(m(x, y, sampling_mask=torch.ones(2, 5) if m.recurrent else None), x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and "mse" in parts
+    grads = [p.grad for p in m.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads), "every parameter gets a gradient"
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_deterministic_under_seed(name):
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        m = stbench.create_model(name, in_shape=SHAPE, t_out=2).eval()
+        torch.manual_seed(7)
+        outs.append(m(torch.rand(1, *SHAPE)).pred)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+# published Moving MNIST figures: params (M) and fvcore FLOPs (G) to the precision printed
+PUBLISHED = {"simvp": (58.0, 19.4), "gsta": (46.8, 16.5), "tau": (44.7, 16.0)}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_param_and_flop_counts(name):
+    m = stbench.create_model(name)
+    p, f = PUBLISHED[name]
+    # gsta and tau round to the published figure exactly; simvp is 57.946M against a printed 58.0M
+    # (FLOPs agree exactly, so the architecture is the same; the 4k-parameter gap is unexplained and
+    # documented in the README). The tolerance is the half-unit of the printed digit plus that gap.
+    assert abs(count_params(m) / 1e6 - p) <= 0.055
+    assert round(count_flops(m) / 1e9, 1) == f
+
+
+def test_exact_parameter_counts():
+    # exact values pinned after checking them against the published rounding above
+    exact = {"simvp": 57_946_113, "gsta": 46_769_665, "tau": 44_656_001}
+    for name, n in exact.items():
+        with torch.device("meta"):
+            assert count_params(stbench.create_model(name)) == n
+
+
+def test_parallel_rollout_extends_the_first_chunk():
+    torch.manual_seed(0)
+    m10 = stbench.create_model("tau_tiny", in_shape=SHAPE, t_out=4).eval()
+    m20 = stbench.create_model("tau_tiny", in_shape=SHAPE, t_out=10).eval()
+    m20.load_state_dict(m10.state_dict())
+    x = torch.rand(2, *SHAPE)
+    p10, p20 = m10(x).pred, m20(x).pred
+    assert p20.shape == (2, 10, 1, 16, 16)
+    torch.testing.assert_close(p20[:, :4], p10)
+    m3 = stbench.create_model("tau_tiny", in_shape=SHAPE, t_out=3).eval()
+    m3.load_state_dict(m10.state_dict())
+    torch.testing.assert_close(m3(x).pred, p10[:, :3])
+
+
+def test_wrong_component_shape_is_named():
+    m = stbench.create_model("tau_tiny", in_shape=SHAPE, t_out=4)
+    m.temporal.forward = lambda z: z[:, :-1]  # drops a frame
+    with pytest.raises(ShapeError, match=r"temporal module 'tau' returned shape \(2, 3, .*expected \(2, 4,"):
+        m(torch.rand(2, *SHAPE))
+    with pytest.raises(ShapeError, match="model input has shape"):
+        m(torch.rand(2, 5, 1, 16, 16))
+
+
+def test_unknown_override_is_named():
+    with pytest.raises(TypeError, match="model 'tau_tiny' does not take hid_X; it accepts: .*hid_T"):
+        stbench.create_model("tau_tiny", hid_X=3)
+
+
+def test_ddr_matches_hand_computation():
+    g = np.random.default_rng(0)
+    P, Y = g.random((2, 4, 1, 3, 3)), g.random((2, 4, 1, 3, 3))
+    dp = (P[:, 1:] - P[:, :-1]).reshape(2, 3, -1) / 0.1
+    dy = (Y[:, 1:] - Y[:, :-1]).reshape(2, 3, -1) / 0.1
+    p = np.exp(dp - dp.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    q = np.exp(dy - dy.max(-1, keepdims=True))
+    q /= q.sum(-1, keepdims=True)
+    want = np.mean(p * np.log(p / (q + 1e-12) + 1e-12))
+    got = ddr_loss(torch.tensor(P), torch.tensor(Y)).item()
+    assert abs(got - want) < 1e-12
+    assert ddr_loss(torch.tensor(P[:, :2]), torch.tensor(Y[:, :2])).item() == 0.0
+
+
+def test_tau_loss_is_mse_plus_alpha_ddr():
+    m = stbench.create_model("tau_tiny", in_shape=SHAPE, t_out=4)
+    x, y = torch.rand(2, *SHAPE), torch.rand(2, 4, 1, 16, 16)
+    out = m(x)
+    loss, parts = m.loss(out, x, y)
+    mse = torch.mean((out.pred - y) ** 2)
+    torch.testing.assert_close(loss, mse + 0.1 * ddr_loss(out.pred, y))

@@ -1,0 +1,71 @@
+import pytest
+
+import stbench
+from stbench.models.base import ParallelTemporal
+from stbench.registry import MODELS, TEMPORAL, PluginError, Registry, RegistryError, load_plugin
+
+
+def test_builtins_found_through_entry_points():
+    names = TEMPORAL.names()
+    assert {"incepu", "gsta", "tau"} <= set(names)
+    assert TEMPORAL.entry("tau").source == "built-in"
+    assert {"simvp", "gsta", "tau", "simvp_tiny"} <= set(MODELS.names())
+
+
+def test_unknown_name_suggests_and_lists():
+    with pytest.raises(RegistryError) as ei:
+        stbench.create_model("tua")
+    msg = str(ei.value)
+    assert "unknown model 'tua'" in msg and "did you mean 'tau'" in msg and "Available:" in msg
+    assert "\n" not in msg
+
+
+def test_duplicate_name_refused():
+    reg = Registry("thing", "stbench.things")
+
+    @reg.register("a")
+    class A:
+        pass
+
+    with pytest.raises(RegistryError, match="duplicate thing name 'a'"):
+        reg.register("a", obj=type("B", (), {}))
+    reg.register("a", obj=A)  # the same object again is not a duplicate
+
+
+def test_base_class_checked():
+    reg = Registry("temporal module", "x", base=ParallelTemporal)
+    with pytest.raises(TypeError, match="must subclass ParallelTemporal"):
+        reg.register("bad", obj=type("Bad", (), {}))
+
+
+def test_wildcards():
+    assert stbench.list_models("tau*") == ["tau", "tau_tiny"]
+    assert "tau_tiny" not in stbench.list_models("tau*", include_tiny=False)
+
+
+def test_plugin_file_registers_and_broken_plugin_is_named(tmp_path):
+    good = tmp_path / "myplug.py"
+    good.write_text(
+        "from stbench.models.base import ParallelTemporal\n"
+        "from stbench.registry import TEMPORAL\n"
+        "@TEMPORAL.register('ident_test')\n"
+        "class Ident(ParallelTemporal):\n"
+        "    def __init__(self, *, in_shape, t_out):\n"
+        "        super().__init__()\n"
+        "    def forward(self, z):\n"
+        "        return z\n"
+    )
+    load_plugin(str(good))
+    try:
+        e = TEMPORAL.entry("ident_test")
+        assert e.source == f"plugin {good}"
+        m = stbench.create_model("ident_test", in_shape=(4, 1, 16, 16), t_out=4, hid_S=4, N_S=2)
+        assert m.names["temporal"] == "ident_test" and not m.recurrent
+    finally:
+        TEMPORAL.unregister("ident_test")
+    bad = tmp_path / "broken.py"
+    bad.write_text("import not_a_real_module_xyz\n")
+    with pytest.raises(PluginError, match="plugin '.*broken.py' failed to load: ModuleNotFoundError"):
+        load_plugin(str(bad))
+    with pytest.raises(PluginError, match="no such file"):
+        load_plugin(str(tmp_path / "missing.py"))

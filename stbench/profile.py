@@ -63,14 +63,17 @@ class ProfileResult:
 
 
 class _Forecast(nn.Module):
-    """Wraps an STModel so tracers see a tensor output (the forecast)."""
+    """Wraps an STModel so tracers see tensor outputs: the forecast, and the auxiliary loss where the
+    model computes one at test time (PredRNN.V2's decoupling loss; the published forward returns it,
+    so its adapter convolutions are counted as published)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x).pred
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        return out.pred if out.aux_loss is None else (out.pred, out.aux_loss)
 
 
 def count_params(model: nn.Module) -> int:

@@ -4,8 +4,11 @@
 from stbench.models import (  # noqa: F401  (registration)
     incepu,
     metaformer,
+    patch_codec,
+    recurrent,
     simvp_codec,
     zoo,  # noqa: F401
+    zoo_recurrent,
 )
 from stbench.models.base import (
     Decoder,

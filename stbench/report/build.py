@@ -1,0 +1,137 @@
+"""``build_report``: records -> leaderboards -> terminal tables, files and plots. ``stbench report`` calls it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.text import Text
+
+from stbench.report.html import render_html
+from stbench.report.plots import PlotSet, make_plots
+from stbench.report.records import EmptyResultsError, load_records
+from stbench.report.references import DatasetReferences, default_baselines_dir, load_references
+from stbench.report.tables import Leaderboard, build_leaderboards
+from stbench.report.writers import latex, markdown, print_term, write_csv
+
+FORMATS = ("term", "md", "csv", "tex", "html")
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)  # every file written, in writing order
+    leaderboards: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (dataset, preset) -> table
+    warnings: list[str] = field(default_factory=list)  # skipped records, mixed devices, unreadable baselines
+    notes: list[str] = field(default_factory=list)  # plots skipped and why
+    boards: list[Leaderboard] = field(default_factory=list)  # the full leaderboards (notes, failed runs, published)
+    records: pd.DataFrame | None = None  # every readable record, one row per run
+
+
+def _check_formats(formats: Sequence[str] | str) -> list[str]:
+    if isinstance(formats, str):
+        formats = formats.split(",")
+    wanted = [f.strip().lower() for f in formats if f.strip()]
+    bad = [f for f in wanted if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown report format(s) {', '.join(bad)}; choose from {','.join(FORMATS)}")
+    return list(dict.fromkeys(wanted))
+
+
+def _print_warnings(console: Console | None, warnings: list[str]) -> None:
+    if console is None:
+        return
+    for w in warnings:
+        console.print(Text(f"warning: {w}", style="yellow"))
+
+
+def build_report(
+    results_dir: Path,
+    out_dir: Path | None = None,
+    formats: Sequence[str] = FORMATS,
+    console: Console | None = None,
+    baselines_dir: Path | None = None,
+    *,
+    plots: bool = True,
+) -> ReportResult:
+    """Leaderboards (one per dataset and preset) and plots from every run record under ``results_dir``.
+
+    - ``formats``: any of ``term`` (rich tables on ``console``), ``md``, ``csv``, ``tex`` (one file of each per
+      leaderboard: ``leaderboard_<dataset>_<preset>.<ext>``) and ``html`` (one self-contained ``report.html``).
+    - ``out_dir``: where files go (default ``<results_dir>/report``); plots go to ``<out_dir>/plots`` whenever
+      a file format is asked for and ``plots`` is true.
+    - ``console``: tables are printed when ``term`` is asked for (a new Console if none is given); warnings and
+      skipped plots are printed whenever there is a console.
+    - ``baselines_dir``: where ``<dataset>.toml`` with the published numbers lives (default: the recipes').
+
+    Raises :class:`EmptyResultsError` (one-line message saying how to create results) when there is no
+    readable record, and ``ValueError`` for an unknown format.
+    """
+    wanted = _check_formats(formats)
+    results_dir = Path(results_dir)
+    out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
+    if console is None and "term" in wanted:
+        console = Console()
+    try:
+        loaded = load_records(results_dir)
+    except EmptyResultsError as exc:
+        _print_warnings(console, exc.warnings)
+        raise
+    result = ReportResult(out_dir=out_dir, warnings=list(loaded.warnings), records=loaded.frame)
+
+    bdir = Path(baselines_dir) if baselines_dir is not None else default_baselines_dir()
+    refs: dict[str, DatasetReferences] = {}
+
+    def references(dataset: str) -> DatasetReferences:
+        if dataset not in refs:
+            refs[dataset], warns = load_references(bdir, dataset)
+            result.warnings.extend(warns)
+        return refs[dataset]
+
+    boards = build_leaderboards(loaded, references)
+    result.boards = boards
+    result.leaderboards = {lb.key: lb.table for lb in boards}
+    for lb in boards:
+        result.warnings.extend(lb.warnings)
+
+    file_formats = [f for f in wanted if f != "term"]
+    plot_sets: dict[tuple[str, str], PlotSet] = {}
+    if file_formats:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if plots:
+            for lb in boards:
+                ps = make_plots(lb, out_dir / "plots")
+                plot_sets[lb.key] = ps
+                result.notes.extend(ps.notes)
+                result.files += [f for p in ps.files for f in (p.png, p.svg)]
+    for lb in boards:
+        stem = out_dir / f"leaderboard_{lb.slug}"
+        ps = plot_sets.get(lb.key, PlotSet())
+        if "md" in wanted:
+            path = stem.with_suffix(".md")
+            path.write_text(markdown(lb, ps.files, ps.notes, rel_to=out_dir), encoding="utf-8")
+            result.files.append(path)
+        if "csv" in wanted:
+            result.files.append(write_csv(lb, stem.with_suffix(".csv")))
+        if "tex" in wanted:
+            path = stem.with_suffix(".tex")
+            path.write_text(latex(lb), encoding="utf-8")
+            result.files.append(path)
+    if "html" in wanted:
+        path = out_dir / "report.html"
+        path.write_text(render_html(boards, plot_sets, result.warnings, str(results_dir), len(loaded.frame)),
+                        encoding="utf-8")
+        result.files.append(path)
+
+    if console is not None:
+        if "term" in wanted:
+            for lb in boards:
+                print_term(lb, console)
+            console.print()
+        for note in result.notes:
+            console.print(Text(note, style="dim"))
+        _print_warnings(console, result.warnings)
+    return result

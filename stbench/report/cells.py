@@ -1,0 +1,176 @@
+"""Leaderboard -> a grid of display strings (human units, mean ± std, arrows) shared by every output format.
+
+The writers (terminal, Markdown, LaTeX, HTML) only decide how a cell marked ``best`` or a floor row
+looks; what each cell says is decided here, once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from stbench.report.tables import Leaderboard
+
+DASH = "–"
+METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "ssim": "SSIM", "psnr": "PSNR", "ssim_dr1": "SSIM dr=1"}
+UP, DOWN = "↑", "↓"
+
+
+def _missing(x: object) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def si(x: float | None, digits: int = 3) -> str:
+    """16.0e9 -> '16.0G', 44.7e6 -> '44.7M', 283.4 -> '283' (``digits`` significant digits)."""
+    if _missing(x):
+        return DASH
+    if not math.isfinite(x):
+        return str(x)
+    v, suffix = x, ""
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            v, suffix = x / div, unit
+            break
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v)))) if v else 0
+    return f"{v:.{decimals}f}{suffix}"
+
+
+def duration(seconds: float | None) -> str:
+    """42.3 -> '42s', 312 -> '5m 12s', 3720 -> '1h 02m'."""
+    if _missing(seconds):
+        return DASH
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def metric_decimals(metric: str, value: float) -> int:
+    """SSIM 4 decimals; other metrics 2 decimals at >= 1, else 4 significant digits."""
+    if metric.startswith("ssim"):
+        return 4
+    if _missing(value) or value == 0 or abs(value) >= 1:
+        return 2
+    return 3 - int(math.floor(math.log10(abs(value))))
+
+
+def metric_text(metric: str, mean: float, std: float | None = None) -> str:
+    if _missing(mean):
+        return DASH
+    d = metric_decimals(metric, mean)
+    return f"{mean:.{d}f}" if _missing(std) else f"{mean:.{d}f} ± {std:.{d}f}"
+
+
+def metric_label(metric: str, higher_is_better: bool) -> str:
+    return f"{METRIC_LABELS.get(metric, metric.upper())}{UP if higher_is_better else DOWN}"
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    align: str = "right"  # "left" | "right"
+    metric: str | None = None
+    short: str | None = None  # a narrower header for the terminal and LaTeX
+
+    @property
+    def term_label(self) -> str:
+        return self.short or self.label
+
+
+@dataclass
+class Cell:
+    text: str
+    best: bool = False
+
+
+@dataclass
+class Grid:
+    columns: list[Column]
+    rows: list[list[Cell]] = field(default_factory=list)
+    floor: list[bool] = field(default_factory=list)  # per row: a floor (shown apart, never best)
+
+    def without(self, key: str) -> Grid:
+        keep = [i for i, c in enumerate(self.columns) if c.key != key]
+        return Grid([self.columns[i] for i in keep], [[r[i] for i in keep] for r in self.rows], list(self.floor))
+
+
+def grid(lb: Leaderboard) -> Grid:
+    table = lb.table
+    dev = f", {lb.throughput_device}" if lb.throughput_device else ""
+    cols = [Column("rank", "#"), Column("model", "Model", "left"), Column("family", "Family", "left"),
+            Column("arch", "Encoder + temporal", "left"), Column("params", "Params"), Column("flops", "FLOPs"),
+            Column("throughput", f"Throughput{UP} (seq/s{dev})", short=f"seq/s{UP}" + (f" ({dev[2:]})" if dev else ""))]
+    for m in lb.metrics:
+        cols.append(Column(m, metric_label(m, lb.higher_is_better[m]), metric=m))
+        if f"{m}_published" in table.columns and m == "mse":
+            cols.append(Column(f"{m}_published", f"{metric_label(m, lb.higher_is_better[m])} (published)"))
+    cols += [Column("n", "n"), Column("train_s", "Train time")]
+    out = Grid(cols)
+    for _, row in table.iterrows():
+        floor = row["kind"] == "floor"
+        cells = []
+        for c in cols:
+            if c.key == "rank":
+                cells.append(Cell(DASH if floor or _missing(row["rank"]) else str(int(row["rank"]))))
+            elif c.key == "model":
+                cells.append(Cell(f"{row['model']} (floor)" if floor else str(row["model"])))
+            elif c.key == "family":
+                cells.append(Cell(str(row["family"])))
+            elif c.key == "arch":
+                enc, tmp = row.get("encoder", "-"), row.get("temporal", "-")
+                cells.append(Cell(DASH if floor or (enc in ("-", None) and tmp in ("-", None)) else f"{enc} + {tmp}"))
+            elif c.key == "params":
+                cells.append(Cell(si(row.get("params"))))
+            elif c.key == "flops":
+                cells.append(Cell(si(row.get("flops"))))
+            elif c.key == "throughput":
+                cells.append(Cell(si(row.get("infer_seq_per_s"))))
+            elif c.metric:
+                cells.append(Cell(metric_text(c.metric, row[f"{c.metric}_mean"], row[f"{c.metric}_std"]),
+                                  best=bool(row[f"best_{c.metric}"])))
+            elif c.key.endswith("_published"):
+                cells.append(Cell(metric_text(c.key[: -len("_published")], row[c.key])))
+            elif c.key == "n":
+                cells.append(Cell(str(int(row["n"]))))
+            elif c.key == "train_s":
+                cells.append(Cell(si(None) if floor else duration(row.get("train_s"))))
+        out.rows.append(cells)
+        out.floor.append(bool(floor))
+    return out
+
+
+def published_grid(lb: Leaderboard) -> Grid | None:
+    """The paper preset's published reference numbers as their own grid (never mixed with measured rows)."""
+    if lb.published is None or lb.published.empty:
+        return None
+    cols = [Column("model", "Model", "left"), Column("source", "Source", "left"), Column("epochs", "Epochs"),
+            Column("params_m", "Params"), Column("flops_g", "FLOPs"), Column("fps", "FPS (as published)")]
+    cols += [Column(m, metric_label(m, lb.higher_is_better.get(m, m in ("ssim", "psnr"))), metric=m)
+             for m in ("mse", "mae", "ssim", "psnr")]
+    out = Grid(cols)
+    for _, r in lb.published.iterrows():
+        out.rows.append([
+            Cell(str(r["model"])), Cell(str(r["source"])),
+            Cell(DASH if _missing(r["epochs"]) else str(int(r["epochs"]))),
+            Cell(DASH if _missing(r["params_m"]) else f"{r['params_m']:.1f}M"),
+            Cell(DASH if _missing(r["flops_g"]) else f"{r['flops_g']:.1f}G"),
+            Cell(DASH if _missing(r["fps"]) else f"{r['fps']:.0f}"),
+            *[Cell(metric_text(m, r[m])) for m in ("mse", "mae", "ssim", "psnr")],
+        ])
+        out.floor.append(False)
+    return out
+
+
+def unfinished_lines(lb: Leaderboard) -> list[str]:
+    """'predrnn seed 0: failed — non-finite loss at epoch 3' for each run that did not complete."""
+    lines = []
+    for _, r in lb.unfinished.iterrows():
+        reason = r["reason"] if isinstance(r["reason"], str) and r["reason"] else (
+            "still running, or stopped without a final record" if r["status"] == "running" else "no reason recorded")
+        lines.append(f"{r['model']} seed {r['seed']}: {r['status']} — {reason}")
+    return lines

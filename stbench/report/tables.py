@@ -1,0 +1,252 @@
+"""Records DataFrame -> one leaderboard per (dataset, preset): seeds aggregated, models ranked, best marked.
+
+Rules (issue 6): records of different datasets or presets are never ranked together; only
+``completed`` runs are ranked, failed / unfinished ones are listed with their reason; floors
+(``kind == "floor"``) sit at the bottom and are never "best"; rows are sorted by MSE ascending;
+published reference numbers join only ``paper``-preset leaderboards, in columns named ``published``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from stbench.recipes import PRESETS as PRESET_ORDER  # leaderboards of a dataset come in this order
+from stbench.report.records import LoadedRecords
+from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
+
+METRIC_ORDER = ("mse", "mae", "ssim", "psnr")  # the leaderboard's metric columns first, in this order
+DEFAULT_HIGHER_IS_BETTER = {"mse": False, "mae": False, "ssim": True, "psnr": True}
+SORT_METRIC = "mse"  # rows are ranked by this metric (the first metric present if a dataset lacks it)
+
+
+def higher_is_better(metric: str, meta: dict[str, dict[str, Any]]) -> bool:
+    """From the records' ``metrics_meta``; else known defaults (an unknown ``ssim*`` / ``psnr*`` is higher)."""
+    if isinstance(meta.get(metric, {}).get("higher_is_better"), bool):
+        return meta[metric]["higher_is_better"]
+    return DEFAULT_HIGHER_IS_BETTER.get(metric, metric.startswith(("ssim", "psnr")))
+
+
+@dataclass
+class Leaderboard:
+    dataset: str
+    preset: str
+    # one row per model: rank, model, kind, family, encoder, temporal, decoder, n, seeds, params, flops,
+    # infer_seq_per_s, train_s, epochs, <m>_mean, <m>_std, best_<m> per metric, and on `paper` <m>_published
+    table: pd.DataFrame
+    metrics: list[str]
+    higher_is_better: dict[str, bool]
+    runs: pd.DataFrame  # the completed record rows behind `table` (plots read per-run data from here)
+    unfinished: pd.DataFrame  # failed / running runs: model, seed, status, reason, path
+    published: pd.DataFrame | None = None  # paper only: model, source, epochs, params_m, ... (never measured)
+    throughput_device: str | None = None  # short device name for the throughput header ("cpu", "cuda", "mixed")
+    notes: list[str] = field(default_factory=list)  # footnotes, the metric convention excluded
+    provenance: str = ""  # where the numbers come from: runs, dates, stbench version / commit, devices
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.dataset, self.preset
+
+    @property
+    def slug(self) -> str:
+        def safe(name: str) -> str:
+            return "".join(c if c.isalnum() or c in "-._" else "-" for c in name)
+
+        return f"{safe(self.dataset)}_{safe(self.preset)}"
+
+
+def _order_key(dataset: str, preset: str) -> tuple[str, int, str]:
+    rank = PRESET_ORDER.index(preset) if preset in PRESET_ORDER else len(PRESET_ORDER)
+    return dataset, rank, preset
+
+
+def _first_number(values: pd.Series) -> float:
+    vals = values.dropna()
+    return float(vals.iloc[0]) if len(vals) else math.nan
+
+
+def _mean(values: pd.Series) -> float:
+    vals = values.dropna()
+    return float(vals.mean()) if len(vals) else math.nan
+
+
+def _aggregate(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    rows = []
+    for model, g in runs.groupby("model", sort=False):
+        g = g.sort_values("seed")
+        first = g.iloc[0]
+        row: dict[str, Any] = {
+            "model": model, "kind": first["kind"], "family": first["family"], "encoder": first["encoder"],
+            "temporal": first["temporal"], "decoder": first["decoder"], "n": len(g),
+            "seeds": ",".join(str(s) for s in g["seed"]),
+            "params": _first_number(g["params"]), "flops": _first_number(g["flops"]),
+            "infer_seq_per_s": _mean(g["infer_seq_per_s"]), "train_s": _mean(g["train_s"]),
+            "epochs": _first_number(g["epochs"]),
+        }
+        for m in metrics:
+            vals = g[m].dropna() if m in g else pd.Series(dtype=float)
+            row[f"{m}_mean"] = float(vals.mean()) if len(vals) else math.nan
+            row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool]) -> pd.DataFrame:
+    """Trained models sorted by the sort metric (ranks 1..k, ties share a rank), floors after them."""
+    is_floor = table["kind"] == "floor"
+    sort_metric = SORT_METRIC if SORT_METRIC in metrics else (metrics[0] if metrics else None)
+    if sort_metric is None:
+        models, floors = table[~is_floor].sort_values("model"), table[is_floor].sort_values("model")
+        ranks = pd.array(range(1, len(models) + 1), dtype="Int64")
+    else:
+        col, asc = f"{sort_metric}_mean", not higher[sort_metric]
+        models = table[~is_floor].sort_values([col, "model"], ascending=[asc, True], na_position="last")
+        floors = table[is_floor].sort_values([col, "model"], ascending=[asc, True], na_position="last")
+        finite = models[col].where(models[col].apply(math.isfinite))  # NaN / inf: listed, never ranked
+        ranks = finite.rank(method="min", ascending=asc).astype("Int64")
+    models = models.assign(rank=ranks)
+    floors = floors.assign(rank=pd.array([pd.NA] * len(floors), dtype="Int64"))
+    out = pd.concat([models, floors], ignore_index=True)
+    for m in metrics:
+        col = out[f"{m}_mean"]
+        ranked = col[(out["kind"] != "floor") & col.apply(math.isfinite)]
+        best = (ranked.max() if higher[m] else ranked.min()) if len(ranked) else math.nan
+        out[f"best_{m}"] = (out["kind"] != "floor") & (col == best)
+    return out[["rank"] + [c for c in out.columns if c != "rank"]]
+
+
+def _device_notes(runs: pd.DataFrame, lb: Leaderboard) -> None:
+    prof = runs[runs["infer_seq_per_s"].notna()]
+    if prof.empty:
+        return
+    described = []
+    for (dev, name, prec, batch), g in prof.groupby(["device", "device_name", "precision", "infer_batch"],
+                                                     dropna=False, sort=False):
+        parts = [str(name) if isinstance(name, str) else str(dev)]
+        if isinstance(dev, str) and isinstance(name, str):
+            parts[0] = f"{name} [{dev}]"
+        if isinstance(prec, str):
+            parts.append(prec)
+        if not (isinstance(batch, float) and math.isnan(batch)):
+            parts.append(f"batch {int(batch)}")
+        described.append((", ".join(parts), sorted(set(g["model"]))))
+    devices = {str(d).split(":")[0] for d in prof["device"].dropna()}
+    if len(described) == 1:
+        lb.throughput_device = next(iter(devices)) if len(devices) == 1 else None
+        lb.notes.append(f"Throughput: eval-mode forward, sequences/s, median after warm-up, on {described[0][0]}.")
+    else:
+        lb.throughput_device = "mixed"
+        where = "; ".join(f"{', '.join(models)}: {desc}" for desc, models in described)
+        lb.notes.append(f"Throughput: eval-mode forward, sequences/s, median after warm-up, measured on different "
+                        f"devices or settings, NOT comparable across them ({where}).")
+        lb.warnings.append(f"{lb.dataset}/{lb.preset}: throughput measured on different devices or settings "
+                           f"({len(described)} kinds); it is not comparable across them")
+
+
+def _attach_published(lb: Leaderboard, refs: DatasetReferences) -> None:
+    """Paper preset only: a `<m>_published` column per metric and a table of the matching references."""
+    if refs.path is None:
+        lb.notes.append(f"Published: no baselines/{lb.dataset}.toml found, so no published numbers are shown.")
+        return
+    default_epochs = refs.preset_epochs.get("paper")
+    table = lb.table
+    pub_rows: list[dict[str, Any]] = []
+    values: dict[str, list[float]] = {k: [] for k in REFERENCE_FIELDS}  # per row of `table`
+    sources: list[str | None] = []
+    missing: list[str] = []
+    for _, row in table.iterrows():
+        epochs = int(row["epochs"]) if not math.isnan(row["epochs"]) else default_epochs
+        refs_here = [] if row["kind"] == "floor" else refs.matching(row["model"], epochs)
+        first = refs_here[0] if refs_here else None
+        for k in REFERENCE_FIELDS:
+            values[k].append(first.values.get(k, math.nan) if first else math.nan)
+        sources.append(first.source if first else None)
+        if row["kind"] != "floor" and not refs_here:
+            missing.append(f"{row['model']} ({epochs} epochs)" if epochs else row["model"])
+        for ref in refs_here:
+            pub_rows.append({"model": row["model"], "source": ref.source, "epochs": ref.epochs,
+                             **{k: ref.values.get(k, math.nan) for k in REFERENCE_FIELDS}})
+    for m in lb.metrics:
+        if m in values and any(not math.isnan(v) for v in values[m]):
+            table[f"{m}_published"] = values[m]
+    table["published_source"] = sources
+    lb.published = pd.DataFrame(pub_rows, columns=["model", "source", "epochs", *REFERENCE_FIELDS])
+    if pub_rows:
+        lb.notes.append(f"Published: reference numbers from baselines/{refs.path.name} whose epochs match the run's "
+                        "epochs, shown beside the measured ones; they were NOT measured here.")
+    if missing:
+        lb.notes.append(f"No published number at the run's epochs for: {', '.join(missing)}.")
+
+
+def _provenance(part: pd.DataFrame) -> str:
+    """'3 runs (2 completed) · finished 2026-03-01 · stbench 0.1.0 (git 1a2b3c4) · on <device>'."""
+    done = int((part["status"] == "completed").sum())
+    bits = [f"{len(part)} run{'s' if len(part) != 1 else ''} ({done} completed)"]
+    dates = sorted({str(t)[:10] for t in part["finished_at"].dropna() if t})
+    if dates:
+        bits.append(f"finished {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else ""))
+    envs = [r.get("env") or {} for r in part["record"]]
+    versions = sorted({str(e["stbench"]) for e in envs if e.get("stbench")})
+    commits = sorted({str(e["git_commit"])[:7] + ("+dirty" if e.get("git_dirty") else "")
+                      for e in envs if e.get("git_commit")})
+    if versions:
+        bits.append(f"stbench {', '.join(versions)}" + (f" (git {', '.join(commits)})" if commits else ""))
+    trained = part[part["kind"] != "floor"]  # floors are evaluated on the CPU wherever the models ran
+    devices = sorted({str(d) for d in (trained if len(trained) else part)["device_name"].dropna()})
+    if devices:
+        bits.append(f"on {'; '.join(devices)}")
+    return " · ".join(bits)
+
+
+def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], DatasetReferences]) -> list[Leaderboard]:
+    """One :class:`Leaderboard` per (dataset, preset) found, ordered by dataset then paper, quick, smoke."""
+    df = loaded.frame
+    boards = []
+    keys = sorted({(d, p) for d, p in zip(df["dataset"], df["preset"])}, key=lambda k: _order_key(*k))
+    for dataset, preset in keys:
+        part = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
+        runs = part[part["status"] == "completed"].copy()
+        names = [*METRIC_ORDER, *(m for m in loaded.metric_names if m not in METRIC_ORDER)]
+        present = [m for m in names if m in runs.columns and runs[m].notna().any()]
+        higher = {m: higher_is_better(m, loaded.metrics_meta) for m in present}
+        unfinished = part[part["status"] != "completed"][["model", "seed", "status", "reason", "path"]]
+        unfinished = unfinished.sort_values(["model", "seed"]).reset_index(drop=True)
+        if runs.empty:
+            table = pd.DataFrame(columns=["rank", "model", "kind", "family", "n"])
+        else:
+            table = _rank(_aggregate(runs, present), present, higher)
+        lb = Leaderboard(dataset=dataset, preset=preset, table=table, metrics=present, higher_is_better=higher,
+                         runs=runs, unfinished=unfinished, provenance=_provenance(part))
+        if not runs.empty:
+            if (table["n"] > 1).any():
+                lb.notes.append("Seeds: mean ± sample standard deviation (ddof = 1) over n seeds; n = 1 shows "
+                                "the single run.")
+            floors = sorted(set(table.loc[table["kind"] == "floor", "model"]))
+            lb.notes.append("The best value of each metric among trained models is marked"
+                            + (f"; floors ({', '.join(floors)}) are sanity baselines, listed last and never ranked."
+                               if floors else "."))
+            conventions = sorted({c for c in runs["flops_convention"].dropna()})
+            if conventions:
+                lb.notes.append(f"FLOPs: {'; '.join(conventions)}.")
+            _device_notes(runs, lb)
+            if runs["train_s"].notna().any():
+                lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
+            record_conv = {c for c in runs["convention"].dropna()}
+            if len(record_conv) > 1:
+                lb.warnings.append(f"{dataset}/{preset}: records state {len(record_conv)} different metric "
+                                   "conventions; their numbers may not be comparable")
+            sort_col = f"{SORT_METRIC}_mean"
+            if sort_col in table.columns:
+                unranked = table.loc[(table["kind"] != "floor") & ~table[sort_col].apply(math.isfinite), "model"]
+                if len(unranked):
+                    lb.warnings.append(f"{dataset}/{preset}: no finite {SORT_METRIC} for {', '.join(unranked)}; "
+                                       "listed last, unranked")
+            if preset == "paper":
+                _attach_published(lb, references(dataset))
+        boards.append(lb)
+    return boards

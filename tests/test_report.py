@@ -1,0 +1,298 @@
+"""`stbench report` from hand-written records with known values: ranks, aggregates, table rows, best
+marks, published numbers on `paper` only, every output format, plots, and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from stbench.metrics import METRIC_CONVENTION
+from stbench.report import EmptyResultsError, build_report, load_records
+from stbench.report.cells import duration, metric_text, si
+from stbench.report.records import HOW_TO_CREATE
+
+T_OUT = 4
+
+BASELINES = """
+[presets.paper]
+epochs = 200
+[[models.tau.reference]]
+source = "OpenSTL benchmark, 200 epochs"
+epochs = 200
+params_m = 44.7
+flops_g = 16.0
+fps = 283
+mse = 24.60
+mae = 71.93
+ssim = 0.9454
+psnr = 23.19
+[[models.tau.reference]]
+source = "OpenSTL benchmark, 2000 epochs"
+epochs = 2000
+mse = 15.69
+"""
+
+
+def make_record(model: str, *, dataset: str = "mmnist", preset: str = "quick", seed: int = 0,
+                status: str = "completed", kind: str = "model", family: str = "parallel",
+                mse: float = 30.0, mae: float = 80.0, ssim: float = 0.9, psnr: float = 21.0,
+                params: float | None = 1e6, flops: float | None = 2e9, seq_per_s: float | None = 100.0,
+                train_s: float | None = 60.0, epochs: int = 6, examples: str | None = None,
+                reason: str | None = None) -> dict:
+    """A schema-1 record (results/README.md) with the given headline numbers."""
+    done = status == "completed"
+    floor = kind == "floor"
+    per_frame = {m: [v * (0.7 + 0.2 * k) for k in range(T_OUT)] for m, v in (("mse", mse), ("mae", mae))}
+    per_frame |= {"ssim": [ssim] * T_OUT, "psnr": [psnr] * T_OUT}
+    return {
+        "schema_version": 1,
+        "run_id": f"{dataset}/{preset}/{model}__seed{seed}",
+        "status": status,
+        "reason": reason,
+        "kind": kind,
+        "model": model,
+        "dataset": dataset,
+        "preset": preset,
+        "seed": seed,
+        "family": "floor" if floor else family,
+        "encoder": "-" if floor else ("patch" if family == "recurrent" else "simvp"),
+        "temporal": "-" if floor else model,
+        "decoder": "-" if floor else ("patch" if family == "recurrent" else "simvp"),
+        "metrics": {"mse": mse, "mae": mae, "ssim": ssim, "psnr": psnr} if done else {},
+        "per_frame": per_frame if done else {},
+        "metrics_meta": {"mse": {"higher_is_better": False, "convention": "per-frame SSE"},
+                         "ssim": {"higher_is_better": True, "convention": "data_range 2.0"}},
+        "convention": "published",
+        "val": {"best_epoch": epochs, "metrics": {}},
+        "history": [] if floor else [
+            {"epoch": e, "train_loss": 0.1 / e + seed * 0.001, "val_loss": 0.12 / e, "val_mse": mse * 2 / e,
+             "lr": 1e-3, "epoch_s": 10.0, "samples_per_s": 200.0} for e in range(1, epochs + 1)],
+        "profile": {"params": None if floor else params, "flops": None if floor else flops,
+                    "flops_convention": "fvcore, 1 sample, eval mode, MAC = 1 flop",
+                    "infer_seq_per_s": None if floor else seq_per_s, "infer_seq_per_s_min": None,
+                    "infer_seq_per_s_max": None, "infer_batch": 16, "published_protocol_fps": None,
+                    "train_step_ms": 50.0, "peak_mem_mb": 100.0, "device": "cpu", "precision": "fp32"},
+        "examples": {"file": examples, "indices": [3, 7]} if examples else None,
+        "config": {"epochs": epochs, "batch_size": 16, "lr": 1e-3},
+        "env": {"stbench": "0.1.0", "torch": "2.x", "numpy": "2.x", "python": "3.11", "platform": "linux",
+                "git_commit": "abcdef0123", "git_dirty": False, "device": "cpu", "device_name": "Test CPU",
+                "threads": 2, "precision": "fp32", "hostname": "test"},
+        "timing": {"started_at": "2026-01-02T10:00:00+00:00", "finished_at": "2026-01-02T10:05:00+00:00",
+                   "train_s": None if floor else train_s, "eval_s": 5.0, "total_s": 70.0},
+    }
+
+
+def write_record(root: Path, rec: dict) -> Path:
+    path = root / "records" / rec["dataset"] / rec["preset"] / f"{rec['model']}__seed{rec['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def write_examples(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    arr = {k: rng.integers(0, 256, size=(2, T_OUT, 1, 16, 16), dtype=np.uint8) for k in ("inputs", "targets")}
+    arr["preds"] = rng.integers(0, 256, size=(2, T_OUT, 1, 16, 16), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arr)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    quick = root / "records" / "mmnist" / "quick"
+    recs = [
+        make_record("tau", seed=0, mse=20.0, mae=60.0, ssim=0.90, psnr=22.0, params=44.7e6, flops=16.0e9,
+                    seq_per_s=283.0, train_s=100.0, examples="tau__seed0_examples.npz"),
+        make_record("tau", seed=1, mse=22.0, mae=64.0, ssim=0.92, psnr=23.0, params=44.7e6, flops=16.0e9,
+                    seq_per_s=281.0, train_s=110.0),
+        make_record("simvp", mse=25.0, mae=70.0, ssim=0.93, psnr=21.5, params=58.0e6, flops=19.4e9, seq_per_s=209.0,
+                    examples="simvp__seed0_examples.npz"),
+        make_record("convlstm", family="recurrent", mse=30.0, mae=90.0, ssim=0.85, psnr=20.0, params=15.0e6,
+                    flops=56.8e9, seq_per_s=113.0, examples="convlstm__seed0_examples.npz"),  # file never written
+        make_record("predrnn", family="recurrent", status="failed", reason="non-finite loss at epoch 3, step 120"),
+        make_record("simvp", seed=5, status="interrupted", reason="Ctrl-C; continue with --resume"),
+        # floors: better MSE / SSIM than every model on purpose; they must still be neither ranked nor "best"
+        make_record("copy_last", kind="floor", mse=15.0, mae=50.0, ssim=0.95, psnr=25.0,
+                    examples="copy_last__seed0_examples.npz"),
+        make_record("zeros", kind="floor", mse=200.0, mae=300.0, ssim=0.30, psnr=10.0),
+        make_record("tau", preset="smoke", mse=5.0, flops=None, epochs=2),
+        make_record("tau", preset="paper", mse=30.0, epochs=200),
+        make_record("gsta", preset="paper", mse=31.0, epochs=200),
+        make_record("tau", dataset="taxibj", mse=0.31, mae=15.0, ssim=0.98, psnr=39.0),
+    ]
+    for rec in recs:
+        write_record(root, rec)
+    for name, seed in (("tau__seed0", 0), ("simvp__seed0", 1), ("copy_last__seed0", 2)):
+        write_examples(quick / f"{name}_examples.npz", seed)
+    (quick / "broken.json").write_text("{not json")
+    partial = make_record("gsta")
+    del partial["metrics"]
+    write_record(root, partial)
+    newer = make_record("newmodel")
+    newer["schema_version"] = 2
+    write_record(root, newer)
+    (root / "baselines").mkdir()
+    (root / "baselines" / "mmnist.toml").write_text(BASELINES)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(results):
+    console = Console(file=io.StringIO(), width=220, record=True, color_system=None)
+    res = build_report(results, results / "out", console=console, baselines_dir=results / "baselines")
+    return res, console.export_text()
+
+
+def test_ranks_aggregates_and_best(report):
+    res, _ = report
+    t = res.leaderboards["mmnist", "quick"]
+    assert list(t["model"]) == ["tau", "simvp", "convlstm", "copy_last", "zeros"]  # MSE ascending, floors last
+    assert list(t["rank"].astype("float").fillna(-1)) == [1, 2, 3, -1, -1]
+    tau = t.set_index("model").loc["tau"]
+    assert tau["n"] == 2 and tau["seeds"] == "0,1"
+    assert tau["mse_mean"] == pytest.approx(21.0)
+    assert tau["mse_std"] == pytest.approx(statistics.stdev([20.0, 22.0]))
+    assert tau["ssim_mean"] == pytest.approx(0.91)
+    assert tau["ssim_std"] == pytest.approx(statistics.stdev([0.90, 0.92]))
+    assert tau["infer_seq_per_s"] == pytest.approx(282.0) and tau["train_s"] == pytest.approx(105.0)
+    assert math.isnan(t.set_index("model").loc["simvp", "mse_std"])  # one seed: no std
+    best = {m: list(t.loc[t[f"best_{m}"], "model"]) for m in ("mse", "mae", "ssim", "psnr")}
+    assert best == {"mse": ["tau"], "mae": ["tau"], "ssim": ["simvp"], "psnr": ["tau"]}  # floors never best
+    assert "predrnn" not in set(t["model"])
+    lb = next(b for b in res.boards if b.key == ("mmnist", "quick"))
+    assert list(lb.unfinished["model"]) == ["predrnn", "simvp"]
+    assert t.set_index("model").loc["simvp", "n"] == 1  # the interrupted seed is not aggregated
+
+
+def test_presets_and_datasets_never_mixed(report):
+    res, _ = report
+    assert set(res.leaderboards) == {("mmnist", "paper"), ("mmnist", "quick"), ("mmnist", "smoke"),
+                                     ("taxibj", "quick")}
+    smoke = res.leaderboards["mmnist", "smoke"]
+    assert list(smoke["model"]) == ["tau"] and smoke["mse_mean"].iloc[0] == 5.0
+    assert list(res.leaderboards["taxibj", "quick"]["mse_mean"]) == [0.31]
+
+
+def test_published_numbers_on_paper_only(report, results):
+    res, _ = report
+    paper = res.leaderboards["mmnist", "paper"]
+    assert list(paper["model"]) == ["tau", "gsta"]
+    assert paper["mse_published"].iloc[0] == pytest.approx(24.60)  # the 200-epoch reference, not the 2000 one
+    assert math.isnan(paper["mse_published"].iloc[1])  # no gsta reference in this baselines file
+    assert paper["mse_mean"].iloc[0] == 30.0  # the measured value is untouched
+    for key in [("mmnist", "quick"), ("mmnist", "smoke"), ("taxibj", "quick")]:
+        assert not [c for c in res.leaderboards[key].columns if "published" in c]
+    out = results / "out"
+    md_paper = (out / "leaderboard_mmnist_paper.md").read_text()
+    assert "MSE↓ (published)" in md_paper and "24.60" in md_paper and "NOT measured here" in md_paper
+    assert "OpenSTL benchmark, 200 epochs" in md_paper and "15.69" not in md_paper
+    md_quick = (out / "leaderboard_mmnist_quick.md").read_text()
+    assert "(published)" not in md_quick and "NOT measured" not in md_quick and "24.60" not in md_quick
+
+
+def test_markdown_rows(report, results):
+    md = (results / "out" / "leaderboard_mmnist_quick.md").read_text()
+    lines = md.splitlines()
+    header = next(line for line in lines if line.startswith("| #"))
+    assert "MSE↓" in header and "SSIM↑" in header and "PSNR↑" in header and "Throughput↑ (seq/s, cpu)" in header
+    rows = [line for line in lines if line.startswith("| ") and line is not header and "---" not in line]
+    assert rows[0].startswith("| 1 | tau | parallel | simvp + tau | 44.7M | 16.0G | 282 | **21.00 ± 1.41** |")
+    assert "| **0.9300** |" in rows[1]  # simvp: best SSIM
+    assert rows[0].rstrip().endswith("| 2 | 1m 45s |")  # n, train time
+    assert rows[3].startswith("| – | *copy\\_last (floor)* |") and "**" not in rows[3]
+    assert "predrnn seed 0: failed — non-finite loss at epoch 3, step 120" in md
+    assert "simvp seed 5: interrupted — Ctrl-C; continue with --resume" in md
+    assert METRIC_CONVENTION in md.replace("\\", "")
+    assert "![Accuracy vs FLOPs](plots/acc_vs_flops_mmnist_quick.png)" in md
+
+
+def test_every_format_written(report, results):
+    res, text = report
+    out = results / "out"
+    for key in ("mmnist_quick", "mmnist_smoke", "mmnist_paper", "taxibj_quick"):
+        for ext in ("md", "csv", "tex"):
+            path = out / f"leaderboard_{key}.{ext}"
+            assert path in res.files and path.stat().st_size > 0
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 5 and 'src="http' not in html and "<link" not in html
+    assert "<strong>21.00 ± 1.41</strong>" in html
+    tex = (out / "leaderboard_mmnist_quick.tex").read_text()
+    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\textbf{21.00 $\pm$ 1.41}", r"copy\_last",
+                  r"MSE$\downarrow$"):
+        assert token in tex
+    csv = pd.read_csv(out / "leaderboard_mmnist_quick.csv")
+    assert list(csv["model"]) == ["tau", "simvp", "convlstm", "copy_last", "zeros"]
+    assert csv.loc[0, "mse_std"] == pytest.approx(math.sqrt(2)) and csv.loc[0, "dataset"] == "mmnist"
+    # terminal: the rich table, the failed run, the convention
+    assert "MSE↓" in text and "21.00 ± 1.41" in text and "copy_last (floor)" in text
+    assert "non-finite loss at epoch 3" in text and "Metric convention" in text
+
+
+def test_plots(report, results):
+    res, _ = report
+    plots = results / "out" / "plots"
+    for kind in ("acc_vs_flops", "acc_vs_throughput", "horizon", "training_curves", "examples"):
+        for ext in ("png", "svg"):
+            path = plots / f"{kind}_mmnist_quick.{ext}"
+            assert path in res.files and path.stat().st_size > 1000
+    img = matplotlib.image.imread(plots / "acc_vs_flops_mmnist_quick.png")
+    assert img.ndim == 3 and img.shape[0] >= 600 and img.shape[1] >= 1000  # 6.4 x 4.2 in at 200 dpi
+    assert float(img[..., :3].std()) > 0.01  # not a blank canvas
+    # missing data -> a note, not a crash: the smoke run has no FLOPs; convlstm's examples file is absent
+    assert any("mmnist/smoke: skipped accuracy vs flops" in n for n in res.notes)
+    assert not (plots / "acc_vs_flops_mmnist_smoke.png").exists()
+    assert any("convlstm" in n and "missing" in n for n in res.notes)
+
+
+def test_bad_records_are_skipped_with_a_warning(report):
+    res, _ = report
+    warnings = "\n".join(res.warnings)
+    assert "broken.json: not a readable JSON record" in warnings
+    assert "gsta__seed0.json: a completed record without 'metrics'" in warnings
+    assert "newmodel__seed0.json: schema_version 2 is newer than this reader's 1" in warnings
+    assert "newmodel" not in set(res.records["model"])
+    assert "gsta" not in set(res.leaderboards["mmnist", "quick"]["model"])
+
+
+def test_empty_directory(tmp_path):
+    with pytest.raises(EmptyResultsError) as err:
+        build_report(tmp_path, formats=["md"])
+    assert HOW_TO_CREATE in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(EmptyResultsError, match="does not exist"):
+        build_report(tmp_path / "nope", formats=["md"])
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "x.json").write_text('{"schema_version": 1, "model": "tau"}')
+    with pytest.raises(EmptyResultsError, match="could be read") as err:
+        build_report(tmp_path, formats=["md"])
+    assert err.value.warnings and "x.json: missing required key(s) status" in err.value.warnings[0]
+    (tmp_path / "records" / "x.json").write_text("[]")  # JSON, but not a record at all
+    with pytest.raises(EmptyResultsError, match="no run records"):
+        build_report(tmp_path, formats=["md"])
+
+
+def test_flat_directory_and_format_choice(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(make_record("tau")))
+    loaded = load_records(tmp_path)  # records directly in the directory, no records/ folder
+    assert list(loaded.frame["model"]) == ["tau"]
+    res = build_report(tmp_path, tmp_path / "r", formats="csv", plots=False, baselines_dir=tmp_path)
+    assert [p.name for p in res.files] == ["leaderboard_mmnist_quick.csv"]
+    with pytest.raises(ValueError, match="unknown report format"):
+        build_report(tmp_path, formats=["pdf"])
+
+
+def test_human_units():
+    sizes = [si(16.0e9), si(116.6e9), si(44.7e6), si(283.4), si(5.213), si(None)]
+    assert sizes == ["16.0G", "117G", "44.7M", "283", "5.21", "–"]
+    assert [duration(4.2), duration(42), duration(312), duration(3720)] == ["4.2s", "42s", "5m 12s", "1h 02m"]
+    assert metric_text("mse", 24.6) == "24.60" and metric_text("ssim", 0.94536, 0.0012) == "0.9454 ± 0.0012"
+    assert metric_text("mse", 0.31084) == "0.3108"  # TaxiBJ-scale values keep 4 significant digits

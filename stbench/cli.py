@@ -130,7 +130,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append({"name": e.name, "in_shape": list(s.in_shape), "t_out": s.t_out, "scale": list(s.scale),
                          "metrics": list(s.metrics), "sizes": dict(s.sizes), "source": e.source,
                          "description": s.description})
-        cols = ["name", "in_shape", "t_out", "scale", "metrics", "sizes", "source", "description"]
+        cols = ["name", "in_shape", "t_out", "scale", "metrics", "sizes", "source"]
     else:  # metrics
         rows = [{"name": e.name, "higher_is_better": e.meta.get("higher_is_better"), "source": e.source,
                  "convention": e.meta.get("convention", "")} for e in METRICS.entries()]
@@ -148,6 +148,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             t.add_row(*[_cell(c, r.get(c)) for c in cols])
         con = _console()
         con.print(t)
+        for r in rows:
+            if r.get("description"):
+                con.print(f"[bold]{r['name']}[/bold]: {r['description']}")
         if PLUGIN_ERRORS:
             for label, err in PLUGIN_ERRORS.items():
                 con.print(f"[red]plugin {label} failed to load: {err}[/red]")

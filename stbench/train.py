@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,12 @@ from torch import nn
 
 from stbench.precision import Precision, synchronize
 from stbench.records import atomic_write_bytes
+
+
+# Fault injection for the resume / failure-isolation tests (documented in tests/test_harness.py):
+# kill the process with SIGKILL right after the checkpoint of this epoch; make this model's loss NaN.
+_KILL_AFTER_EPOCH = int(os.environ.get("STBENCH_TEST_KILL_AFTER_EPOCH", "0") or 0)
+_NAN_MODEL = os.environ.get("STBENCH_TEST_NAN_MODEL", "")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -263,6 +271,8 @@ def train(
                     with prec.autocast():
                         out = fwd(x, y, sampling_mask=mask)
                         loss, _parts = raw.loss(out, x, y)
+                        if _NAN_MODEL and raw.names.get("model") == _NAN_MODEL:
+                            loss = loss * float("nan")
                     scaler.scale(loss / accum).backward()
                 ld = loss.detach()
                 loss_sum += ld
@@ -305,6 +315,8 @@ def train(
             checkpoint()
             if hooks.on_epoch:
                 hooks.on_epoch(row)
+            if _KILL_AFTER_EPOCH == state.epoch:
+                os.kill(os.getpid(), signal.SIGKILL)
             if dist.enabled:
                 torch.distributed.barrier()
     except KeyboardInterrupt:

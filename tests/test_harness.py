@@ -1,0 +1,155 @@
+"""End-to-end tests of `stbench run` through the CLI (smoke preset, tiny shapes, CPU)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+REC_KEYS = {"schema_version", "run_id", "status", "reason", "kind", "model", "dataset", "preset", "seed", "family",
+            "encoder", "temporal", "decoder", "metrics", "per_frame", "metrics_meta", "convention", "val", "history",
+            "profile", "examples", "config", "env", "timing"}
+
+
+def cli(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "stbench", *args], capture_output=True, text=True,
+                          env=env or ENV, cwd=cwd)
+
+
+def rec(out, model, preset="smoke", seed=0):
+    return json.loads((Path(out) / "records" / "mmnist" / preset / f"{model}__seed{seed}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("res")
+    r = cli("run", "--models", "tau,predrnn", "--preset", "smoke", "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out, r
+
+
+def test_smoke_run_writes_complete_records(smoke_run):
+    out, r = smoke_run
+    assert "stbench run" in r.stdout and "completed" in r.stdout  # the summary table
+    for model, family, enc in (("tau", "parallel", "simvp"), ("predrnn", "recurrent", "patch")):
+        d = rec(out, model)
+        assert REC_KEYS <= set(d), REC_KEYS - set(d)
+        assert d["status"] == "completed" and d["reason"] is None and d["kind"] == "model"
+        assert d["family"] == family and d["encoder"] == enc and d["temporal"] == model
+        assert d["schema_version"] == 1 and d["preset"] == "smoke" and d["seed"] == 0
+        assert set(d["metrics"]) >= {"mse", "mae", "ssim", "psnr"}
+        assert all(len(d["per_frame"][k]) == 10 for k in ("mse", "mae", "ssim", "psnr"))
+        assert d["metrics_meta"]["mse"]["higher_is_better"] is False
+        assert d["metrics_meta"]["ssim"]["higher_is_better"] is True
+        assert "data_range" in d["convention"]
+        assert len(d["history"]) == d["config"]["epochs"] == 2
+        assert {"train_loss", "val_loss", "val_mse", "lr", "epoch_s"} <= set(d["history"][0])
+        assert d["val"]["best_epoch"] in (1, 2)
+        p = d["profile"]
+        assert p["params"] > 0 and p["flops"] > 0 and p["infer_seq_per_s"] > 0 and p["train_step_ms"] > 0
+        assert p["device"] and p["precision"] == "fp32"
+        assert d["env"]["torch"] and d["env"]["python"] and "git_commit" in d["env"]
+        assert d["timing"]["finished_at"] and d["timing"]["train_s"] > 0
+        assert (Path(out) / "records/mmnist/smoke" / d["examples"]["file"]).is_file()
+        assert not (Path(out) / "checkpoints/mmnist/smoke" / f"{model}__seed0.pt").exists()
+    for floor in ("copy_last", "zeros"):
+        d = rec(out, floor)
+        assert d["kind"] == "floor" and d["status"] == "completed" and d["metrics"]["mse"] > 0
+
+
+def test_completed_runs_are_skipped_unless_forced(smoke_run):
+    out, _ = smoke_run
+    path = Path(out) / "records/mmnist/smoke/tau__seed0.json"
+    before = path.read_bytes()
+    r = cli("run", "--models", "tau", "--preset", "smoke", "--out", str(out))
+    assert r.returncode == 0 and "already completed" in r.stdout
+    assert path.read_bytes() == before
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path):
+    args = ["run", "--models", "tau", "--preset", "smoke", "--epochs", "4", "--no-profile"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    r = cli(*args, "--out", str(a))
+    assert r.returncode == 0, r.stderr
+    killed = cli(*args, "--out", str(b), env=dict(ENV, STBENCH_TEST_KILL_AFTER_EPOCH="2"))
+    assert killed.returncode == -9  # SIGKILL right after epoch 2's checkpoint
+    part = rec(b, "tau")
+    assert part["status"] == "running" and len(part["history"]) == 2  # the record survived intact
+    r = cli(*args, "--out", str(b))
+    assert r.returncode == 2 and "--resume" in r.stderr  # refuses to silently start over
+    r = cli(*args, "--out", str(b), "--resume")
+    assert r.returncode == 0, r.stderr
+    ra, rb = rec(a, "tau"), rec(b, "tau")
+    assert rb["status"] == "completed" and len(rb["history"]) == 4
+    assert ra["metrics"] == rb["metrics"]
+    assert [h["train_loss"] for h in ra["history"]] == [h["train_loss"] for h in rb["history"]]
+
+
+def _sha(p):
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--models", "tua"], "did you mean 'tau'"),
+    (["--models", "tau", "--dataset", "mnistt"], "unknown dataset 'mnistt'"),
+    (["--models", "tau", "--preset", "fast"], "unknown preset 'fast'"),
+    (["--models", "tau", "--set", "epochs"], "malformed override 'epochs'"),
+    (["--models", "tau", "--shard", "3/2"], "bad --shard '3/2'"),
+    (["--models", "tau", "--set", "model.hid_X=3"], "does not take hid_X"),
+    (["--models", "tau", "--data-root", "/nonexistent-stbench-dir"], "nonexistent-stbench-dir"),
+])
+def test_bad_input_one_line_error(smoke_run, args, needle):
+    out, _ = smoke_run
+    before = _sha(Path(out) / "records/mmnist/smoke/tau__seed0.json")
+    r = cli("run", "--preset", "smoke", "--out", str(out), "--force", *args) if "--preset" not in args else \
+        cli("run", "--out", str(out), "--force", *args)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("stbench: error:"), r.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in r.stderr
+    assert _sha(Path(out) / "records/mmnist/smoke/tau__seed0.json") == before
+
+
+def test_unwritable_output_and_corrupt_checkpoint(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = cli("run", "--models", "tau", "--preset", "smoke", "--out", str(blocker / "sub"))
+    assert r.returncode == 2 and "cannot write to output directory" in r.stderr and "--out" in r.stderr
+    ck = tmp_path / "res/checkpoints/mmnist/smoke/tau__seed0.pt"
+    ck.parent.mkdir(parents=True)
+    ck.write_bytes(b"not a checkpoint")
+    r = cli("run", "--models", "tau", "--preset", "smoke", "--out", str(tmp_path / "res"), "--resume")
+    assert r.returncode == 2 and "checkpoint" in r.stderr and "unreadable" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_nan_loss_fails_that_run_only(tmp_path):
+    r = cli("run", "--models", "tau,simvp", "--preset", "smoke", "--out", str(tmp_path), "--no-profile",
+            env=dict(ENV, STBENCH_TEST_NAN_MODEL="tau"))
+    assert r.returncode == 1
+    bad, good = rec(tmp_path, "tau"), rec(tmp_path, "simvp")
+    assert bad["status"] == "failed" and "non-finite loss" in bad["reason"]
+    assert good["status"] == "completed"
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "stbench", "run", "--models", "tau", "--preset", "smoke", "--out", str(tmp_path), "--no-profile"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(ENV, MASTER_ADDR="127.0.0.1"), timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    d = rec(tmp_path, "tau")
+    assert d["status"] == "completed" and d["config"]["world_size"] == 2
+
+
+def test_shards_split_the_grid(tmp_path):
+    for i in (0, 1):
+        r = cli("run", "--models", "tau,simvp", "--preset", "smoke", "--out", str(tmp_path), "--no-profile",
+                "--shard", f"{i}/2")
+        assert r.returncode == 0, r.stderr
+        assert "shard" in r.stdout
+    assert rec(tmp_path, "tau")["status"] == rec(tmp_path, "simvp")["status"] == "completed"

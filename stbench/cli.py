@@ -26,9 +26,9 @@ class UserError(Exception):
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from stbench.console import make_console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return make_console(stderr=stderr)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -124,8 +124,7 @@ def setup_distributed(device_name: str):
 
 # ---------------------------------------------------------------------------------------------
 def run_grid(opts: RunOptions) -> int:
-    from rich.console import Console
-
+    from stbench.console import make_console
     from stbench.data import get_dataset
     from stbench.precision import make_precision
     from stbench.recipes import PRESETS, RecipeError, load_recipe
@@ -135,7 +134,7 @@ def run_grid(opts: RunOptions) -> int:
     device, dist = setup_distributed(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    con = Console(stderr=False, highlight=False, quiet=opts.quiet or not dist.master)
+    con = make_console(quiet=opts.quiet or not dist.master)
     if not opts.preset_given:
         con.print("[bold]No --preset given: running the 'quick' preset[/bold] (paper = published recipe, "
                   "ask for it with --preset paper)")

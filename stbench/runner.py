@@ -178,7 +178,7 @@ def _base_record(opts: RunOptions, model: str, seed: int, kind: str) -> dict[str
 
 def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[dict[str, Any]]:
     """Copy-last-frame and predict-zeros, evaluated on the same test set the same way."""
-    from stbench.metrics import METRIC_CONVENTION, MetricAccumulator, floor_predictions
+    from stbench.metrics import METRIC_CONVENTION, MetricAccumulator, floor_predictions, metrics_meta
 
     out = []
     spec = dataset.spec
@@ -211,7 +211,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
             con: Any, make_precision: Any) -> dict[str, Any]:
     """One (model, seed) run; never raises for a model failure (records it instead)."""
     from stbench import train as T
-    from stbench.metrics import METRIC_CONVENTION
+    from stbench.metrics import METRIC_CONVENTION, metrics_meta
     from stbench.recipes import load_recipe
 
     rpath = record_path(opts.out, opts.dataset, opts.preset, model_name, seed)
@@ -309,17 +309,6 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     if rec["status"] == "failed":
         con.print(f"[red]{model_name} seed {seed} failed: {rec['reason']}[/red]")
     return rec
-
-
-def metrics_meta(names: Any) -> dict[str, dict[str, Any]]:
-    """Each metric's direction and convention, from its registry entry (lm-eval's habit)."""
-    from stbench.registry import METRICS
-
-    out = {}
-    for n in names:
-        meta = METRICS.entry(n).meta
-        out[n] = {"higher_is_better": meta.get("higher_is_better"), "convention": meta.get("convention", "")}
-    return out
 
 
 def _finish(rec: dict[str, Any], t_start: float) -> None:

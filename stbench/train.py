@@ -29,7 +29,6 @@ from torch import nn
 from stbench.precision import Precision, synchronize
 from stbench.records import atomic_write_bytes
 
-
 # Fault injection for the resume / failure-isolation tests (documented in tests/test_harness.py):
 # kill the process with SIGKILL right after the checkpoint of this epoch; make this model's loss NaN.
 _KILL_AFTER_EPOCH = int(os.environ.get("STBENCH_TEST_KILL_AFTER_EPOCH", "0") or 0)

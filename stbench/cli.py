@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _load_plugins(getattr(args, "plugin", []))
         return int(args.fn(args) or 0)
     except KeyboardInterrupt:
-        print("stbench: interrupted", file=sys.stderr)
+        print("stbench: interrupted; the run's checkpoint is saved: continue it with --resume", file=sys.stderr)
         return 130
     except (UserError, RegistryError, PluginError, ValueError, TypeError, FileNotFoundError,
             PermissionError) as exc:

@@ -13,6 +13,7 @@ on Ctrl-C, exact resume, model selection on the validation split (never the test
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import signal
@@ -33,6 +34,8 @@ from stbench.records import atomic_write_bytes
 # kill the process with SIGKILL right after the checkpoint of this epoch; make this model's loss NaN.
 _KILL_AFTER_EPOCH = int(os.environ.get("STBENCH_TEST_KILL_AFTER_EPOCH", "0") or 0)
 _NAN_MODEL = os.environ.get("STBENCH_TEST_NAN_MODEL", "")
+# ... and raise KeyboardInterrupt (as Ctrl-C would) after batch B of epoch E: "E,B" (1-based)
+_INTERRUPT_AT = tuple(int(v) for v in os.environ.get("STBENCH_TEST_INTERRUPT_AT", "").split(",") if v)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -66,6 +69,8 @@ class TrainState:
     best_epoch: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
     train_s: float = 0.0
+    batch_in_epoch: int = 0  # > 0 only in a checkpoint written on Ctrl-C in the middle of an epoch
+    partial: dict[str, Any] | None = None  # that epoch's running sums at the interruption
 
 
 def _to(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, prec: Precision):
@@ -136,7 +141,9 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
 # checkpoints
 # ---------------------------------------------------------------------------------------------
 def save_checkpoint(path: Path, *, model: nn.Module, opt, sched, scaler, state: TrainState,
-                    best_state: dict[str, torch.Tensor] | None, gen: torch.Generator, meta: dict[str, Any]) -> None:
+                    best_state: dict[str, torch.Tensor] | None, gen: torch.Generator, meta: dict[str, Any],
+                    rng: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    """``rng`` = (cpu state, generator state) to store instead of the current ones (mid-epoch snapshot)."""
     import io
 
     payload = {
@@ -145,10 +152,11 @@ def save_checkpoint(path: Path, *, model: nn.Module, opt, sched, scaler, state: 
         "scheduler": sched.state_dict(),
         "scaler": scaler.state_dict(),
         "state": {"epoch": state.epoch, "global_step": state.global_step, "best_val": state.best_val,
-                  "best_epoch": state.best_epoch, "history": state.history, "train_s": state.train_s},
+                  "best_epoch": state.best_epoch, "history": state.history, "train_s": state.train_s,
+                  "batch_in_epoch": state.batch_in_epoch, "partial": state.partial},
         "best_model": best_state,
-        "rng_cpu": torch.get_rng_state(),
-        "rng_gen": gen.get_state(),
+        "rng_cpu": rng[0] if rng else torch.get_rng_state(),
+        "rng_gen": rng[1] if rng else gen.get_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "meta": meta,
     }
@@ -233,17 +241,22 @@ def train(
         scaler.load_state_dict(resume["scaler"])
         s = resume["state"]
         state = TrainState(s["epoch"], s["global_step"], s["best_val"], s["best_epoch"], list(s["history"]),
-                           s.get("train_s", 0.0))
+                           s.get("train_s", 0.0), s.get("batch_in_epoch", 0), s.get("partial"))
         best_state = resume.get("best_model")
         torch.set_rng_state(resume["rng_cpu"])
         gen.set_state(resume["rng_gen"])
         if resume.get("rng_cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(resume["rng_cuda"])
 
-    def checkpoint() -> None:
+    def checkpoint(rng: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         if ckpt_path is not None and dist.master:
             save_checkpoint(ckpt_path, model=raw, opt=opt, sched=sched, scaler=scaler, state=state,
-                            best_state=best_state, gen=gen, meta={"seed": seed, "cfg": cfg})
+                            best_state=best_state, gen=gen, meta={"seed": seed, "cfg": cfg}, rng=rng)
+
+    # Ctrl-C in the middle of an epoch: the state after the last completed optimizer step is saved
+    # (model and optimizer are exactly that state unless the interrupt lands inside the update itself)
+    snap: dict[str, Any] | None = None
+    in_update = False
 
     if hooks.on_start:
         hooks.on_start(epochs, n_batches)
@@ -255,11 +268,19 @@ def train(
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             finite = torch.ones((), dtype=torch.bool, device=device)
-            n_seen = 0
+            n_seen, skip = 0, 0
+            if state.batch_in_epoch:  # resuming inside this epoch
+                skip, part = state.batch_in_epoch, state.partial or {}
+                loss_sum += part.get("loss_sum", 0.0)
+                finite &= bool(part.get("finite", True))
+                n_seen = int(part.get("n_seen", 0))
+                t0 -= float(part.get("elapsed", 0.0))
+                state.batch_in_epoch, state.partial = 0, None
+            snap = None
             opt.zero_grad(set_to_none=True)
             batches = dataset.batches("train", bs, epoch=epoch, rank=dist.rank, world_size=dist.world_size,
                                       limit=train_limit, drop_last=True)
-            for i, batch in enumerate(batches):
+            for i, batch in enumerate(itertools.islice(batches, skip, None), start=skip):
                 x, y = _to(batch, device, prec)
                 mask = None
                 if schedule is not None:
@@ -278,6 +299,7 @@ def train(
                 finite &= torch.isfinite(ld)
                 n_seen += x.shape[0]
                 if micro_last:
+                    in_update = True
                     if clip > 0:
                         scaler.unscale_(opt)
                         torch.nn.utils.clip_grad_norm_(raw.parameters(), clip)
@@ -286,6 +308,11 @@ def train(
                     opt.zero_grad(set_to_none=True)
                     sched.step()
                     state.global_step += 1
+                    in_update = False
+                    snap = {"epoch": epoch, "batches": i + 1, "rng": (torch.get_rng_state(), gen.get_state()),
+                            "loss_sum": loss_sum.clone(), "finite": finite.clone(), "n_seen": n_seen, "t0": t0}
+                    if _INTERRUPT_AT == (epoch + 1, i + 1):
+                        raise KeyboardInterrupt
                 if (i + 1) % log_every == 0 or i + 1 == n_batches:
                     if not bool(finite):  # host sync only every log_every batches
                         raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, batch {i + 1}")
@@ -319,7 +346,13 @@ def train(
             if dist.enabled:
                 torch.distributed.barrier()
     except KeyboardInterrupt:
-        # the last epoch boundary is already checkpointed; resume restarts the interrupted epoch exactly
+        # the last epoch boundary is already checkpointed; a snapshot taken after the last optimizer step
+        # of the current epoch is finer, unless the interrupt hit the update itself or DDP is running
+        if snap is not None and not in_update and not dist.enabled and snap["epoch"] == state.epoch:
+            state.batch_in_epoch = snap["batches"]
+            state.partial = {"loss_sum": float(snap["loss_sum"]), "finite": bool(snap["finite"]),
+                             "n_seen": snap["n_seen"], "elapsed": time.perf_counter() - snap["t0"]}
+            checkpoint(rng=snap["rng"])
         raise
     if best_state is not None:
         raw.load_state_dict(best_state)

@@ -88,6 +88,18 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     assert ra["metrics"] == rb["metrics"]
     assert [h["train_loss"] for h in ra["history"]] == [h["train_loss"] for h in rb["history"]]
 
+    # Ctrl-C in the middle of epoch 3 (after its 2nd batch): checkpointed there, resumed there
+    c = tmp_path / "c"
+    r = cli(*args, "--out", str(c), env=dict(ENV, STBENCH_TEST_INTERRUPT_AT="3,2"))
+    assert r.returncode == 130 and "--resume" in r.stderr
+    part = rec(c, "tau")
+    assert part["status"] == "interrupted" and len(part["history"]) == 2
+    r = cli(*args, "--out", str(c), "--resume")
+    assert r.returncode == 0, r.stderr
+    rc = rec(c, "tau")
+    assert rc["metrics"] == ra["metrics"]
+    assert [h["train_loss"] for h in rc["history"]] == [h["train_loss"] for h in ra["history"]]
+
 
 def _sha(p):
     return hashlib.sha256(Path(p).read_bytes()).hexdigest()

@@ -1,9 +1,9 @@
 """Numeric precision and device helpers shared by training and profiling.
 
-``fp32`` is the reference. ``bf16``: autocast to bfloat16 plus channels_last memory format (on CPUs
-with AVX512-BF16 / AMX this trains conv nets several times faster). ``fp16``: CUDA autocast with a
-gradient scaler. ``auto``: bf16 on a CPU that supports it, bf16 on CUDA devices that support it
-(else fp16), fp32 otherwise.
+``fp32`` is the reference (channels_last on CPU, NCHW on CUDA). ``bf16``: autocast to bfloat16 plus
+channels_last memory format (on CPUs with AVX512-BF16 / AMX this trains conv nets several times
+faster). ``fp16``: CUDA autocast with a gradient scaler. ``auto``: bf16 on a CPU that supports it,
+bf16 on CUDA devices that support it (else fp16), fp32 otherwise.
 """
 
 from __future__ import annotations
@@ -62,7 +62,11 @@ class Precision:
 
     @property
     def channels_last(self) -> bool:
-        return self.name != "fp32"
+        # On CPU, channels_last in fp32 too: oneDNN computes convolutions in a blocked layout, and NCHW
+        # tensors are reordered into it and back around every convolution (the SimVP quick model spent
+        # more time in those reorders than in its convolutions; see benchmarks/README.md). The maths
+        # is unchanged. CUDA fp32 keeps NCHW.
+        return self.name != "fp32" or self.device.type == "cpu"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:

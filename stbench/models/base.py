@@ -129,7 +129,8 @@ class RecurrentTemporal(TemporalModule):
                 pred = outs[-1]
                 if mask is not None:
                     m = mask[:, t - 1].view(-1, 1, 1, 1).to(pred.dtype)
-                    x = torch.lerp(pred, frames[:, t], m)  # m * true + (1 - m) * pred
+                    # under autocast pred is bf16/fp16 while the encoded true frames stay fp32
+                    x = torch.lerp(pred, frames[:, t].to(pred.dtype), m)  # m * true + (1 - m) * pred
                 elif t < t_in:
                     x = frames[:, t]
                 else:

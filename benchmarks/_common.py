@@ -1,0 +1,87 @@
+"""Helpers shared by the benchmark scripts: the environment a number came from, and how busy the CPU was.
+
+The machines these scripts were written on share their CPU cores with other work, so every
+measurement records the 1-minute load average and the share of wall time in which some task was
+waiting for a CPU (Linux pressure-stall information, ``/proc/pressure/cpu``), taken over the
+measurement itself. A high stall share means the figure is pessimistic; the scripts re-measure such
+points (``--retries``) and keep the least disturbed run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from stbench.precision import device_name
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
+SEED_MODELS = ("simvp", "gsta", "tau", "convlstm", "predrnn", "predrnn_v2")
+T = TypeVar("T")
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
+
+
+def env_info(device: torch.device) -> dict[str, Any]:
+    """Columns that say where a row was measured."""
+    return {
+        "device": device_name(device.type, device.index or 0),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def env_slug(device: torch.device) -> str:
+    """File-name part naming the environment, e.g. ``cpu-amd-epyc_2t`` or ``cuda-nvidia-h100``."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device.index or 0)
+        return "cuda-" + _slug(name)
+    name = device_name("cpu").rsplit(" (", 1)[0]  # drop the "(N threads)" suffix
+    name = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core", "", name, flags=re.I)
+    return f"cpu-{_slug(name)}_{torch.get_num_threads()}t"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unknown"
+
+
+def _psi_cpu_total_us() -> int | None:
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().split("total=")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def measured(fn: Callable[[], T]) -> tuple[T, dict[str, float]]:
+    """Run ``fn`` and return its result with the CPU load during it: ``loadavg_1m`` (at the end) and
+    ``cpu_stall`` (share of wall time in which some task waited for a CPU; NaN where unavailable)."""
+    s0, t0 = _psi_cpu_total_us(), time.perf_counter()
+    out = fn()
+    s1, dt = _psi_cpu_total_us(), time.perf_counter() - t0
+    stall = float("nan") if s0 is None or s1 is None else (s1 - s0) / 1e6 / max(dt, 1e-9)
+    return out, {"loadavg_1m": round(os.getloadavg()[0], 2), "cpu_stall": round(stall, 3)}
+
+
+def least_disturbed(fn: Callable[[], T], retries: int, max_stall: float) -> tuple[T, dict[str, float]]:
+    """Measure; while the CPU stall share exceeds ``max_stall`` re-measure (up to ``retries`` times) and
+    keep the run with the lowest stall share."""
+    best = measured(fn)
+    for _ in range(retries):
+        if not best[1]["cpu_stall"] > max_stall:  # NaN (no PSI) never retries
+            break
+        again = measured(fn)
+        if again[1]["cpu_stall"] < best[1]["cpu_stall"]:
+            best = again
+    return best
+
+
+def configure_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)

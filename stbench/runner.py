@@ -380,6 +380,10 @@ class _Progress:
         self.p.update(self.it, completed=i, info=f"loss {loss:.4f} · {sps:.0f} seq/s")
 
     def epoch_done(self, row: dict[str, Any]) -> None:
+        if not self.con.is_terminal:  # a log file gets one line per epoch instead of live bars
+            self.con.print(f"{self.label} epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
+                           f"val MSE {row.get('val_mse', float('nan')):.2f}, {row['epoch_s']:.0f} s, "
+                           f"{row['samples_per_s']:.0f} seq/s")
         self.p.advance(self.ep)
         self.p.update(self.ep, info=f"train {row['train_loss']:.4f} · val MSE {row.get('val_mse', float('nan')):.1f}")
         self.p.reset(self.it, total=self._batches)

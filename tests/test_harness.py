@@ -165,3 +165,25 @@ def test_shards_split_the_grid(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "shard" in r.stdout
     assert rec(tmp_path, "tau")["status"] == rec(tmp_path, "simvp")["status"] == "completed"
+
+
+def test_data_root_runs_on_the_standard_files(tmp_path):
+    import gzip
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    digits = (rng.random((40, 28, 28)) > 0.7).astype(np.uint8) * 255
+    header = np.array([2051, 40, 28, 28], dtype=">u4").tobytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + digits.tobytes()))
+    seq = rng.integers(0, 256, (20, 12, 64, 64), dtype=np.uint8)  # time axis first, as published
+    np.save(tmp_path / "mnist_test_seq.npy", seq)
+    out = tmp_path / "res"
+    r = cli("run", "--models", "tau", "--preset", "smoke", "--out", str(out), "--no-profile",
+            "--data-root", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert rec(out, "tau")["config"]["data_root"] == str(tmp_path)
+    # the copy-last floor, computed here from the file itself (the smoke preset tests 8 sequences)
+    s = seq[:, :8].transpose(1, 0, 2, 3).astype(np.float64) / 255  # (B, 20, H, W)
+    want = np.mean(np.sum((s[:, 9:10] - s[:, 10:]) ** 2, axis=(2, 3)))
+    assert abs(rec(out, "copy_last")["metrics"]["mse"] - want) < 1e-6 * want

@@ -39,11 +39,19 @@ def checkpoint_path(out: Path, dataset: str, preset: str, model: str, seed: int)
     return Path(out) / "checkpoints" / dataset / preset / f"{safe_name(model)}__seed{seed}.pt"
 
 
+@lru_cache(maxsize=1)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a record is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

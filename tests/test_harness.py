@@ -32,6 +32,12 @@ def smoke_run(tmp_path_factory):
     return out, r
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_smoke_run_writes_complete_records(smoke_run):
     out, r = smoke_run
     assert "stbench run" in r.stdout and "completed" in r.stdout  # the summary table
@@ -55,6 +61,8 @@ def test_smoke_run_writes_complete_records(smoke_run):
         assert d["env"]["torch"] and d["env"]["python"] and "git_commit" in d["env"]
         assert d["timing"]["finished_at"] and d["timing"]["train_s"] > 0
         assert (Path(out) / "records/mmnist/smoke" / d["examples"]["file"]).is_file()
+        mode = (Path(out) / f"records/mmnist/smoke/{model}__seed0.json").stat().st_mode & 0o777
+        assert mode == 0o666 & ~_umask(), oct(mode)  # an ordinary file, not mkstemp's 0600
         assert not (Path(out) / "checkpoints/mmnist/smoke" / f"{model}__seed0.pt").exists()
     for floor in ("copy_last", "zeros"):
         d = rec(out, floor)

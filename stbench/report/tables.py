@@ -128,7 +128,7 @@ def _device_notes(runs: pd.DataFrame, lb: Leaderboard) -> None:
     for (dev, name, prec, batch), g in prof.groupby(["device", "device_name", "precision", "infer_batch"],
                                                      dropna=False, sort=False):
         parts = [str(name) if isinstance(name, str) else str(dev)]
-        if isinstance(dev, str) and isinstance(name, str):
+        if isinstance(dev, str) and isinstance(name, str) and dev != name:
             parts[0] = f"{name} [{dev}]"
         if isinstance(prec, str):
             parts.append(prec)

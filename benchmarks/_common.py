@@ -85,3 +85,16 @@ def least_disturbed(fn: Callable[[], T], retries: int, max_stall: float) -> tupl
 def configure_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, prec: Any, x: torch.Tensor, y: torch.Tensor,
+               mask: torch.Tensor | None) -> torch.Tensor:
+    """One optimizer step of ``model`` on ``(x, y)`` under ``prec``'s autocast, as the training loop takes
+    it (model loss, backward, step); returns the detached loss."""
+    opt.zero_grad(set_to_none=True)
+    with prec.autocast():
+        out = model(x, y, sampling_mask=mask)
+        loss, _ = model.loss(out, x, y)
+    loss.backward()
+    opt.step()
+    return loss.detach()

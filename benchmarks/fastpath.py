@@ -34,7 +34,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, SEED_MODELS, configure_threads, env_info, env_slug, least_disturbed  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    SEED_MODELS,
+    configure_threads,
+    env_info,
+    env_slug,
+    least_disturbed,
+    train_step,
+)
 
 from stbench.precision import Precision, make_precision  # noqa: E402
 
@@ -118,14 +126,9 @@ def short_run(name: str, setting: str, args: argparse.Namespace, device: torch.d
     for step, (x, y) in enumerate(data.batches("train", args.batch, epoch=0, limit=args.steps * args.batch)):
         x, y = x.to(device), y.to(device)
         mask = None if schedule is None else schedule.mask(step, x.shape[0], x.shape[1], y.shape[1], device, gen)
-        opt.zero_grad(set_to_none=True)
-        with prec.autocast():
-            out = model(x, y, sampling_mask=mask)
-            loss, _ = model.loss(out, x, y)
-        loss.backward()
-        opt.step()
+        loss = train_step(model, opt, prec, x, y, mask)
         sched.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(loss))
     train_s = time.perf_counter() - t0
     metrics, _ = evaluate(model, data.batches("val", 50, limit=args.val), device, prec, metrics=("mse",))
     tail = losses[-args.tail:]

@@ -21,7 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SEED_MODELS, configure_threads  # noqa: E402
+from _common import SEED_MODELS, configure_threads, train_step  # noqa: E402
 
 SUSPECTS = {
     "copies": ("aten::copy_", "aten::clone"),
@@ -49,12 +49,7 @@ def profile_step(name: str, precision: str, batch: int, steps: int, rows: int) -
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with prec.autocast():
-            out = model(x, y, sampling_mask=mask)
-            loss, _ = model.loss(out, x, y)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, prec, x, y, mask)
 
     for _ in range(2):
         step()

@@ -153,16 +153,22 @@ def _md_table(g: Grid) -> list[str]:
     rule = "|" + "|".join("---:" if c.align == "right" else ":---" for c in g.columns) + "|"
     lines = [head, rule]
     for cells, floor in zip(g.rows, g.floor):
-        out = []
-        for col, c in zip(g.columns, cells):
-            t = md_escape(c.text)
-            if c.best:
-                t = f"**{t}**"
-            elif floor and col.key == "model":
-                t = f"*{t}*"
-            out.append(t)
+        out = _styled(g, cells, floor, md_escape, bold="**{}**", italic="*{}*")
         lines.append("| " + " | ".join(out) + " |")
     return lines
+
+
+def _styled(g: Grid, cells, floor: bool, escape, *, bold: str, italic: str) -> list[str]:
+    """One row's cell texts, escaped; the best value of a column in bold, a floor's name in italics."""
+    out = []
+    for col, c in zip(g.columns, cells):
+        t = escape(c.text)
+        if c.best:
+            t = bold.format(t)
+        elif floor and col.key == "model":
+            t = italic.format(t)
+        out.append(t)
+    return out
 
 
 def markdown(lb: Leaderboard, plots: list[PlotFile] | None = None, plot_notes: list[str] | None = None,
@@ -228,14 +234,7 @@ def _tex_tabular(g: Grid) -> list[str]:
     for i, (cells, floor) in enumerate(zip(g.rows, g.floor)):
         if floor and i > 0 and not g.floor[i - 1]:
             lines.append(r"\midrule")
-        out = []
-        for col, c in zip(g.columns, cells):
-            t = tex_escape(c.text)
-            if c.best:
-                t = rf"\textbf{{{t}}}"
-            elif floor and col.key == "model":
-                t = rf"\textit{{{t}}}"
-            out.append(t)
+        out = _styled(g, cells, floor, tex_escape, bold=r"\textbf{{{}}}", italic=r"\textit{{{}}}")
         lines.append(" & ".join(out) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return lines

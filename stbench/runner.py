@@ -353,7 +353,8 @@ class _Progress:
         self.label = label
         self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
-                          TimeRemainingColumn(), console=con, transient=False, disable=con.quiet)
+                          TimeRemainingColumn(), console=con, transient=False,
+                          disable=con.quiet or not con.is_terminal)  # a log file gets epoch lines instead
         self.ep = self.it = None
 
     def __enter__(self) -> _Progress:
@@ -386,7 +387,11 @@ class _Progress:
                            f"{row['samples_per_s']:.0f} seq/s")
         self.p.advance(self.ep)
         self.p.update(self.ep, info=f"train {row['train_loss']:.4f} · val MSE {row.get('val_mse', float('nan')):.1f}")
-        self.p.reset(self.it, total=self._batches)
+        # after the last epoch the epoch bar stays and the iteration bar goes
+        if next(t for t in self.p.tasks if t.id == self.ep).finished:
+            self.p.remove_task(self.it)
+        else:
+            self.p.reset(self.it, total=self._batches)
 
 
 def _summary(con: Any, results: list[dict[str, Any]], opts: RunOptions) -> None:

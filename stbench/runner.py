@@ -316,12 +316,17 @@ def _finish(rec: dict[str, Any], t_start: float) -> None:
     rec["timing"]["total_s"] = round(rec["timing"].get("total_s", 0.0) + time.perf_counter() - t_start, 3)
 
 
+INFER_BATCH = 16  # the batch of the recorded inference throughput, whatever the recipe trains with
+
+
 def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     from stbench.profile import profile_model
 
     m = recipe.build_model(model_name)
+    # training step at the run's batch (it drives the time estimate); inference at one batch for every
+    # model, so that the throughput column of a leaderboard compares like with like
     r = profile_model(m, name=model_name, device=device, precision=prec, batch=int(cfg["batch_size"]),
-                      warmup=2, reps=5, train=True, flops=True, published_fps=False)
+                      infer_batch=INFER_BATCH, warmup=2, reps=5, train=True, flops=True, published_fps=False)
     d = r.as_dict()
     del m
     return d

@@ -58,6 +58,8 @@ def test_smoke_run_writes_complete_records(smoke_run):
         p = d["profile"]
         assert p["params"] > 0 and p["flops"] > 0 and p["infer_seq_per_s"] > 0 and p["train_step_ms"] > 0
         assert p["device"] and p["precision"] == "fp32"
+        # inference throughput at one batch for every model (comparable), training step at the run's batch
+        assert p["infer_batch"] == 16 and p["train_batch"] == d["config"]["batch_size"] == 4
         assert d["env"]["torch"] and d["env"]["python"] and "git_commit" in d["env"]
         assert d["timing"]["finished_at"] and d["timing"]["train_s"] > 0
         assert (Path(out) / "records/mmnist/smoke" / d["examples"]["file"]).is_file()

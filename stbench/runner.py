@@ -373,7 +373,7 @@ class _Progress:
         if self.ep is None:
             self.ep = self.p.add_task(f"{self.label} epochs", total=epochs, info="")
         self.it = self.p.add_task("  iterations", total=batches, info="")
-        self._batches = batches
+        self._epochs, self._batches = epochs, batches
 
     def resumed(self, epoch: int) -> None:
         self.con.print(f"[dim]resuming {self.label} after epoch {epoch}[/dim]")
@@ -393,7 +393,7 @@ class _Progress:
         self.p.advance(self.ep)
         self.p.update(self.ep, info=f"train {row['train_loss']:.4f} · val MSE {row.get('val_mse', float('nan')):.1f}")
         # after the last epoch the epoch bar stays and the iteration bar goes
-        if next(t for t in self.p.tasks if t.id == self.ep).finished:
+        if row["epoch"] >= self._epochs:
             self.p.remove_task(self.it)
         else:
             self.p.reset(self.it, total=self._batches)

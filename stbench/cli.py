@@ -17,12 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from stbench.errors import StbenchError, UserError
+
 EXIT_USAGE = 2
 EXIT_FAILED_RUN = 1
-
-
-class UserError(Exception):
-    """A problem with the user's input; printed as one line."""
 
 
 def _console(stderr: bool = False):
@@ -355,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stbench: interrupted; the run's checkpoint is saved: continue it with --resume", file=sys.stderr)
         return 130
-    except (UserError, RegistryError, PluginError, ValueError, TypeError, FileNotFoundError,
+    except (StbenchError, RegistryError, PluginError, ValueError, TypeError, FileNotFoundError,
             PermissionError) as exc:
         if args.debug:
             raise

@@ -16,11 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from stbench.errors import RecipeError
+
 PRESETS = ("paper", "quick", "smoke")
-
-
-class RecipeError(ValueError):
-    pass
 
 
 def baselines_dir() -> Path:

@@ -62,7 +62,7 @@ class RunOptions:
 
     @classmethod
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
-        from stbench.cli import UserError
+        from stbench.errors import UserError
 
         if args.seeds:
             try:
@@ -83,7 +83,7 @@ class RunOptions:
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
-    from stbench.cli import UserError
+    from stbench.errors import UserError
 
     if not spec:
         return (0, 1)
@@ -225,7 +225,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         if opts.resume:
             resume_ckpt = T.load_checkpoint(cpath)
         elif not opts.force:
-            from stbench.cli import UserError
+            from stbench.errors import UserError
 
             raise UserError(f"{model_name} seed {seed} has an unfinished run with a checkpoint ({cpath}); "
                             "pass --resume to continue it or --force to start over")

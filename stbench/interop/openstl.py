@@ -62,9 +62,9 @@ CONVERTERS: dict[str, str] = {
     "predrnnpp": "stbench.interop.openstl_rnn_zoo:convert",
     "mim": "stbench.interop.openstl_rnn_zoo:convert",
     "e3dlstm": "stbench.interop.openstl_rnn_zoo:convert",
-    "mau": "stbench.interop.openstl_rnn_zoo:convert",
-    "phydnet": "stbench.interop.openstl_rnn_zoo:convert",
-    "swinlstm_d": "stbench.interop.openstl_rnn_zoo:convert",
+    "mau": "stbench.interop.openstl_mau_phydnet:convert",
+    "phydnet": "stbench.interop.openstl_mau_phydnet:convert",
+    "swinlstm_d": "stbench.interop.openstl_swinlstm:convert",
     "mmvp": "stbench.interop.openstl_mmvp:convert",
 }
 

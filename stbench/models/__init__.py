@@ -2,9 +2,12 @@
 ``stbench`` entry points, like any plugin)."""
 
 from stbench.models import (  # noqa: F401  (registration)
+    e3dlstm,
     incepu,
     metaformer,
+    mim,
     patch_codec,
+    predrnnpp,
     recurrent,
     simvp_codec,
     zoo,  # noqa: F401

@@ -172,6 +172,7 @@ class STModel(nn.Module):
         in_shape: Shape,
         t_out: int,
         ddr_alpha: float = 0.0,
+        l1_alpha: float = 0.0,
         loss_all_frames: bool = True,
         names: dict[str, str] | None = None,
     ) -> None:
@@ -180,6 +181,7 @@ class STModel(nn.Module):
         self.in_shape = tuple(in_shape)  # (T_in, C, H, W)
         self.t_out = int(t_out)
         self.ddr_alpha = float(ddr_alpha)
+        self.l1_alpha = float(l1_alpha)  # + alpha * L1 on the same frames as the MSE (E3D-LSTM's published loss)
         self.loss_all_frames = loss_all_frames  # recurrent: MSE over all T_in + T_out - 1 outputs
         self.names = dict(names or {})  # model / encoder / temporal / decoder names for records
         t_in = self.in_shape[0]
@@ -271,7 +273,7 @@ class STModel(nn.Module):
 
     # -- loss ----------------------------------------------------------------------------------
     def loss(self, out: ModelOutput, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Training loss: MSE (+ alpha * DDR) (+ the temporal module's weighted aux loss).
+        """Training loss: MSE (+ alpha * L1) (+ alpha * DDR) (+ the temporal module's weighted aux loss).
 
         Recurrent models with ``loss_all_frames`` are supervised on all T_in + T_out - 1 next-frame
         outputs, as published for ConvLSTM / PredRNN.
@@ -280,11 +282,14 @@ class STModel(nn.Module):
 
         parts: dict[str, Tensor] = {}
         if out.all_frames is not None and self.loss_all_frames:
-            true = torch.cat([inputs[:, 1:], targets], dim=1)  # (B, T_in + T_out - 1, C, H, W)
-            parts["mse"] = torch.mean((out.all_frames.float() - true) ** 2)
+            pred, true = out.all_frames.float(), torch.cat([inputs[:, 1:], targets], dim=1)  # (B, T_in+T_out-1, ...)
         else:
-            parts["mse"] = torch.mean((out.pred.float() - targets) ** 2)
+            pred, true = out.pred.float(), targets
+        parts["mse"] = torch.mean((pred - true) ** 2)
         total = parts["mse"]
+        if self.l1_alpha > 0:
+            parts["l1"] = torch.mean((pred - true).abs())
+            total = total + self.l1_alpha * parts["l1"]
         if self.ddr_alpha > 0:
             parts["ddr"] = ddr_loss(out.pred.float(), targets)
             total = total + self.ddr_alpha * parts["ddr"]

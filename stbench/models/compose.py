@@ -14,7 +14,7 @@ from typing import Any
 from stbench.models.base import STModel
 from stbench.registry import DECODERS, ENCODERS, TEMPORAL
 
-MODEL_KEYS = ("ddr_alpha", "loss_all_frames")  # consumed by STModel itself
+MODEL_KEYS = ("ddr_alpha", "l1_alpha", "loss_all_frames")  # consumed by STModel itself
 DATA_KEYS = ("in_shape", "t_out")
 
 

@@ -78,7 +78,8 @@ class Precision:
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
-        if self.channels_last:
+        # channels_last is a 4-D layout: a model with 3-D convolutions (5-D weights, e.g. E3D-LSTM) keeps its own
+        if self.channels_last and not any(p.dim() == 5 for p in model.parameters()):
             model = model.to(memory_format=torch.channels_last)
         return model
 

@@ -75,9 +75,11 @@ class EideticCell(nn.Module):
 
     def recall(self, q: Tensor, keys: Tensor) -> Tensor:
         # q (B, nh, w, H, W); keys (B, N, nh) -> (B, nh, w, H, W)
+        # einsum, not bmm, on purpose: fvcore counts an einsum from numpy's 4-digit FLOP estimate, and the
+        # published 298.9G holds that figure (recall 51,005,640,000 against 51,002,736,640 exact MACs)
         query = q.reshape(q.shape[0], -1, self.num_hidden)  # (B, w*H*W, nh), the published raw reshape
-        attn = torch.softmax(torch.bmm(query, keys.transpose(1, 2)), dim=2)  # (B, w*H*W, N)
-        return torch.bmm(attn, keys).reshape(q.shape)
+        attn = torch.softmax(torch.einsum("bxc,byc->bxy", query, keys), dim=2)  # (B, w*H*W, N)
+        return torch.einsum("bxy,byc->bxc", attn, keys).reshape(q.shape)
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor, m: Tensor, keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         # x (B, C_in, w, H, W); h, c, m (B, nh, w, H, W); keys (B, N, nh)
@@ -153,8 +155,9 @@ LINEAR_SS = {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000} 
     presets={
         "paper": {"lr": 1e-4, "model": {"num_hidden": [128, 128, 128, 128], "filter_size": 5, "patch_size": 4},
                   "sampling": LINEAR_SS},
-        "quick": {"epochs": 2, "lr": 2e-3, "model": {"num_hidden": [16, 16], "filter_size": 5},
-                  "sampling": {"kind": "linear", "rate": 6e-3, "stop_iter": 167}},
+        # patch 8 (8 x 8 latent): the recall attention costs (w*H*W)^2 per step, 16x less than at patch 4
+        "quick": {"epochs": 6, "lr": 2e-3, "model": {"num_hidden": [16, 16], "filter_size": 5, "patch_size": 8},
+                  "sampling": {"kind": "linear", "rate": 2e-3, "stop_iter": 500}},
         "smoke": {"lr": 1e-3, "model": {"num_hidden": [8, 8], "filter_size": 3},
                   "sampling": {"kind": "linear", "rate": 0.1, "stop_iter": 10}},
     },

@@ -91,7 +91,7 @@ class GradientHighway(nn.Module):
         # x, z (B, nh, H, W)
         p, u = self.conv_xz(torch.cat([x, z], dim=1)).chunk(2, dim=1)
         u = torch.sigmoid(u)
-        return torch.lerp(z, torch.tanh(p), u)  # u * tanh(p) + (1 - u) * z
+        return u * torch.tanh(p) + (1 - u) * z
 
 
 @TEMPORAL.register("predrnnpp")

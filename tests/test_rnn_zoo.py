@@ -99,3 +99,17 @@ def test_mim_stationary_cell_state_is_truncated_in_time() -> None:
     _, _, _, s_new = block(x, d, h, c, m, s)
     grads = torch.autograd.grad(s_new.sum(), [s, c], allow_unused=True)
     assert grads[0] is None and grads[1] is not None
+
+
+@pytest.mark.parametrize("encoder", ["patch", "simvp"])
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_preset_sizes_train_over_either_codec(name: str, encoder: str) -> None:
+    import stbench
+
+    sizes = dict(MODELS.entry(name).meta["presets"]["smoke"]["model"])
+    model = stbench.create_model(f"{name}@{encoder}", in_shape=(4, 1, 16, 16), t_out=3, **sizes)
+    x, y = torch.rand(2, 4, 1, 16, 16), torch.rand(2, 3, 1, 16, 16)
+    assert model(x).pred.shape == (2, 3, 1, 16, 16)
+    loss, _ = model.loss(model(x, y, sampling_mask=torch.ones(2, 5)), x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())

@@ -109,7 +109,8 @@ KEY_MAPS = {"predrnnpp": _predrnnpp, "mim": _mim, "e3dlstm": _e3dlstm}
 
 def convert(method: str, cfg: dict[str, Any], sd: dict[str, Tensor]):
     """OpenSTL ``PredRNNpp`` / ``MIM`` / ``E3DLSTM`` (config keys in_shape, num_hidden, filter_size,
-    patch_size, aft_seq_length) -> the stbench model of the same name, weights loaded, eval mode."""
+    patch_size, aft_seq_length) -> the stbench model of the same name, weights loaded, eval mode.
+    E3D-LSTM's kernel and window are read from the weights (OpenSTL fixes them, whatever filter_size says)."""
     from stbench.registry import MODELS
 
     if method not in KEY_MAPS:
@@ -123,8 +124,13 @@ def convert(method: str, cfg: dict[str, Any], sd: dict[str, Tensor]):
     T, C, H, W = (int(v) for v in cfg["in_shape"])
     p = int(cfg["patch_size"])
     num_hidden = list(hidden_sizes(cfg["num_hidden"], 0))
+    sizes: dict[str, Any] = {"filter_size": int(cfg["filter_size"])}
+    if method == "e3dlstm" and "cell_list.0.conv_x.0.conv3d.weight" in sd:
+        # OpenSTL's E3D-LSTM ignores filter_size: its kernel (2, 5, 5) and window 2 are fixed in its code
+        kt, _, k = sd["cell_list.0.conv_x.0.conv3d.weight"].shape[-3:]
+        sizes = {"filter_size": int(k), "time_kernel": int(kt), "window_length": int(sd["conv_last.weight"].shape[2])}
     model = MODELS.get(method)(in_shape=(T, C, H, W), t_out=int(cfg["aft_seq_length"]), num_hidden=num_hidden,
-                               filter_size=int(cfg["filter_size"]), patch_size=p)
+                               patch_size=p, **sizes)
     try:
         mapped, unused = KEY_MAPS[method](sd, len(num_hidden), patch_permutation(C, p))
     except KeyError as exc:

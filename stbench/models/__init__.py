@@ -5,6 +5,7 @@ from stbench.models import (  # noqa: F401  (registration)
     incepu,
     metaformer,
     patch_codec,
+    predformer,
     recurrent,
     simvp_codec,
     zoo,  # noqa: F401

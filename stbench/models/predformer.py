@@ -261,7 +261,7 @@ PREDFORMER_QUAD = dict(PREDFORMER, Ndepth=8)
 # OneCycle (the parser default, final_div_factor 1e4), fp32
 _PAPER_RECIPE = {"epochs": 2000, "batch_size": 16, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
                  "scheduler": "onecycle"}
-_QUICK = {"epochs": 3, "batch_size": 4, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
+_QUICK = {"epochs": 5, "batch_size": 4, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
           "model": dict(patch_size=8, dim=64, heads=4, dim_head=16, scale_dim=2, depth=1, Ndepth=2)}
 _SMOKE = {"lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
           "model": dict(patch_size=8, dim=16, heads=2, dim_head=8, scale_dim=2, depth=1, Ndepth=1)}

@@ -47,7 +47,10 @@ def test_load_checkpoint_file_for_eval(fx, tmp_path):
     torch.save({"state_dict": {f"model.{k}": v for k, v in fx["state_dict"].items()}}, path)
     sizes = {k: fx["config"][k] for k in ("dim", "heads", "dim_head", "Ndepth")}
     model = load_predformer_checkpoint(path, "predformer", config=sizes)
-    assert model.names["model"] == "predformer"
+    assert model.names["model"] == "predformer" and model.source_config["Ndepth"] == 1
+    assert (_pred(model, fx["inputs"].float()) - fx["pred"]).abs().max().item() <= 1e-5
+    # a parsed PredFormer config file: {"method": "PredFormer", "model_config": {...}}
+    model = load_predformer_checkpoint(path, "predformer", config={"method": "PredFormer", "model_config": sizes})
     assert (_pred(model, fx["inputs"].float()) - fx["pred"]).abs().max().item() <= 1e-5
 
 

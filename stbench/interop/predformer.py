@@ -131,8 +131,10 @@ def load_predformer_checkpoint(path_or_state: str | PathLike[str] | Mapping[str,
     """``stbench eval --from predformer``: PredFormer weights (a file, or an already loaded dict) ->
     the stbench model ``model_name`` (``predformer`` | ``predformer_quad``) in eval mode.
 
-    ``config`` (PredFormer's ``model_config`` keys) overrides the published Moving MNIST config of
-    ``model_name``; a checkpoint that carries its own ``model_config`` dict is read too (below config).
+    ``config`` (PredFormer's ``model_config`` keys, or a parsed PredFormer config file whose
+    ``model_config`` entry holds them) overrides the published Moving MNIST config of ``model_name``;
+    a checkpoint that carries its own ``model_config`` dict is read too (below ``config``). The
+    PredFormer config that built the model is kept as ``model.source_config`` for the record.
     """
     if model_name not in PUBLISHED_CONFIGS:
         raise CheckpointError(f"--from predformer loads the models {', '.join(PUBLISHED_CONFIGS)}, "
@@ -150,7 +152,11 @@ def load_predformer_checkpoint(path_or_state: str | PathLike[str] | Mapping[str,
     cfg = dict(PUBLISHED_CONFIGS[model_name])
     if isinstance(state.get("model_config"), Mapping):
         cfg.update(state["model_config"])
-    cfg.update(config or {})
+    config = dict(config or {})
+    if isinstance(config.get("model_config"), Mapping):
+        config = {**config, **config.pop("model_config")}
+    cfg.update({k: v for k, v in config.items() if k in PREDFORMER_MMNIST})
     model = from_predformer(cfg, state)
     model.names["model"] = model_name
+    model.source_config = cfg
     return model

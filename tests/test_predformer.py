@@ -164,3 +164,12 @@ def test_smoke_preset_trains_one_step():
     loss, _ = model.loss(model(x), x, y)
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+@pytest.mark.parametrize("preset", ["paper", "quick", "smoke"])
+def test_registry_presets_agree_with_baselines_toml(name, preset):
+    from stbench.recipes import load_recipe
+
+    cfg = load_recipe("mmnist", name, preset).config
+    assert {k: cfg.get(k) for k in MODELS.entry(name).meta["presets"][preset]} == MODELS.entry(name).meta["presets"][preset]

@@ -273,8 +273,13 @@ def predformer(**kw: Any) -> Any:
     return _named("predformer", "predformer", "predformer", PREDFORMER, kw)
 
 
+# the quadruplet model is deeper at every preset (8 vs 6 layers at paper size): one more layer here
+_QUICK_QUAD = {**_QUICK, "epochs": 4, "model": dict(_QUICK["model"], Ndepth=3)}
+_SMOKE_QUAD = {**_SMOKE, "model": dict(_SMOKE["model"], Ndepth=2)}
+
+
 @MODELS.register(family="parallel", paper="PredFormer (arXiv 2410.04733), quadruplet TSST, 8 layers",
-                 presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER_QUAD)}, "quick": _QUICK,
-                          "smoke": _SMOKE})
+                 presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER_QUAD)}, "quick": _QUICK_QUAD,
+                          "smoke": _SMOKE_QUAD})
 def predformer_quad(**kw: Any) -> Any:
     return _named("predformer_quad", "predformer", "predformer", PREDFORMER_QUAD, kw)

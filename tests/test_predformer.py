@@ -172,4 +172,5 @@ def test_registry_presets_agree_with_baselines_toml(name, preset):
     from stbench.recipes import load_recipe
 
     cfg = load_recipe("mmnist", name, preset).config
-    assert {k: cfg.get(k) for k in MODELS.entry(name).meta["presets"][preset]} == MODELS.entry(name).meta["presets"][preset]
+    entry = MODELS.entry(name).meta["presets"][preset]
+    assert {k: cfg.get(k) for k in entry} == entry

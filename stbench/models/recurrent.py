@@ -9,7 +9,8 @@ concatenated inputs -- ``conv([x, h])`` for ConvLSTM's four gates, ``conv([x, h]
 ``conv([x, m])`` for the ST-LSTM's seven. A convolution over a concatenation is the sum of the
 convolutions over its parts, so the maths, the parameter count and the fvcore FLOPs are exactly
 the published ones (one bias-free conv per input source, outputs added), with fewer kernel launches
-and no extra additions. All convolutions are bias-free, as published; the forget gates get +1 (ST-LSTM; the published ConvLSTM adds none, see :class:`ConvLSTM`).
+and no extra additions. All convolutions are bias-free, as published; the ST-LSTM's forget gates get +1
+(the published ConvLSTM adds none, see :class:`ConvLSTM`).
 
 Parameter counts with the Moving MNIST config (patch 4: 16 latent channels, 4 x 128, filter 5):
 ``predrnn`` 23,838,720 (23.8M published), ``predrnn_v2`` 23,855,104 (23.9M; one 1x1 adapter shared

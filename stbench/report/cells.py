@@ -144,7 +144,7 @@ def grid(lb: Leaderboard) -> Grid:
     return out
 
 
-def _model_label(row: Any) -> str:
+def _model_label(row: pd.Series) -> str:
     """The model's name; an evaluated checkpoint (``stbench eval``) says so and names its file."""
     if row.get("kind") == "evaluated":
         return f"{row['model']} (evaluated: {row.get('checkpoint') or 'checkpoint'})"

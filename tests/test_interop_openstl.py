@@ -249,3 +249,39 @@ def test_eval_stbench_checkpoint_of_paper_architecture_sits_beside_the_published
     table = res.leaderboards["mmnist", "paper"]
     row = table[table["model"] == "convlstm"].iloc[0]
     assert row["kind"] == "evaluated" and row["mse_published"] == pytest.approx(29.80)
+
+
+# ---------------------------------------------------------------------------------------------
+# without --config: the stbench model's paper sizes, written in OpenSTL's keys, build the published network
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,params", [("simvp", 57_946_113), ("gsta", 46_769_665), ("tau", 44_656_001),
+                                         ("convlstm", 11_675_648), ("predrnn", 23_838_720),
+                                         ("predrnn_v2", 23_855_104)])
+def test_paper_config_in_openstl_keys_builds_the_published_network(name, params):
+    # published counts (REFERENCE.md section 6); ConvLSTM without the 4 dead conv_o OpenSTL builds (15.0M with them)
+    from stbench.evaluate import openstl_config_for
+    from stbench.interop import openstl_rnn, openstl_simvp
+    from stbench.interop.openstl import merged_config
+
+    method, cfg = openstl_config_for(name, "mmnist", None)
+    cfg = merged_config(cfg)
+    key = method.lower()
+    with torch.device("meta"):
+        if key in ("simvp", "tau"):
+            temporal, _ = openstl_simvp.translator_for({**cfg, "model_type": "tau"} if key == "tau" else cfg)
+            model = openstl_simvp.build_model(key, cfg, temporal)
+        else:
+            model = openstl_rnn.build_model(key, cfg)
+    assert model.names["model"] == name
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+def test_metavp_translators_plug_in_by_name():
+    # the contract with stbench.interop.openstl_metavp (see the openstl_simvp docstring)
+    from stbench.interop.openstl_simvp import SIMVP_TRANSLATORS
+
+    ours = {"convmixer": "convmixer", "convnext": "convnext", "hornet": "hornet", "mlp": "mlpmixer",
+            "moga": "moganet", "poolformer": "poolformer", "swin": "swin", "uniformer": "uniformer", "van": "van",
+            "vit": "vit"}
+    for model_type, temporal in ours.items():
+        assert SIMVP_TRANSLATORS[model_type] == (temporal, f"stbench.interop.openstl_metavp:{temporal}_keys")

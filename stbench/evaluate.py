@@ -290,8 +290,10 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
     preset = preset_of(net, model.partition("@")[0] if source == "openstl" else model, dataset)
     paper_cfg = _paper_recipe(dataset, model).config if preset == "paper" else {}
     data_kw = dict(paper_cfg.get("data", {}))
-    ds = get_dataset(dataset, data_root=data_root, **data_kw,
-                     **({"t_out": net.t_out} if net.t_out != _spec_t_out(dataset) else {}))
+    ds_kw = dict(data_kw)
+    if net.t_out != _spec_t_out(dataset, ds_kw):
+        ds_kw["t_out"] = net.t_out  # e.g. an OpenSTL config with aft_seq_length = 20
+    ds = get_dataset(dataset, data_root=data_root, **ds_kw)
     if tuple(ds.spec.in_shape) != tuple(net.in_shape) or int(ds.spec.t_out) != int(net.t_out):
         raise UserError(f"the checkpoint's model takes {tuple(net.in_shape)} -> {net.t_out} frames but dataset "
                         f"'{dataset}' gives {tuple(ds.spec.in_shape)} -> {ds.spec.t_out}; pick the matching "
@@ -343,7 +345,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
     return rec
 
 
-def _spec_t_out(dataset: str) -> int:
+def _spec_t_out(dataset: str, data_kw: dict[str, Any]) -> int:
     from stbench.data import get_spec
 
-    return int(get_spec(dataset).t_out)
+    return int(get_spec(dataset, **data_kw).t_out)

@@ -31,8 +31,8 @@ Quirks reproduced (OpenSTL commit c74deb5):
 - ``spatio_kernel_enc`` and ``spatio_kernel_dec`` may differ (the decoder is built separately then).
 - MetaFormer layer scales are stored as ``(d,)``; ours are ``(d, 1, 1)``.
 - The 1x1 "reduction" convs exist only where T * hid_S != hid_T (ours: Identity there, no weights).
-- ``TAU`` = the SimVP model with the ``tau`` translator, trained with DDR (``alpha``); ``SimVP`` with
-  ``model_type='tau'`` is the same network without DDR.
+- ``TAU`` = the SimVP model with the ``tau`` translator (its configs' ``model_type``), trained with DDR
+  (``alpha``); ``SimVP`` with ``model_type='tau'`` is the same network without DDR.
 - Long horizons: the published method feeds predicted frames back through the whole model; the
   returned model has ``rollout == "frame"``.
 """
@@ -178,7 +178,7 @@ def build_model(method: str, cfg: dict[str, Any], temporal: str):
                 "N_T": int(cfg["N_T"]), "mlp_ratio": float(cfg["mlp_ratio"]), "drop": float(cfg["drop"]),
                 "drop_path": float(cfg["drop_path"]),
                 "ddr_alpha": float(cfg.get("alpha", 0.1)) if method == "tau" else 0.0, "rollout": "frame"}
-    name = "tau" if method == "tau" else _MODEL_NAMES.get(temporal, f"simvp_{temporal}")
+    name = _MODEL_NAMES.get(temporal, f"simvp_{temporal}")
     try:
         model = build("simvp", temporal, in_shape=(t_in, C, H, W), t_out=t_out, defaults=defaults, model_name=name)
         if k_dec != k_enc:
@@ -192,8 +192,10 @@ def build_model(method: str, cfg: dict[str, Any], temporal: str):
 
 def convert(method: str, cfg: dict[str, Any], sd: dict[str, Tensor]):
     """OpenSTL ``SimVP`` (any ``model_type``) or ``TAU`` -> the stbench model with these weights, eval mode."""
-    if method == "tau":
-        cfg = {**cfg, "model_type": "tau"}  # OpenSTL's TAU method always builds the tau translator
+    if method == "tau" and str(cfg.get("model_type") or "gsta").lower() == "gsta":
+        # OpenSTL's TAU method builds whatever model_type says; its TAU configs say 'tau'. A config without
+        # one arrives here with the parser default (gSTA), which no released TAU checkpoint used.
+        cfg = {**cfg, "model_type": "tau"}
     temporal, translate = translator_for(cfg)
     model = build_model(method, cfg, temporal)
     hid = {k[len("hid."):]: v for k, v in sd.items() if k.startswith("hid.")}

@@ -204,6 +204,20 @@ def test_eval_openstl_writes_an_evaluated_record_the_report_shows(tiny, capsys):
     md = next((tmp_path / "res/report").glob("*.md")).read_text()
     assert "tau (evaluated: tiny\\_tau\\_ep3.pth (openstl))" in md
 
+    # the same record as a paper-architecture evaluation of 2000-epoch weights (what the released
+    # mmnist_tau_one_ep2000.pth gives): ranked beside a trained run, with the matching published row
+    from stbench.report import build_report
+
+    paper = tmp_path / "res/records/mmnist/paper"
+    paper.mkdir(parents=True)
+    rec.update(preset="paper", config={**rec["config"], "epochs": 2000})
+    (paper / "tau__evaluated_mmnist_tau_one_ep2000.json").write_text(json.dumps(rec))
+    trained = {**rec, "kind": "model", "checkpoint": None, "metrics": {**rec["metrics"], "mse": 1.0}}
+    (paper / "tau__seed0.json").write_text(json.dumps(trained))
+    table = build_report(tmp_path / "res", None, ["md"], console=None, plots=False).leaderboards["mmnist", "paper"]
+    assert list(table["kind"]) == ["model", "evaluated"] and list(table["rank"]) == [1, 2]
+    assert list(table["mse_published"]) == [pytest.approx(15.69)] * 2
+
 
 @pytest.mark.parametrize("case", ["wrong_method", "missing_key", "shape_mismatch", "not_weights_only", "corrupt"])
 def test_eval_errors_are_one_line_and_write_nothing(tiny, capsys, case):
@@ -233,6 +247,7 @@ def test_eval_errors_are_one_line_and_write_nothing(tiny, capsys, case):
     assert not (tmp_path / "EXECUTED").exists()
 
 
+@pytest.mark.slow  # a paper-size ConvLSTM on one sequence: about 15 s on a shared 2-core CPU
 def test_eval_stbench_checkpoint_of_paper_architecture_sits_beside_the_published_row(tmp_path, capsys):
     # no --config: the paper architecture; --from stbench: our own state dict (random weights, 1 sequence)
     torch.manual_seed(0)

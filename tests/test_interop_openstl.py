@@ -60,6 +60,29 @@ def test_lightning_checkpoint_form_and_case_insensitive_method():
     assert (_pred(model, fx) - fx["pred"]).abs().max().item() <= TOL
 
 
+@pytest.mark.parametrize("name", ["gsta", "tau"])
+def test_batchnorm_running_statistics_are_mapped(name):
+    # The fixtures' BatchNorm statistics are the initial (0, 1), so they alone cannot catch a wrong mapping
+    # of running_mean / running_var. Give every BN random statistics and fold the change into its affine
+    # weight and bias so that OpenSTL's eval-mode function is unchanged (by hand:
+    # (x - m) / s * w' + b' == x / sqrt(1 + eps) * w + b with s = sqrt(v + eps), w' = w s / sqrt(1 + eps),
+    # b' = b + m w / sqrt(1 + eps)); the prediction must still be OpenSTL's.
+    fx = _fixture(name)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in fx["state_dict"].items()}
+    g = torch.Generator().manual_seed(0)
+    eps = 1e-5
+    for k in [k for k in sd if k.endswith(".running_mean")]:
+        pre = k[: -len("running_mean")]
+        m = torch.randn(sd[k].shape, generator=g)
+        v = torch.rand(sd[k].shape, generator=g) * 3 + 0.2
+        w, b = sd[pre + "weight"], sd[pre + "bias"]
+        sd[pre + "weight"] = w * (v + eps).sqrt() / (1 + eps) ** 0.5
+        sd[pre + "bias"] = b + m * w / (1 + eps) ** 0.5
+        sd[k], sd[pre + "running_var"] = m, v
+    model = from_openstl(fx["method"], fx["config"], sd)
+    assert (_pred(model, fx) - fx["pred"]).abs().max().item() <= TOL
+
+
 def test_convlstm_unused_weights_are_dropped_and_reported():
     fx = _fixture("convlstm")
     with pytest.warns(UserWarning, match="dropped 4 weight"):

@@ -83,6 +83,13 @@ def test_batchnorm_running_statistics_are_mapped(name):
     assert (_pred(model, fx) - fx["pred"]).abs().max().item() <= TOL
 
 
+def test_odd_n_s_builds_one_layer_less_as_openstl():
+    # OpenSTL's sampling_generator(N) = [False, True] * (N // 2): N_S = 3 builds the same 2 layers as N_S = 2
+    fx = _fixture("simvp")
+    model = from_openstl("SimVP", {**fx["config"], "N_S": 3}, fx["state_dict"])
+    assert (_pred(model, fx) - fx["pred"]).abs().max().item() <= TOL
+
+
 def test_convlstm_unused_weights_are_dropped_and_reported():
     fx = _fixture("convlstm")
     with pytest.warns(UserWarning, match="dropped 4 weight"):

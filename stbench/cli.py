@@ -4,6 +4,7 @@
     stbench report                                               # leaderboards + plots from records
     stbench list models|temporal|encoders|decoders|datasets|metrics
     stbench profile --models tau,simvp --dataset mmnist           # params, FLOPs, throughput only
+    stbench eval --checkpoint w.pth --model tau --from openstl    # a checkpoint -> an 'evaluated' record
 
 Heavy modules are imported inside each subcommand. Errors a user can fix are printed as one line
 (no traceback unless --debug) with a non-zero exit code.
@@ -249,6 +250,47 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# eval (stbench.evaluate)
+# ---------------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from stbench.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
+                        source=args.source, config=args.config, out=args.out, device=args.device,
+                        precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
+                        profile=not args.no_profile, rollout=args.rollout, console=_console())
+    return 0
+
+
+def _add_eval_parser(sub: Any, common: Any) -> None:
+    ev = sub.add_parser("eval", help="evaluate a checkpoint (stbench's or OpenSTL's) on the test split; writes an "
+                                     "'evaluated' record", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  stbench eval --checkpoint mmnist_tau_one_ep2000.pth --model tau "
+                               "--from openstl --data-root data/\n"
+                               "  stbench eval --checkpoint w.pth --model gsta --from openstl --config "
+                               "configs/mmnist/simvp/SimVP_gSTA.py\n"
+                               "  stbench eval --checkpoint my_tau.pt --model tau   # stbench weights, paper sizes")
+    ev.add_argument("--checkpoint", required=True, help="weights file, loaded with weights_only=True")
+    ev.add_argument("--model", required=True, help="the stbench model the weights are for (e.g. tau, predrnn)")
+    ev.add_argument("--dataset", default="mmnist")
+    ev.add_argument("--data-root", default=None, help="directory with the standard data files")
+    ev.add_argument("--from", dest="source", default="stbench", choices=["stbench", "openstl"],
+                    help="whose checkpoint it is (default: stbench)")
+    ev.add_argument("--config", default=None, metavar="CFG.py",
+                    help="OpenSTL config file (read by ast, never executed); default: the model's paper config")
+    ev.add_argument("--out", default="results", help="output directory for records (default: results)")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ev.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | auto (default: fp32)")
+    ev.add_argument("--test-size", type=int, default=None, help="evaluate on the first N test sequences")
+    ev.add_argument("--batch-size", type=int, default=None, help="evaluation batch (default: the preset's)")
+    ev.add_argument("--rollout", default=None, choices=["frame", "latent"],
+                    help="parallel models, T_out > T_in: frame (published, default) or latent roll-out")
+    ev.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
+    common(ev)
+    ev.set_defaults(fn=cmd_eval)
+
+
+# ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stbench",
@@ -258,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --dataset mmnist",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile}")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval}")
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
@@ -336,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--format", choices=["table", "json"], default="table")
     common(pf)
     pf.set_defaults(fn=cmd_profile)
+    _add_eval_parser(sub, common)
     return p
 
 

@@ -7,7 +7,10 @@ Shapes (all explicit):
     decoder  (N, C_lat, H_lat, W_lat) [+ skip] -> (N, C, H, W)            per frame
 
 Parallel temporal modules map T_in -> T_in frames; STModel turns that into T_out frames in ONE
-place (:meth:`STModel._parallel_rollout`): autoregressive roll-out in latent space, then a crop.
+place (:meth:`STModel._parallel_forecast`). ``rollout="frame"`` (the default, as published: OpenSTL's
+SimVP-family methods) feeds each block of T_in predicted FRAMES back through the whole model
+(encoder, translator, decoder); ``rollout="latent"`` feeds the translator's latent output back
+into the translator only. Either way the last block is cropped (T_out < T_in: one pass, cropped).
 Recurrent temporal modules step frame by frame; the one time loop with scheduled sampling lives in
 :class:`RecurrentTemporal` and :meth:`RecurrentTemporal.forward` produces all T_in + T_out - 1
 next-frame predictions, of which the last T_out are the forecast.
@@ -22,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 Shape = tuple[int, ...]
+ROLLOUTS = ("frame", "latent")  # how a parallel model produces T_out > T_in frames (STModel.rollout)
 
 
 class ShapeError(ValueError):
@@ -174,6 +178,7 @@ class STModel(nn.Module):
         ddr_alpha: float = 0.0,
         loss_all_frames: bool = True,
         names: dict[str, str] | None = None,
+        rollout: str = "frame",
     ) -> None:
         super().__init__()
         self.encoder, self.temporal, self.decoder = encoder, temporal, decoder
@@ -182,6 +187,7 @@ class STModel(nn.Module):
         self.ddr_alpha = float(ddr_alpha)
         self.loss_all_frames = loss_all_frames  # recurrent: MSE over all T_in + T_out - 1 outputs
         self.names = dict(names or {})  # model / encoder / temporal / decoder names for records
+        self.rollout = rollout
         t_in = self.in_shape[0]
         self._lat = (t_in, *encoder.latent_shape)
         if not hasattr(temporal, "t_in"):
@@ -190,6 +196,18 @@ class STModel(nn.Module):
     @property
     def recurrent(self) -> bool:
         return self.temporal.recurrent
+
+    @property
+    def rollout(self) -> str:
+        """How T_out frames are produced: ``"frame"`` or ``"latent"`` (parallel models, see the module
+        docstring), ``"recurrent"`` (a recurrent module steps frame by frame; nothing to choose)."""
+        return "recurrent" if self.recurrent else self._rollout
+
+    @rollout.setter
+    def rollout(self, mode: str) -> None:
+        if mode not in ROLLOUTS:
+            raise ValueError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {mode!r}")
+        self._rollout = mode
 
     def _encode(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         # x: (B, T, C, H, W) -> z (B, T, C_lat, H_lat, W_lat), skip (B, T, C_s, H, W) | None
@@ -226,7 +244,7 @@ class STModel(nn.Module):
         return skip.index_select(1, idx)
 
     def _parallel_rollout(self, z: Tensor) -> Tensor:
-        """THE one place where a parallel module's T_in -> T_in map becomes T_out frames."""
+        """Latent roll-out (``rollout="latent"``): the translator's output is its next input."""
         B, t_in = z.shape[:2]
         chunks, cur, produced = [], z, 0
         name = f"temporal module '{self.names.get('temporal', type(self.temporal).__name__)}'"
@@ -239,6 +257,32 @@ class STModel(nn.Module):
         out = chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)
         return out[:, : self.t_out]  # (B, T_out, C_lat, H_lat, W_lat)
 
+    def _frame_rollout(self, inputs: Tensor) -> Tensor:
+        """Published long-horizon roll-out: the whole model maps T_in frames to the next T_in frames,
+        its predicted frames are the next input. Frames past T_out are never decoded."""
+        t_in = self.in_shape[0]
+        name = f"temporal module '{self.names.get('temporal', type(self.temporal).__name__)}'"
+        chunks, cur, produced = [], inputs, 0
+        while produced < self.t_out:
+            z, skip = self._encode(cur)  # (B, T_in, C_lat, H', W'), skip of these input frames
+            y = self.temporal(z)  # (B, T_in, C_lat, H', W')
+            check_shape(name, y, tuple(z.shape))
+            need = min(t_in, self.t_out - produced)
+            if need < t_in:  # last block: decode only the frames that are kept (per-frame decoder)
+                y, skip = y[:, :need], None if skip is None else skip[:, :need]
+            cur = self._decode(y, skip)  # (B, need, C, H, W)
+            chunks.append(cur)
+            produced += need
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)  # (B, T_out, C, H, W)
+
+    def _parallel_forecast(self, inputs: Tensor) -> Tensor:
+        """THE one place where a parallel module's T_in -> T_in map becomes T_out frames."""
+        if self._rollout == "frame":
+            return self._frame_rollout(inputs)
+        z, skip = self._encode(inputs)  # (B, T_in, C_lat, H', W')
+        zf = self._parallel_rollout(z)  # (B, T_out, C_lat, H', W')
+        return self._decode(zf, self._skip_for(skip, self.t_out))
+
     def forward(self, inputs: Tensor, targets: Tensor | None = None,
                 sampling_mask: Tensor | None = None) -> ModelOutput:
         # inputs (B, T_in, C, H, W)
@@ -247,10 +291,7 @@ class STModel(nn.Module):
             expected = ", ".join(map(str, self.in_shape))
             raise ShapeError(f"model input has shape {tuple(inputs.shape)}, expected (B, {expected})")
         if not self.recurrent:
-            z, skip = self._encode(inputs)  # (B, T_in, C_lat, H', W')
-            zf = self._parallel_rollout(z)  # (B, T_out, C_lat, H', W')
-            pred = self._decode(zf, self._skip_for(skip, self.t_out))
-            return ModelOutput(pred=pred)
+            return ModelOutput(pred=self._parallel_forecast(inputs))  # (B, T_out, C, H, W)
         # recurrent: true frames are encoded only when a training mask asks for them
         if sampling_mask is not None:
             if targets is None:

@@ -14,7 +14,7 @@ from typing import Any
 from stbench.models.base import STModel
 from stbench.registry import DECODERS, ENCODERS, TEMPORAL
 
-MODEL_KEYS = ("ddr_alpha", "loss_all_frames")  # consumed by STModel itself
+MODEL_KEYS = ("ddr_alpha", "loss_all_frames", "rollout")  # consumed by STModel itself
 DATA_KEYS = ("in_shape", "t_out")
 
 
@@ -51,5 +51,5 @@ def build(encoder: str, temporal: str, decoder: str | None = None, *,
                     names={"model": name, "encoder": encoder, "temporal": temporal, "decoder": decoder},
                     **{k: v for k, v in kw.items() if k in MODEL_KEYS})
     model.hparams = {"encoder": encoder, "temporal": temporal, "decoder": decoder,
-                     "in_shape": list(in_shape), "t_out": t_out, **kw}
+                     "in_shape": list(in_shape), "t_out": t_out, **kw, "rollout": model.rollout}
     return model

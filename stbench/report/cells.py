@@ -118,7 +118,7 @@ def grid(lb: Leaderboard) -> Grid:
             if c.key == "rank":
                 cells.append(Cell(DASH if floor or _missing(row["rank"]) else str(int(row["rank"]))))
             elif c.key == "model":
-                cells.append(Cell(f"{row['model']} (floor)" if floor else str(row["model"])))
+                cells.append(Cell(f"{row['model']} (floor)" if floor else _model_label(row)))
             elif c.key == "family":
                 cells.append(Cell(str(row["family"])))
             elif c.key == "arch":
@@ -138,10 +138,17 @@ def grid(lb: Leaderboard) -> Grid:
             elif c.key == "n":
                 cells.append(Cell(str(int(row["n"]))))
             elif c.key == "train_s":
-                cells.append(Cell(si(None) if floor else duration(row.get("train_s"))))
+                cells.append(Cell(si(None) if floor or row["kind"] == "evaluated" else duration(row.get("train_s"))))
         out.rows.append(cells)
         out.floor.append(bool(floor))
     return out
+
+
+def _model_label(row: pd.Series) -> str:
+    """The model's name; an evaluated checkpoint (``stbench eval``) says so and names its file."""
+    if row.get("kind") == "evaluated":
+        return f"{row['model']} (evaluated: {row.get('checkpoint') or 'checkpoint'})"
+    return str(row["model"])
 
 
 def published_grid(lb: Leaderboard) -> Grid | None:

@@ -27,7 +27,7 @@ BASE_COLUMNS = (
     "path", "run_id", "status", "reason", "kind", "model", "dataset", "preset", "seed", "family",
     "encoder", "temporal", "decoder", "params", "flops", "flops_convention", "infer_seq_per_s", "infer_batch",
     "published_protocol_fps", "device", "device_name", "precision", "train_s", "total_s", "finished_at",
-    "epochs", "convention", "examples_file", "examples_indices", "record",
+    "epochs", "convention", "examples_file", "examples_indices", "checkpoint", "record",
 )
 
 
@@ -145,12 +145,25 @@ def _row(rec: dict[str, Any], path: Path) -> dict[str, Any]:
         "convention": rec.get("convention"),
         "examples_file": ex_file,
         "examples_indices": tuple(indices) if isinstance(indices, list) else None,
+        "checkpoint": _checkpoint_label(rec),
         "record": rec,
     }
     for name, value in (rec.get("metrics") or {}).items():
         if name not in row:  # a metric can never shadow a base column
             row[name] = _num(value)
     return row
+
+
+def _checkpoint_label(rec: dict[str, Any]) -> str | None:
+    """``kind == "evaluated"`` records (``stbench eval``): the evaluated file's name, else None.
+
+    Evaluated checkpoints are rows of their own: never merged with the trained runs of the same model,
+    nor with another checkpoint of it.
+    """
+    ckpt = rec.get("checkpoint")
+    if rec.get("kind") != "evaluated" or not isinstance(ckpt, dict):
+        return None
+    return f"{ckpt.get('file') or '?'} ({ckpt.get('source') or '?'})"
 
 
 def load_records(results_dir: Path) -> LoadedRecords:
@@ -167,7 +180,7 @@ def load_records(results_dir: Path) -> LoadedRecords:
         raise EmptyResultsError(f"no run records (*.json) under '{records_root(results_dir)}'; create results "
                                 f"with: {HOW_TO_CREATE}")
     warnings: list[str] = []
-    rows: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str, int, str | None], dict[str, Any]] = {}
     meta: dict[str, dict[str, Any]] = {}
     names: dict[str, None] = {}
     versioned = 0  # files that at least claim to be records
@@ -184,7 +197,7 @@ def load_records(results_dir: Path) -> LoadedRecords:
             warnings.append(f"skipped {path}: {problem}")
             continue
         row = _row(rec, path)
-        key = (row["dataset"], row["preset"], row["model"], row["seed"])
+        key = (row["dataset"], row["preset"], row["model"], row["seed"], row["checkpoint"])
         if key in rows:
             old = rows[key]
             keep_new = str(row["finished_at"] or "") >= str(old["finished_at"] or "")

@@ -77,11 +77,15 @@ def _mean(values: pd.Series) -> float:
 
 def _aggregate(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     rows = []
-    for model, g in runs.groupby("model", sort=False):
+    # an evaluated checkpoint (stbench eval) is a row of its own beside the trained runs of its model
+    ckpt = runs["checkpoint"] if "checkpoint" in runs else pd.Series([None] * len(runs), index=runs.index)
+    for (model, checkpoint), g in runs.assign(checkpoint=ckpt.fillna("")).groupby(["model", "checkpoint"],
+                                                                                   sort=False):
         g = g.sort_values("seed")
         first = g.iloc[0]
         row: dict[str, Any] = {
-            "model": model, "kind": first["kind"], "family": first["family"], "encoder": first["encoder"],
+            "model": model, "checkpoint": checkpoint or None,
+            "kind": first["kind"], "family": first["family"], "encoder": first["encoder"],
             "temporal": first["temporal"], "decoder": first["decoder"], "n": len(g),
             "seeds": ",".join(str(s) for s in g["seed"]),
             "params": _first_number(g["params"]), "flops": _first_number(g["flops"]),
@@ -226,6 +230,9 @@ def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], Datase
             if (table["n"] > 1).any():
                 lb.notes.append("Seeds: mean ± sample standard deviation (ddof = 1) over n seeds; n = 1 shows "
                                 "the single run.")
+            if (table["kind"] == "evaluated").any():
+                lb.notes.append("Evaluated: rows marked 'evaluated' are released or saved weights scored here by "
+                                "`stbench eval` (checkpoint file named), not trained in this run.")
             floors = sorted(set(table.loc[table["kind"] == "floor", "model"]))
             lb.notes.append("The best value of each metric among trained models is marked"
                             + (f"; floors ({', '.join(floors)}) are sanity baselines, listed last and never ranked."

@@ -3,10 +3,13 @@
 
 from stbench.models import (  # noqa: F401  (registration)
     incepu,
+    mau,
     metaformer,
     patch_codec,
+    phydnet,
     recurrent,
     simvp_codec,
+    swinlstm,
     zoo,  # noqa: F401
     zoo_recurrent,
 )

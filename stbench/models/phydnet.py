@@ -179,8 +179,8 @@ class PhyDNet(RecurrentTemporal):
         if self.moment_loss:
             k = int(phy_kernel)
             if int(phy_hidden) != k * k:
-                raise ValueError(f"PhyDNet's moment constraint pairs each of the {k}x{k} = {k * k} PhyCell filters "
-                                 f"with one moment; phy_hidden must be {k * k} (or moment_loss=False), got {phy_hidden}")
+                raise ValueError(f"PhyDNet's moment constraint pairs each of the {k * k} PhyCell filters with one "
+                                 f"moment; set phy_hidden={k * k} (or moment_loss=False), got {phy_hidden}")
             m = moment_matrix(k)
             self.register_buffer("moment_M0", m, persistent=False)
             self.register_buffer("moment_M1", m.clone(), persistent=False)

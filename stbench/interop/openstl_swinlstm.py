@@ -8,6 +8,7 @@ Key map (by structure: any number of levels, depths, widths):
     Upsample.layers.{i}.STBs.{j}.*                  -> temporal.up.{i}.blocks.{j}.*
     Upsample.upsample.{i}.{expand,norm}.*           -> temporal.expand.{i}.*
     Upsample.patch_embed.*                          -> dropped: built, never called by the forward
+    *.STBs.{odd j}.red.*                            -> dropped: odd blocks read one sequence, never call red
     *.attn.relative_position_index, *.attn_mask     -> dropped: constant buffers (timm 0.6 stores them),
                                                        recomputed by stbench
 (the block suffixes norm1 / attn.qkv / attn.proj / attn.relative_position_bias_table / norm2 /
@@ -50,6 +51,9 @@ def map_keys(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list
             continue  # constant buffers
         if m := _BLOCK.fullmatch(k):
             path, i, j, rest = m.groups()
+            if rest.startswith("red.") and int(j) % 2 == 1:  # odd blocks read one sequence: red never used
+                unused.append(k)
+                continue
             mapped[f"temporal.{'down' if path == 'Downsample' else 'up'}.{i}.blocks.{j}.{rest}"] = v
         elif m := _RESAMPLE.fullmatch(k):
             path, i, part, p = m.groups()

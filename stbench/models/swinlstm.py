@@ -22,10 +22,12 @@ Stochastic depth as published: drop-path rates linspace(0, 0.1) over the blocks 
 the blocks of a level in reverse order. The windows are shrunk (and unshifted) where a grid is not
 larger than the window, as in the timm Swin block the published code builds on.
 
-Counts at the Moving MNIST config (E 128, patch 2, window 4, depths 2,6 / 6,2, heads 4,8): see
-``tests/test_rnn_zoo2.py``; the SwinLSTM paper reports 20.2M parameters and 69.9G FLOPs. OpenSTL's
-SwinLSTM_D_Model also builds a second, never used patch embedding in its up-sampling path
-(4 E + 3 E parameters at C = 1, E = 128: 896), which stbench does not carry.
+Counts at the Moving MNIST config (E 128, patch 2, window 4, depths 2,6 / 6,2, heads 4,8): 18,845,409
+parameters and 69,877,858,304 fvcore FLOPs (the paper: 69.9G). The paper's 20.2M and OpenSTL's
+SwinLSTM_D_Model (20,191,969, counted by running it under timm 0.6.13) also count weights the forward
+never uses: every Swin block builds the 2d -> d projection ``red``, but odd blocks read one sequence
+and never call it (1,345,664 parameters at this config), and the up-sampling path builds a second
+patch embedding (896). stbench does not carry dead weights; the converter drops them.
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ class SwinBlock(nn.Module):
     """Swin transformer block that may also read a second sequence (see the module docstring)."""
 
     def __init__(self, dim: int, grid: tuple[int, int], heads: int, window: int, shift: bool,
-                 mlp_ratio: float, drop_path: float) -> None:
+                 mlp_ratio: float, drop_path: float, two_inputs: bool) -> None:
         super().__init__()
         self.grid = grid
         self.window, self.shift = window, (window // 2 if shift else 0)
@@ -180,7 +182,7 @@ class SwinBlock(nn.Module):
             raise ValueError(f"SwinLSTM grid {grid[0]}x{grid[1]} is not a multiple of the window {self.window}")
         self.drop_path = float(drop_path)
         self.norm1 = nn.LayerNorm(dim)
-        self.red = nn.Linear(2 * dim, dim)
+        self.red = nn.Linear(2 * dim, dim) if two_inputs else None  # [x, other] -> x
         self.attn = WindowAttention(dim, self.window, heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, mlp_ratio)
@@ -202,12 +204,12 @@ class SwinBlock(nn.Module):
         return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
 
     def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
-        # x, other (B, L, C) token sequences on the block's grid
+        # x, other (B, L, C) token sequences on the block's grid; other is read by even blocks only
         H, W = self.grid
         B, L, C = x.shape
         shortcut = x
         x = self.norm1(x)
-        if other is not None:
+        if self.red is not None:
             x = self.red(torch.cat([x, self.norm1(other)], dim=-1))
         x = x.view(B, H, W, C)
         if self.shift:
@@ -224,7 +226,8 @@ class SwinLSTMCell(nn.Module):
                  mlp_ratio: float, drop_paths: Sequence[float]) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            SwinBlock(dim, grid, heads, window, j % 2 == 1, mlp_ratio, drop_paths[j]) for j in range(depth)
+            SwinBlock(dim, grid, heads, window, j % 2 == 1, mlp_ratio, drop_paths[j], j % 2 == 0)
+            for j in range(depth)
         )
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:

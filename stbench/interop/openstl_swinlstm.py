@@ -17,7 +17,7 @@ mlp.fc1 / mlp.fc2 / red are the same on both sides).
 OpenSTL's SwinLSTM code needs timm 0.6's Swin classes (with ``input_resolution``) and timm >= 0.9's
 ``timm.layers`` module at once, so it runs against no released timm as is; ``tests/test_rnn_zoo2.py``
 checks this converter on a fixture made by OpenSTL's own SwinLSTM code under timm 0.6.13, with
-``timm.layers`` aliased to ``timm.models.layers`` (see ``tests/data/openstl/README_swinlstm.md``).
+``timm.layers`` aliased to ``timm.models.layers`` (``tests/data/openstl/make_swinlstm_d.py``).
 """
 
 from __future__ import annotations

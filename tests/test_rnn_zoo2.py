@@ -131,6 +131,25 @@ def test_phydnet_aux_is_the_moment_loss_once_per_sequence():
     torch.testing.assert_close(out.aux_loss, m.temporal.constraint_loss() / steps)
 
 
+# OpenSTL's TRAINING losses on the fixtures, printed by tests/data/openstl/openstl_train_losses.py: MAU's
+# MSE over the 19 next-frame outputs; PhyDNet's sum over the 19 steps of the frame MSE + the moment constraint
+OPENSTL_TRAIN_LOSS = {("mau", "free"): 0.17439018189907074, ("mau", "teacher"): 0.17458806931972504,
+                      ("phydnet", "free"): 21.244033813476562, ("phydnet", "teacher"): 21.23220443725586}
+
+
+@pytest.mark.parametrize("name, mode", sorted(OPENSTL_TRAIN_LOSS))
+def test_training_loss_is_the_published_loss(name, mode):
+    fx = _fixture(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = from_openstl(fx["method"], fx["config"], fx["state_dict"]).train()
+    x, y = fx["inputs"].float(), fx["targets"].float()
+    mask = torch.tensor([[1.0] * 9 + [1.0 if mode == "teacher" else 0.0] * 9])
+    loss, _ = model.loss(model(x, y, sampling_mask=mask), x, y)
+    scale = 19 if name == "phydnet" else 1  # stbench's PhyDNet loss is the published sum over the 19 steps / 19
+    assert loss.item() * scale == pytest.approx(OPENSTL_TRAIN_LOSS[name, mode], abs=1e-5 * scale)
+
+
 def test_batch_draw_teacher_forcing():
     s = SamplingSchedule(kind="linear", draw="batch", rate=0.5, stop_iter=10)
     assert s.eta(1) == (1.0, 0.5)

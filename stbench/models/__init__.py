@@ -3,11 +3,14 @@
 
 from stbench.models import (  # noqa: F401  (registration)
     incepu,
+    mau,
     metaformer,
     patch_codec,
+    phydnet,
     predformer,
     recurrent,
     simvp_codec,
+    swinlstm,
     zoo,  # noqa: F401
     zoo_recurrent,
 )

@@ -52,6 +52,11 @@ class Encoder(nn.Module):
 
     latent_shape: Shape  # (C_lat, H_lat, W_lat)
     skip_channels: int = 0
+    # True for a learned (not invertible) codec of a recurrent method that feeds its predictions back as
+    # FRAMES (MAU, PhyDNet, SwinLSTM): the recurrent time loop then encodes each step's input frame and
+    # decodes each step's output (see RecurrentTemporal.forward's ``codec``). False: the loop runs in
+    # latent space, which equals frame feedback for a bijective codec such as the patch codec.
+    frame_feedback: ClassVar[bool] = False
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -113,21 +118,27 @@ class RecurrentTemporal(TemporalModule):
         raise NotImplementedError
 
     def forward(
-        self, frames: Tensor, t_out: int, mask: Tensor | None = None
+        self, frames: Tensor, t_out: int, mask: Tensor | None = None, codec: Any = None
     ) -> tuple[Tensor, Tensor | None]:
         """frames: (B, T_in, C, H, W) at test time, or (B, T_in + T_out - 1, ...) true frames
         when a training ``mask`` (B, T_in + T_out - 2) is given.
         Returns (all next-frame predictions (B, T_in + T_out - 1, C, H, W), aux loss or None).
+
+        ``codec``: None (frames and predictions are latents), or ``(encode, decode)`` with
+        ``encode(x (B, C, H, W)) -> (z, skip | None)`` and ``decode(y, skip) -> (B, C, H, W)``: frames and
+        predictions are then pixel frames; each step encodes its input frame, steps in latent space and
+        decodes its output with the skip of its own input (frame feedback, ``Encoder.frame_feedback``).
         """
         t_in = self.t_in
         steps = t_in + t_out - 1
         if mask is not None and frames.shape[1] < steps:
             raise ShapeError(f"{type(self).__name__}: a sampling mask needs {steps} true frames, "
                              f"got {frames.shape[1]}")
-        state = self.init_state(frames[:, 0])
+        x = frames[:, 0]
+        enc0 = None if codec is None else codec[0](x)  # the first frame's latent sizes the zero states
+        state = self.init_state(x if enc0 is None else enc0[0])
         outs: list[Tensor] = []
         aux_total: Tensor | None = None
-        x = frames[:, 0]
         for t in range(steps):
             if t > 0:
                 pred = outs[-1]
@@ -139,7 +150,12 @@ class RecurrentTemporal(TemporalModule):
                     x = frames[:, t]
                 else:
                     x = pred
-            y, state, aux = self.step(x, state)
+            if codec is None:
+                y, state, aux = self.step(x, state)
+            else:
+                z, skip = enc0 if t == 0 else codec[0](x)
+                y, state, aux = self.step(z, state)
+                y = codec[1](y, skip)
             outs.append(y)
             if aux is not None:
                 aux_total = aux if aux_total is None else aux_total + aux
@@ -299,6 +315,8 @@ class STModel(nn.Module):
             frames = torch.cat([inputs, targets[:, :-1]], dim=1)  # (B, T_in + T_out - 1, C, H, W)
         else:
             frames = inputs
+        if getattr(self.encoder, "frame_feedback", False):
+            return self._frame_feedback_forward(frames, sampling_mask)
         z, skip = self._encode(frames)
         zs, aux = self.temporal(z, self.t_out, sampling_mask)  # (B, T_in + T_out - 1, C_lat, ...)
         steps = t_in + self.t_out - 1
@@ -308,6 +326,26 @@ class STModel(nn.Module):
             idx = torch.arange(steps, device=skip.device).clamp(max=t_in - 1)
             skip = skip[:, :t_in].index_select(1, idx)
         frames_out = self._decode(zs, skip)  # (B, T_in + T_out - 1, C, H, W)
+        return ModelOutput(pred=frames_out[:, t_in - 1:], all_frames=frames_out, aux_loss=aux)
+
+    def _frame_feedback_forward(self, frames: Tensor, sampling_mask: Tensor | None) -> ModelOutput:
+        """Recurrent forward with the codec inside the time loop (``Encoder.frame_feedback``): the loop
+        feeds back decoded frames, as MAU, PhyDNet and SwinLSTM do; frames (B, T, C, H, W)."""
+        t_in = self.in_shape[0]
+        enc_name = f"encoder '{self.names.get('encoder', type(self.encoder).__name__)}'"
+        dec_name = f"decoder '{self.names.get('decoder', type(self.decoder).__name__)}'"
+
+        def encode(x: Tensor) -> tuple[Tensor, Tensor | None]:  # (B, C, H, W) -> (B, C_lat, H', W')
+            z, skip = self.encoder(x)
+            check_shape(enc_name, z, (x.shape[0], *self.encoder.latent_shape))
+            return z, skip
+
+        def decode(y: Tensor, skip: Tensor | None) -> Tensor:  # (B, C_lat, H', W') -> (B, C, H, W)
+            out = self.decoder(y, skip)
+            check_shape(dec_name, out, (y.shape[0], *self.in_shape[1:]))
+            return out
+
+        frames_out, aux = self.temporal(frames, self.t_out, sampling_mask, codec=(encode, decode))
         return ModelOutput(pred=frames_out[:, t_in - 1:], all_frames=frames_out, aux_loss=aux)
 
     # -- loss ----------------------------------------------------------------------------------

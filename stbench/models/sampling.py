@@ -33,6 +33,8 @@ Kinds (the formulas are those of the PredRNN / PredRNN-V2 papers' public code):
 
 Each mask entry is an independent Bernoulli draw: true frame iff u < p with u ~ U[0, 1), so p = 1
 and p = 0 give exact ones and zeros. The draws happen on the device: no numpy, no host sync.
+``draw = "batch"`` (PhyDNet's teacher forcing) instead draws ONE u per part of the mask for the
+whole batch: with probability p every sample reads the true frame at every step of that part.
 """
 
 from __future__ import annotations
@@ -66,10 +68,13 @@ class SamplingSchedule:
     r_sampling_step_1: int = 25_000
     r_sampling_step_2: int = 50_000
     r_exp_alpha: float = 5_000.0
+    draw: str = "sample"  # "sample": a draw per sample and step; "batch": one draw per batch and part
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown sampling schedule kind '{self.kind}'; choose one of {', '.join(KINDS)}")
+        if self.draw not in ("sample", "batch"):
+            raise ValueError(f"sampling draw must be 'sample' or 'batch', got '{self.draw}'")
         if self.kind == "reverse" and not (0 <= self.r_sampling_step_1 < self.r_sampling_step_2):
             raise ValueError("reverse schedule needs 0 <= r_sampling_step_1 < r_sampling_step_2")
 
@@ -105,7 +110,8 @@ class SamplingSchedule:
             elif p <= 0.0:
                 parts.append(torch.zeros(batch, n, device=device))
             else:
-                u = torch.rand(batch, n, device=device, generator=generator)
+                shape = (1, 1) if self.draw == "batch" else (batch, n)
+                u = torch.rand(shape, device=device, generator=generator).expand(batch, n)
                 parts.append((u < p).float())
         if not parts:
             return torch.zeros(batch, 0, device=device)

@@ -4,6 +4,7 @@
 from stbench.models import (  # noqa: F401  (registration)
     incepu,
     metaformer,
+    metavp,
     patch_codec,
     recurrent,
     simvp_codec,

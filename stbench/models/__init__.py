@@ -5,6 +5,7 @@ from stbench.models import (  # noqa: F401  (registration)
     incepu,
     metaformer,
     metavp,
+    mmvp,
     patch_codec,
     recurrent,
     simvp_codec,

@@ -79,8 +79,18 @@ class Precision:
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
         if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = to_channels_last(model)
         return model
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """``model.to(memory_format=channels_last)`` for the 4-D tensors only: torch refuses that call outright
+    when a model holds a 5-D weight (a Conv3d, as in MMVP); those keep their layout."""
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
 
 
 def make_precision(name: str, device: torch.device) -> Precision:

@@ -19,8 +19,8 @@ Translator functions (the plug-in point for the MetaVP translators)
   Keys it does not know it should pass through unchanged, so that the strict load names them.
 
 The MetaVP entries (convmixer, convnext, hornet, mlp, moga, poolformer, swin, uniformer, van, vit)
-point at ``stbench.interop.openstl_metavp:<our name>_keys`` (e.g. ``convmixer_keys``,
-``mlpmixer_keys``, ``moganet_keys``), written beside the MetaVP temporal modules registered as
+point at ``stbench.interop.openstl_metavp:map_<OpenSTL model_type>`` (e.g. ``map_convmixer``,
+``map_mlp``, ``map_moga``), written beside the MetaVP temporal modules registered as
 ``convmixer``, ``convnext``, ``hornet``, ``mlpmixer``, ``moganet``, ``poolformer``, ``swin``,
 ``uniformer``, ``van``, ``vit``. Their constructors receive ``hid_T``, ``N_T``, ``mlp_ratio``,
 ``drop``, ``drop_path`` where they accept them (``in_shape`` = (T, hid_S, H', W') as for every module).
@@ -56,18 +56,18 @@ SIMVP_TRANSLATORS: dict[str, tuple[str, str]] = {
     "incepu": ("incepu", "stbench.interop.openstl_simvp:incepu_keys"),
     "gsta": ("gsta", "stbench.interop.openstl_simvp:metaformer_keys"),
     "tau": ("tau", "stbench.interop.openstl_simvp:metaformer_keys"),
-    "convmixer": ("convmixer", f"{_METAVP}:convmixer_keys"),
-    "convnext": ("convnext", f"{_METAVP}:convnext_keys"),
-    "hornet": ("hornet", f"{_METAVP}:hornet_keys"),
-    "mlp": ("mlpmixer", f"{_METAVP}:mlpmixer_keys"),
-    "mlpmixer": ("mlpmixer", f"{_METAVP}:mlpmixer_keys"),
-    "moga": ("moganet", f"{_METAVP}:moganet_keys"),
-    "moganet": ("moganet", f"{_METAVP}:moganet_keys"),
-    "poolformer": ("poolformer", f"{_METAVP}:poolformer_keys"),
-    "swin": ("swin", f"{_METAVP}:swin_keys"),
-    "uniformer": ("uniformer", f"{_METAVP}:uniformer_keys"),
-    "van": ("van", f"{_METAVP}:van_keys"),
-    "vit": ("vit", f"{_METAVP}:vit_keys"),
+    "convmixer": ("convmixer", f"{_METAVP}:map_convmixer"),
+    "convnext": ("convnext", f"{_METAVP}:map_convnext"),
+    "hornet": ("hornet", f"{_METAVP}:map_hornet"),
+    "mlp": ("mlpmixer", f"{_METAVP}:map_mlp"),
+    "mlpmixer": ("mlpmixer", f"{_METAVP}:map_mlp"),
+    "moga": ("moganet", f"{_METAVP}:map_moga"),
+    "moganet": ("moganet", f"{_METAVP}:map_moga"),
+    "poolformer": ("poolformer", f"{_METAVP}:map_poolformer"),
+    "swin": ("swin", f"{_METAVP}:map_swin"),
+    "uniformer": ("uniformer", f"{_METAVP}:map_uniformer"),
+    "van": ("van", f"{_METAVP}:map_van"),
+    "vit": ("vit", f"{_METAVP}:map_vit"),
 }
 
 # our temporal module -> the stbench named model it is (records / leaderboards use this name)

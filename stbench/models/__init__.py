@@ -5,6 +5,8 @@ from stbench.models import (  # noqa: F401  (registration)
     incepu,
     mau,
     metaformer,
+    metavp,
+    mmvp,
     patch_codec,
     phydnet,
     predformer,

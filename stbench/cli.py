@@ -274,7 +274,7 @@ def _add_eval_parser(sub: Any, common: Any) -> None:
     ev.add_argument("--model", required=True, help="the stbench model the weights are for (e.g. tau, predrnn)")
     ev.add_argument("--dataset", default="mmnist")
     ev.add_argument("--data-root", default=None, help="directory with the standard data files")
-    ev.add_argument("--from", dest="source", default="stbench", choices=["stbench", "openstl"],
+    ev.add_argument("--from", dest="source", default="stbench", choices=["stbench", "openstl", "predformer"],
                     help="whose checkpoint it is (default: stbench)")
     ev.add_argument("--config", default=None, metavar="CFG.py",
                     help="OpenSTL config file (read by ast, never executed); default: the model's paper config")

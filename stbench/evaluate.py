@@ -35,7 +35,7 @@ import torch
 
 from stbench.errors import CheckpointError, UserError
 
-SOURCES = ("stbench", "openstl")
+SOURCES = ("stbench", "openstl", "predformer")
 N_EXAMPLES = 4
 INFER_BATCH = 16  # as the runner's records: throughput at one batch size for every model
 
@@ -186,8 +186,14 @@ def load_model(checkpoint: Path, obj: Any, model: str, dataset: str, source: str
             raise UserError(f"--model {model} but the OpenSTL config describes {method} "
                             f"({cfg.get('model_type', '')}) = stbench model '{built}'; pass --model {built}")
         return m, {"source_config": {k: v for k, v in cfg.items() if _plain(v)}, "openstl_method": method}
+    if source == "predformer":
+        from stbench.interop.predformer import load_predformer_checkpoint
+
+        file_cfg = read_openstl_config(config) if config else None  # PredFormer's config files are OpenSTL-style
+        m = load_predformer_checkpoint(obj, model.partition("@")[0], config=file_cfg)
+        return m, {"source_config": {k: v for k, v in dict(m.source_config).items() if _plain(v)}}
     if config:
-        raise UserError("--config reads an OpenSTL config file; use it with --from openstl")
+        raise UserError("--config reads an OpenSTL or PredFormer config file; use it with --from openstl|predformer")
     recipe = _paper_recipe(dataset, model)
     m = recipe.build_model(model)
     sd = bare_state_dict(_state_dict_of(obj, checkpoint))
@@ -287,7 +293,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
     del obj
     if rollout is not None:
         net.rollout = rollout
-    preset = preset_of(net, model.partition("@")[0] if source == "openstl" else model, dataset)
+    preset = preset_of(net, model.partition("@")[0] if source != "stbench" else model, dataset)
     paper_cfg = _paper_recipe(dataset, model).config if preset == "paper" else {}
     data_kw = dict(paper_cfg.get("data", {}))
     ds_kw = dict(data_kw)

@@ -174,3 +174,30 @@ def test_registry_presets_agree_with_baselines_toml(name, preset):
     cfg = load_recipe("mmnist", name, preset).config
     entry = MODELS.entry(name).meta["presets"][preset]
     assert {k: cfg.get(k) for k in entry} == entry
+
+
+def test_eval_from_predformer_writes_a_record_beside_the_published_row(fx, tmp_path, monkeypatch, capsys):
+    """`stbench eval --from predformer` on PredFormer's own (fixture-sized) weights -> an `evaluated`
+    record; filed as a paper-size 2000-epoch evaluation it sits beside PredFormer's published row."""
+    import json
+
+    from stbench.cli import main
+    from stbench.report import build_report
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "predformer_tiny_ep7.pth"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in fx["state_dict"].items()},
+                "model_config": dict(fx["config"])}, ckpt)
+    out = tmp_path / "res"
+    assert main(["eval", "--checkpoint", str(ckpt), "--model", "predformer", "--from", "predformer",
+                 "--test-size", "2", "--out", str(out), "--no-profile"]) == 0
+    rec = json.loads(next((out / "records/mmnist/custom").glob("predformer__evaluated_*.json")).read_text())
+    assert rec["kind"] == "evaluated" and rec["status"] == "completed"
+    assert rec["checkpoint"]["source"] == "predformer" and rec["config"]["source_config"]["dim"] == fx["config"]["dim"]
+    assert set(rec["metrics"]) >= {"mse", "mae", "ssim", "psnr"}
+    paper = out / "records/mmnist/paper"
+    paper.mkdir(parents=True)
+    rec.update(preset="paper", config={**rec["config"], "epochs": 2000})
+    (paper / "predformer__evaluated_predformer_ep2000.json").write_text(json.dumps(rec))
+    table = build_report(out, None, ["md"], console=None, plots=False).leaderboards["mmnist", "paper"]
+    assert list(table["kind"]) == ["evaluated"] and list(table["mse_published"]) == [pytest.approx(12.4)]

@@ -99,3 +99,21 @@ def test_torchrun_rendezvous_two_processes(tmp_path, nnodes):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     d = json.loads((Path(tmp_path) / "records/mmnist/smoke/tau__seed0.json").read_text())
     assert d["status"] == "completed" and d["config"]["world_size"] == 2
+
+
+def test_gpu_check_dry_run_on_cpu(tmp_path):
+    """benchmarks/gpu_check.sh end to end on CPU at smoke sizes: every phase runs and writes its CSV."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(ENV, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    r = subprocess.run(["bash", str(root / "benchmarks/gpu_check.sh"), "--dry", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "== scaling: ok" in r.stdout
+    import csv
+
+    prof = list(csv.DictReader(open(next(tmp_path.glob("profile_cpu-*_dry.csv")))))
+    assert {row["model"] for row in prof} == {"tau_tiny", "predrnn_tiny"}
+    assert all(row["status"] == "ok" and float(row["published_protocol_fps"]) > 0 for row in prof)
+    quick = list(csv.DictReader(open(next(tmp_path.glob("quick_cpu-*_dry.csv")))))
+    assert [row["status"] for row in quick] == ["completed", "completed"]
+    assert list(tmp_path.glob("scaling_cpu-*.csv"))

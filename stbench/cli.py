@@ -228,7 +228,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stbench.runner import RunOptions, run_grid
 
     opts = RunOptions.from_args(args, expand_models(args.models))
+    if args.launcher != "local":
+        return _launch(args, opts)
     return run_grid(opts)
+
+
+def _launch(args: argparse.Namespace, opts: Any) -> int:
+    """``--launcher slurm|submitit-local``: one job per (model, seed) cell, see stbench/launch/slurm.py."""
+    from stbench.launch.slurm import SlurmOptions, submit_grid
+
+    if opts.shard != (0, 1):
+        raise UserError("--shard and --launcher slurm both split the grid; use one of them")
+    con = _console()
+    cluster = "local" if args.launcher == "submitit-local" else "slurm"
+    return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
+                       out=opts.out, force=opts.force, cluster=cluster,
+                       slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stbench.status import grid_status, summary
+
+    results = Path(args.results)
+    if not (results / "records").is_dir() and not (results / "grid").is_dir():
+        raise UserError(f"no records under '{results}'; point --results at the --out of a run")
+    cells = grid_status(results)
+    for c in cells:
+        print(c.line())
+    print(f"{len(cells)} cells: {summary(cells)}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -300,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --dataset mmnist",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval}")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,status}")
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
@@ -337,6 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any recipe key, e.g. --set model.hid_T=256 --set sampling.stop_iter=100")
     r.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    lg = r.add_argument_group("launching the grid elsewhere (see `stbench status`)")
+    lg.add_argument("--launcher", choices=["local", "slurm", "submitit-local"], default="local",
+                    help="local: run here (default); slurm: one Slurm job per (model, seed) cell via submitit; "
+                         "submitit-local: the same path with local processes (to test a sweep)")
+    lg.add_argument("--slurm-partition", default=None)
+    lg.add_argument("--slurm-gpus-per-node", type=int, default=0)
+    lg.add_argument("--slurm-time", default="24:00:00", help="per-cell wall time, HH:MM:SS or D-HH:MM:SS")
+    lg.add_argument("--slurm-mem", default=None, help="per-cell memory, e.g. 32G")
+    lg.add_argument("--slurm-cpus-per-task", type=int, default=None)
+    lg.add_argument("--slurm-array-parallelism", type=int, default=64, help="at most this many cells at once")
+    lg.add_argument("--slurm-extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other sbatch option, e.g. --slurm-extra account=myproj (repeatable)")
+    lg.add_argument("--wait", action="store_true", help="wait for the submitted cells and exit 1 if any failed")
     common(r)
     r.set_defaults(fn=cmd_run)
 
@@ -357,6 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--format", choices=["table", "json"], default="table")
     common(ls)
     ls.set_defaults(fn=cmd_list)
+
+    st = sub.add_parser("status", help="one line per grid cell: queued / running / completed / failed",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  stbench status\n  stbench status --results /shared/results")
+    st.add_argument("--results", default="results", help="the --out of the runs (default: results)")
+    common(st)
+    st.set_defaults(fn=cmd_status)
 
     pf = sub.add_parser("profile", help="params, FLOPs, throughput, training step, memory, MFU",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -384,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the launcher re-issues this command per grid cell
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USAGE

@@ -104,13 +104,11 @@ class Registry:
         self._entries.pop(name, None)
 
     # -- lookup ---------------------------------------------------------------------------------
-    def names(self, pattern: str | None = None) -> list[str]:
+    def names(self, pattern: str | None = None, *, include_tiny: bool | None = None) -> list[str]:
+        """Registered names, filtered by :func:`match_names` when a pattern is given."""
         load_entry_points()
-        names = sorted(self._entries)
-        if pattern:
-            pats = [p.strip() for p in pattern.split(",") if p.strip()]
-            names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in pats)]
-        return names
+        return match_names({n: bool(e.meta.get("tiny")) for n, e in sorted(self._entries.items())}, pattern,
+                           include_tiny=include_tiny)
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
@@ -139,6 +137,23 @@ class Registry:
         if PLUGIN_ERRORS:
             msg += f" ({len(PLUGIN_ERRORS)} plugin(s) failed to load: {', '.join(PLUGIN_ERRORS)})"
         return msg
+
+
+def match_names(names: dict[str, bool], pattern: str | None, *, include_tiny: bool | None = None) -> list[str]:
+    """THE wildcard rule (API, ``stbench run --models`` and ``stbench list``): ``names`` maps each name to
+    whether it is a tiny test variant; ``pattern`` is a comma list of fnmatch patterns or plain names.
+    A plain name matches itself; a wildcard matches tiny variants only when it mentions ``tiny``
+    (``tau*`` -> tau; ``*tiny`` -> every tiny variant). No pattern: every name. ``include_tiny`` overrides."""
+    if not pattern:
+        return [n for n, tiny in names.items() if include_tiny is not False or not tiny]
+    out: list[str] = []
+    for pat in (p.strip() for p in pattern.split(",")):
+        if not pat:
+            continue
+        wild = any(c in pat for c in "*?[")
+        tiny_ok = include_tiny if include_tiny is not None else (not wild or "tiny" in pat)
+        out += [n for n, tiny in names.items() if fnmatch.fnmatchcase(n, pat) and (tiny_ok or not tiny)]
+    return list(dict.fromkeys(out))
 
 
 def _where(obj: Any) -> str:

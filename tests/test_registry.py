@@ -38,9 +38,16 @@ def test_base_class_checked():
         reg.register("bad", obj=type("Bad", (), {}))
 
 
-def test_wildcards():
-    assert stbench.list_models("tau*") == ["tau", "tau_tiny"]
-    assert "tau_tiny" not in stbench.list_models("tau*", include_tiny=False)
+def test_one_wildcard_rule_for_api_run_and_list(capsys):
+    """Before: list_models("tau*") included tau_tiny while `run --models 'tau*'` did not."""
+    from stbench.cli import _model_rows, expand_models
+
+    assert stbench.list_models("tau*") == ["tau"] == expand_models("tau*")
+    assert [r["name"] for r in _model_rows("tau*")] == ["tau"]
+    assert stbench.list_models("tau*tiny") == ["tau_tiny"] == expand_models("tau*tiny")
+    assert stbench.list_models("tau_tiny,gsta") == ["tau_tiny", "gsta"]  # a plain name is itself
+    assert "tau_tiny" in stbench.list_models("tau*", include_tiny=True)
+    assert "tau_tiny" in stbench.list_models() and "tau_tiny" not in stbench.list_models(include_tiny=False)
 
 
 def test_plugin_file_registers_and_broken_plugin_is_named(tmp_path):

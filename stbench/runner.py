@@ -59,6 +59,7 @@ class RunOptions:
     threads: int | None = None
     quiet: bool = False
     metrics: list[str] = field(default_factory=list)  # "+name": registered metrics added to the dataset's
+    debug: bool = False  # print the traceback of a run that fails (the run is still recorded as failed)
 
     @classmethod
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
@@ -80,7 +81,7 @@ class RunOptions:
                        "accum_steps": args.accum_steps, "clip_grad": args.clip_grad, "train_size": args.train_size,
                        "val_size": args.val_size, "test_size": args.test_size},
             sets=list(args.set), profile=not args.no_profile, threads=args.threads,
-            metrics=parse_metrics(getattr(args, "metrics", None)),
+            metrics=parse_metrics(getattr(args, "metrics", None)), debug=bool(getattr(args, "debug", False)),
         )
 
 
@@ -312,7 +313,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         raise  # a user problem for the CLI, not a model failure
     except Exception as exc:  # noqa: BLE001 - isolate this run's failure from the others
         rec.status, rec.reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if os.environ.get("STBENCH_DEBUG"):
+        if opts.debug or os.environ.get("STBENCH_DEBUG"):
             traceback.print_exc()
     _finish(rec, t_start)
     write(per_sequence if rec.status == "completed" else None)

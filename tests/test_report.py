@@ -354,3 +354,19 @@ def test_human_units():
     assert [duration(4.2), duration(42), duration(312), duration(3720)] == ["4.2s", "42s", "5m 12s", "1h 02m"]
     assert metric_text("mse", 24.6) == "24.60" and metric_text("ssim", 0.94536, 0.0012) == "0.9454 ± 0.0012"
     assert metric_text("mse", 0.31084) == "0.3108"  # TaxiBJ-scale values keep 4 significant digits
+
+
+def test_training_curves_keep_train_loss_and_val_mse_apart(report):
+    """The plot drew the teacher-forced training objective and the validation MSE on one shared 'loss' axis."""
+    from stbench.report.plots import _training_curves
+
+    res, _ = report
+    lb = next(b for b in res.boards if b.key == ("mmnist", "quick"))
+    fig, note = _training_curves(lb)
+    assert note is None
+    ax_train, ax_val = [ax for ax in fig.axes if ax.get_title()]
+    assert "training objective" in ax_train.get_ylabel() and "MSE per frame" in ax_val.get_ylabel()
+    assert not ax_train.get_shared_y_axes().joined(ax_train, ax_val)
+    # the validation panel plots val_mse (the test metric's units), e.g. tau seed 0: mse 20 -> val_mse 40 / epoch
+    ys = {tuple(np.round(line.get_ydata(), 6)) for line in ax_val.get_lines()}
+    assert any(y[0] == pytest.approx(2 * 21.0) for y in ys)  # tau: mean of seeds' 2 * mse at epoch 1

@@ -1,6 +1,6 @@
 """Recurrent temporal modules (ConvLSTM, PredRNN, PredRNN.V2), the patch codec, scheduled sampling,
 and the encoder x temporal-module cross product. CPU, tiny shapes, except parameter and FLOP counts
-of the full-size models (REFERENCE.md sections 1, 3, 4)."""
+of the full-size models (docs/protocol.md, "What matches the published work")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Recurrent temporal modules: ConvLSTM, PredRNN (ST-LSTM) and PredRNN.V2 (REFERENCE.md section 3).
+"""Recurrent temporal modules: ConvLSTM, PredRNN (ST-LSTM) and PredRNN.V2 (docs/protocol.md).
 
 Each module is a stack of cells plus a bias-free 1x1 head from the top hidden state to the latent
 channels; it implements only :meth:`init_state` and :meth:`step`. The time loop, with scheduled

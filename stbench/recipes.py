@@ -169,6 +169,10 @@ def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any]
     if "sampling" not in cfg and schedule:
         cfg["sampling"] = dict(schedule)
     missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing and not data:
+        from stbench.registry import DATASETS
+
+        DATASETS.entry(dataset)  # an unknown dataset: "unknown dataset 'x'; did you mean ..." first
     if missing:
         where = (f"{baselines_dir() / (dataset + '.toml')} has no [presets.{preset}] with them"
                  if data else f"there is no recipe file {baselines_dir() / (dataset + '.toml')}")

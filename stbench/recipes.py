@@ -2,8 +2,9 @@
 
 Resolution order (later wins), key by key (a ``model`` / ``sampling`` table is merged key by key too):
 
-1. ``[presets.<preset>]`` of ``baselines/<dataset>.toml``: the preset's dataset-level training defaults
-   (epochs, batch size, sizes of the splits, optimizer, precision);
+1. the dataset's own defaults, ``presets[<preset>]`` on its registry entry (``@DATASETS.register("x",
+   presets={...})``), then ``[presets.<preset>]`` of ``baselines/<dataset>.toml``: the preset's
+   dataset-level training defaults (epochs, batch size, sizes of the splits, optimizer, precision);
 2. the component's own defaults on its registry entry: ``presets[<preset>]`` of the named model (or of
    the temporal module, for a bare temporal module such as a plugin), the same shape as a TOML table:
    training keys, ``model = {...}`` sizes, ``sampling = {...}``;
@@ -81,6 +82,13 @@ def registry_defaults(model: str) -> tuple[dict[str, Any], dict[str, Any] | None
     return presets, schedule
 
 
+def dataset_defaults(dataset: str) -> dict[str, Any]:
+    """``presets`` on the dataset's registry entry (empty for an unknown dataset; the runner names it)."""
+    from stbench.registry import DATASETS
+
+    return dict(DATASETS.entry(dataset).meta.get("presets") or {}) if dataset in DATASETS else {}
+
+
 def _merge(cfg: dict[str, Any], table: dict[str, Any]) -> None:
     for k, v in copy.deepcopy(table).items():
         if isinstance(v, dict) and isinstance(cfg.get(k), dict):
@@ -150,6 +158,7 @@ def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any]
     base = model.partition("@")[0]
     entry_presets, schedule = registry_defaults(model)
     cfg: dict[str, Any] = {}
+    _merge(cfg, dataset_defaults(dataset).get(preset, {}))
     _merge(cfg, data.get("presets", {}).get(preset, {}))
     _merge(cfg, entry_presets.get(preset, {}))
     mrec = data.get("models", {}).get(base, {})

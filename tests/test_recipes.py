@@ -68,11 +68,23 @@ def test_recurrent_seed_models_train_with_their_schedule():
 
 
 def test_dataset_without_recipe_file_is_a_one_line_error(tmp_path, monkeypatch):
+    """It used to get empty presets silently and fail later as KeyError: 'epochs'."""
+    from toydata import MovingSquare
+
+    from stbench.registry import DATASETS, RegistryError
+
     monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))
-    with pytest.raises(RecipeError) as err:
-        load_recipe("newdata", "tau", "quick")
+    DATASETS.register("newdata_test", obj=MovingSquare)
+    try:
+        with pytest.raises(RecipeError) as err:
+            load_recipe("newdata_test", "tau", "quick")
+    finally:
+        DATASETS.unregister("newdata_test")
     msg = str(err.value)
-    assert "\n" not in msg and "no epochs for tau on newdata" in msg and "newdata.toml" in msg and "--epochs" in msg
+    assert "\n" not in msg and "no epochs for tau on newdata_test" in msg and "newdata_test.toml" in msg
+    assert "--epochs" in msg
+    with pytest.raises(RegistryError, match="unknown dataset 'newdata_tset'"):
+        load_recipe("newdata_tset", "tau", "quick")
 
 
 def test_eval_batch_size_one_rule():
@@ -106,3 +118,21 @@ def test_runner_and_loop_use_the_same_eval_batch(tmp_path):
     T.test(model, ds, cfg, cpu, make_precision("fp32", cpu), metrics=("mse",))
     _floors(RunOptions(models=["x"], dataset="toy", preset="smoke", out=tmp_path), ds, cfg, None)
     assert sorted(set(seen)) == [("test", 3), ("train", 3), ("val", 3)]
+
+
+def test_dataset_registers_its_own_preset_defaults(tmp_path, monkeypatch):
+    from toydata import MovingSquare
+
+    from stbench.registry import DATASETS
+
+    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))  # no recipe file at all
+    DATASETS.register("toy_square_test", obj=MovingSquare,
+                      presets={"smoke": {"epochs": 1, "batch_size": 2, "train_size": 8}})
+    try:
+        cfg = load_recipe("toy_square_test", "tau", "smoke").config
+        assert (cfg["epochs"], cfg["train_size"]) == (1, 8)
+        assert cfg["model"] == MODELS.entry("tau").meta["presets"]["smoke"]["model"]
+        with pytest.raises(RecipeError, match="no epochs"):
+            load_recipe("toy_square_test", "tau", "quick")
+    finally:
+        DATASETS.unregister("toy_square_test")

@@ -128,9 +128,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                          "description": s.description})
         cols = ["name", "in_shape", "t_out", "scale", "metrics", "sizes", "source"]
     else:  # metrics
-        rows = [{"name": e.name, "higher_is_better": e.meta.get("higher_is_better"), "source": e.source,
-                 "convention": e.meta.get("convention", "")} for e in METRICS.entries()]
-        cols = ["name", "higher_is_better", "source", "convention"]
+        from stbench.metrics import metric_def
+
+        rows = [{**metric_def(e.name).as_meta(), "name": e.name, "source": e.source} for e in METRICS.entries()]
+        cols = ["name", "label", "higher_is_better", "per_frame", "source", "convention"]
 
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))

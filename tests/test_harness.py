@@ -86,10 +86,15 @@ def test_smoke_run_writes_complete_records(smoke_run):
 def test_report_round_trip_fills_every_column(smoke_run, tmp_path):
     """The report built from exactly the records `stbench run` wrote: every column those records can fill
     is filled (a reader/writer drift such as a renamed profile key shows up here as an empty column)."""
+    import stbench
     from stbench.report import build_report
     from stbench.report.cells import DASH, grid
 
     out, _ = smoke_run
+    recs = {r.model: r for r in stbench.load_records(out)}  # the public API reads the same RunRecords
+    assert {k: r.kind for k, r in recs.items()} == {"tau": "model", "predrnn": "model", "copy_last": "floor",
+                                                     "zeros": "floor"}
+    assert recs["tau"].metrics["mse"] == rec(out, "tau")["metrics"]["mse"]
     res = build_report(Path(out), tmp_path / "rep", ["md", "csv"], plots=False)
     (lb,) = res.boards
     assert lb.key == ("mmnist", "smoke") and set(lb.table["model"]) == {"tau", "predrnn", "copy_last", "zeros"}

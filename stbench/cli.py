@@ -177,6 +177,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     models = expand_models(args.models)
     preset = args.preset or DEFAULT_PRESET
+    if args.preset is None and args.format != "json":
+        _console(stderr=True).print(f"No --preset given: profiling the '{preset}' architecture, as `stbench run` "
+                                    "trains it (--preset paper for the published sizes)", style="dim")
     args.preset = preset
     device = resolve_device(args.device)
     recipes = [load_recipe(args.dataset, name, preset) for name in models]
@@ -257,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark suite for spatiotemporal predictive learning.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
-               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --dataset mmnist",
+               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile}")
@@ -323,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pf = sub.add_parser("profile", help="params, FLOPs, throughput, training step, memory, MFU",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench profile --models simvp,gsta,tau --dataset mmnist\n"
+                        epilog="examples:\n  stbench profile --models simvp,gsta,tau --preset paper # published\n"
                                "  stbench profile --models convlstm,predrnn --format json --batch 4")
     pf.add_argument("--models", required=True)
     pf.add_argument("--dataset", default="mmnist")

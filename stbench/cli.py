@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stbench.errors import StbenchError, UserError
+from stbench.recipes import DEFAULT_PRESET
 
 EXIT_USAGE = 2
 EXIT_FAILED_RUN = 1
@@ -44,20 +45,17 @@ def _load_plugins(specs: Sequence[str] | None) -> None:
 def expand_models(spec: str) -> list[str]:
     """Comma list with wildcards -> validated model names (``tau``, ``tau@patch``, a temporal module).
 
-    Wildcards match registered models; tiny test variants only when the pattern says ``tiny``.
+    Wildcards follow :func:`stbench.registry.match_names` (tiny test variants only when the pattern says
+    ``tiny``), exactly as :func:`stbench.list_models` and ``stbench list models``.
     """
-    import fnmatch
-
     import stbench
-    from stbench.registry import MODELS
 
     names: list[str] = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:
             continue
         if any(c in item for c in "*?["):
-            hits = [n for n in MODELS.names() if fnmatch.fnmatchcase(n, item)
-                    and ("tiny" in item or not MODELS.entry(n).meta.get("tiny"))]
+            hits = stbench.list_models(item)
             if not hits:
                 raise UserError(f"--models pattern '{item}' matches no model; see `stbench list models`")
             names += hits
@@ -131,9 +129,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                          "description": s.description})
         cols = ["name", "in_shape", "t_out", "scale", "metrics", "sizes", "source"]
     else:  # metrics
-        rows = [{"name": e.name, "higher_is_better": e.meta.get("higher_is_better"), "source": e.source,
-                 "convention": e.meta.get("convention", "")} for e in METRICS.entries()]
-        cols = ["name", "higher_is_better", "source", "convention"]
+        from stbench.metrics import metric_def
+
+        rows = [{**metric_def(e.name).as_meta(), "name": e.name, "source": e.source} for e in METRICS.entries()]
+        cols = ["name", "label", "higher_is_better", "per_frame", "source", "convention"]
 
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
@@ -175,15 +174,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from stbench.precision import make_precision, resolve_device
     from stbench.profile import profile_model
     from stbench.recipes import load_recipe
+    from stbench.runner import _precision
 
     models = expand_models(args.models)
+    preset = args.preset or DEFAULT_PRESET
+    if args.preset is None and args.format != "json":
+        _console(stderr=True).print(f"No --preset given: profiling the '{preset}' architecture, as `stbench run` "
+                                    "trains it (--preset paper for the published sizes)", style="dim")
+    args.preset = preset
     device = resolve_device(args.device)
-    prec = make_precision(args.precision, device)
+    recipes = [load_recipe(args.dataset, name, preset) for name in models]
+    prec = _precision(make_precision, args.precision or recipes[0].config.get("precision", "fp32"), device)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
-    for name in models:
-        recipe = load_recipe(args.dataset, name, args.preset)
+    for name, recipe in zip(models, recipes):
         model = recipe.build_model(name)
         r = profile_model(model, name=name, device=device, precision=prec, batch=args.batch, warmup=args.warmup,
                           reps=args.reps, train=not args.no_train, flops=not args.no_flops,
@@ -327,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark suite for spatiotemporal predictive learning.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
-               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --dataset mmnist",
+               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,status}")
@@ -335,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                         help="import a plugin that is not installed (repeatable)")
-        sp.add_argument("--debug", action="store_true", help="show tracebacks")
+        # SUPPRESS: a subcommand's --debug sets the flag, its absence does not reset `stbench --debug run`
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     r = sub.add_parser("run", help="train + evaluate + profile; one record per (model, dataset, preset, seed)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -345,11 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "  stbench run --models tau,simvp --shard 1/2   # second of two workers")
     r.add_argument("--models", required=True, help="comma list; wildcards; model@encoder swaps the codec")
     r.add_argument("--dataset", default="mmnist")
-    r.add_argument("--preset", default=None, help="paper | quick | smoke (default: quick)")
+    r.add_argument("--preset", default=None, help=f"paper | quick | smoke (default: {DEFAULT_PRESET})")
     r.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
     r.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's)")
+    r.add_argument("--metrics", default=None, metavar="+NAME,...",
+                   help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
     r.add_argument("--force", action="store_true", help="re-run runs whose record is already completed")
@@ -410,13 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pf = sub.add_parser("profile", help="params, FLOPs, throughput, training step, memory, MFU",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench profile --models simvp,gsta,tau --dataset mmnist\n"
+                        epilog="examples:\n  stbench profile --models simvp,gsta,tau --preset paper # published\n"
                                "  stbench profile --models convlstm,predrnn --format json --batch 4")
     pf.add_argument("--models", required=True)
     pf.add_argument("--dataset", default="mmnist")
-    pf.add_argument("--preset", default="paper", help="architecture of this preset (default: paper = published)")
+    pf.add_argument("--preset", default=None,
+                    help=f"architecture of this preset (default: {DEFAULT_PRESET}, as `run`; paper = published sizes)")
     pf.add_argument("--device", default="auto")
-    pf.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | auto")
+    pf.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's, as `run`)")
     pf.add_argument("--batch", type=int, default=16)
     pf.add_argument("--warmup", type=int, default=3)
     pf.add_argument("--reps", type=int, default=10)
@@ -448,9 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stbench: interrupted; the run's checkpoint is saved: continue it with --resume", file=sys.stderr)
         return 130
-    except (StbenchError, RegistryError, PluginError, ValueError, TypeError, FileNotFoundError,
-            PermissionError) as exc:
-        if args.debug:
+    except (StbenchError, RegistryError, PluginError) as exc:  # the user's to fix; anything else is a bug
+        if getattr(args, "debug", False):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"stbench: error: {msg}", file=sys.stderr)

@@ -4,7 +4,7 @@ Python API::
 
     from stbench.evaluate import evaluate_checkpoint
     rec = evaluate_checkpoint("mmnist_tau_one_ep2000.pth", "tau", source="openstl", data_root="data/")
-    rec["metrics"]["mse"]
+    rec.metrics["mse"]
 
 The file is read with ``torch.load(..., weights_only=True)`` only: a file holding pickled Python objects
 (or a corrupt one) is refused with a one-line :class:`~stbench.errors.CheckpointError`. An OpenSTL config
@@ -29,9 +29,12 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stbench.records import RunRecord
 
 from stbench.errors import CheckpointError, UserError
 
@@ -236,51 +239,18 @@ def epochs_of(checkpoint: Path, cfg: Mapping[str, Any], preset: str, dataset: st
 
 
 # ---------------------------------------------------------------------------------------------
-# the record (ONE function builds it; the lead switches it to RunRecord at merge time)
-# ---------------------------------------------------------------------------------------------
-def evaluated_record(*, model: Any, name: str, dataset: str, preset: str, checkpoint: Path, sha256: str,
-                     source: str, config: dict[str, Any], metrics: dict[str, Any], metrics_names: tuple[str, ...],
-                     profile: dict[str, Any] | None, examples: dict[str, Any] | None, env: dict[str, Any],
-                     timing: dict[str, Any]) -> dict[str, Any]:
-    """A record with the runner's fields (``stbench.runner._base_record`` / ``run_one``) plus
-    ``kind: "evaluated"``, ``checkpoint: {file, sha256, source}`` and ``rollout``."""
-    from stbench.metrics import METRIC_CONVENTION, metrics_meta
-    from stbench.records import SCHEMA_VERSION
-
-    return {
-        "schema_version": SCHEMA_VERSION, "run_id": f"{dataset}/{preset}/{name}__evaluated_{checkpoint.stem}",
-        "status": "completed", "reason": None, "kind": "evaluated", "model": name, "dataset": dataset,
-        "preset": preset, "seed": 0,
-        "family": "recurrent" if model.recurrent else "parallel", "encoder": model.names.get("encoder"),
-        "temporal": model.names.get("temporal"), "decoder": model.names.get("decoder"),
-        "metrics": {k: v for k, v in metrics.items() if k != "per_frame"}, "per_frame": metrics.get("per_frame"),
-        "metrics_meta": metrics_meta(metrics_names), "convention": METRIC_CONVENTION,
-        "val": None, "history": [], "profile": profile, "examples": examples,
-        "config": config, "env": env, "timing": timing,
-        "checkpoint": {"file": checkpoint.name, "sha256": sha256, "source": source},
-        "rollout": model.rollout,
-    }
-
-
-def evaluated_record_path(out: Path, dataset: str, preset: str, model: str, checkpoint: Path) -> Path:
-    from stbench.records import safe_name
-
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", checkpoint.stem)
-    return Path(out) / "records" / dataset / preset / f"{safe_name(model)}__evaluated_{stem}.json"
-
-
-# ---------------------------------------------------------------------------------------------
 def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "mmnist", data_root: str | None = None,
                         source: str = "stbench", config: str | Path | None = None, out: str | Path = "results",
                         device: str = "auto", precision: str = "fp32", test_size: int | None = None,
                         batch_size: int | None = None, profile: bool = True, rollout: str | None = None,
-                        console: Any = None) -> dict[str, Any]:
+                        console: Any = None) -> RunRecord:
     """Evaluate ``checkpoint`` as stbench model ``model``; write and return its ``evaluated`` record."""
     import stbench
     from stbench import train as T
     from stbench.data import get_dataset
+    from stbench.metrics import METRIC_CONVENTION, metrics_meta
     from stbench.precision import make_precision, resolve_device
-    from stbench.records import atomic_write_json, atomic_write_npz, check_writable, env_info, now_iso
+    from stbench.records import RunRecord, atomic_write_npz, check_writable, env_info, now_iso
 
     if source not in SOURCES:
         raise UserError(f"unknown --from '{source}'; choose one of {', '.join(SOURCES)}")
@@ -324,27 +294,30 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
     net = prec.prepare(net.to(dev))
     t_eval = time.perf_counter()
     res, examples = T.evaluate(net, ds.batches("test", bs, limit=test_size), dev, prec,
-                               metrics=tuple(ds.spec.metrics), keep=N_EXAMPLES)
+                               metrics=tuple(ds.spec.metrics), keep=N_EXAMPLES, per_sequence=True)
     eval_s = time.perf_counter() - t_eval
-    rpath = evaluated_record_path(out, dataset, preset, model, checkpoint)
-    ex_info = None
+    per_sequence = res.pop("per_sequence", None)
+    rec = RunRecord(model=model, dataset=dataset, preset=preset, seed=0, kind="evaluated", status="completed",
+                    family="recurrent" if net.recurrent else "parallel", encoder=net.names.get("encoder", "-"),
+                    temporal=net.names.get("temporal", "-"), decoder=net.names.get("decoder", "-"),
+                    metrics={k: v for k, v in res.items() if k != "per_frame"}, per_frame=res.get("per_frame"),
+                    metrics_meta=metrics_meta(ds.spec.metrics), convention=METRIC_CONVENTION, profile=prof,
+                    checkpoint={"file": checkpoint.name, "sha256": sha, "source": source}, source=source,
+                    rollout=net.rollout, env=env_info(dev, prec.name),
+                    config={"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,
+                            "data_root": data_root, "model_hparams": getattr(net, "hparams", {}), "device": str(dev),
+                            "rollout": net.rollout, **cfg_info})
+    rec.run_id = f"{dataset}/{preset}/{model}__evaluated_{checkpoint.stem}"
+    rpath = rec.path(out)
     if examples is not None:
         ex_path = rpath.with_suffix(".examples.npz")
         atomic_write_npz(ex_path, examples)
-        ex_info = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
-    config_rec = {"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,
-                  "data_root": data_root, "model_hparams": getattr(net, "hparams", {}), "device": str(dev),
-                  "rollout": net.rollout, **cfg_info}
-    rec = evaluated_record(
-        model=net, name=model, dataset=dataset, preset=preset, checkpoint=checkpoint, sha256=sha, source=source,
-        config=config_rec, metrics=res, metrics_names=tuple(ds.spec.metrics), profile=prof, examples=ex_info,
-        env=env_info(dev, prec.name),
-        timing={"started_at": started, "finished_at": now_iso(), "train_s": 0.0, "eval_s": round(eval_s, 3),
-                "total_s": round(time.perf_counter() - t0, 3)})
-    atomic_write_json(rpath, rec)
-    rec["path"] = str(rpath)
+        rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
+    rec.timing.update(started_at=started, finished_at=now_iso(), eval_s=round(eval_s, 3),
+                      total_s=round(time.perf_counter() - t0, 3))
+    rec.write(out, per_sequence=per_sequence)
     if console is not None:
-        m = rec["metrics"]
+        m = rec.metrics or {}
         console.print(f"{model} ({source} checkpoint {checkpoint.name}, rollout {net.rollout}): "
                       + ", ".join(f"{k.upper()} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
                       + f"  -> {rpath}")

@@ -48,23 +48,18 @@ def test_tiny_deterministic_under_seed(name):
 PUBLISHED = {"simvp": (58.0, 19.4), "gsta": (46.8, 16.5), "tau": (44.7, 16.0)}
 
 
+# where our count, printed to the published precision, differs from the published figure, and why
+# (docs/protocol.md, "What matches the published work"); every other figure must round exactly
+KNOWN_PARAM_GAPS = {"simvp": 57.9}  # 57.946M vs the published 58.0M; FLOPs agree exactly; source unknown
+
+
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_published_param_and_flop_counts(name):
-    m = stbench.create_model(name)
+    with torch.device("meta"):
+        m = stbench.create_model(name)
     p, f = PUBLISHED[name]
-    # gsta and tau round to the published figure exactly; simvp is 57.946M against a printed 58.0M
-    # (FLOPs agree exactly, so the architecture is the same; the 4k-parameter gap is unexplained and
-    # documented in the README). The tolerance is the half-unit of the printed digit plus that gap.
-    assert abs(count_params(m) / 1e6 - p) <= 0.055
-    assert round(count_flops(m) / 1e9, 1) == f
-
-
-def test_exact_parameter_counts():
-    # exact values pinned after checking them against the published rounding above
-    exact = {"simvp": 57_946_113, "gsta": 46_769_665, "tau": 44_656_001}
-    for name, n in exact.items():
-        with torch.device("meta"):
-            assert count_params(stbench.create_model(name)) == n
+    assert round(count_params(m) / 1e6, 1) == KNOWN_PARAM_GAPS.get(name, p)
+    assert round(count_flops(stbench.create_model(name)) / 1e9, 1) == f
 
 
 def test_parallel_rollout_extends_the_first_chunk():

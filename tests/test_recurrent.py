@@ -1,6 +1,6 @@
 """Recurrent temporal modules (ConvLSTM, PredRNN, PredRNN.V2), the patch codec, scheduled sampling,
 and the encoder x temporal-module cross product. CPU, tiny shapes, except parameter and FLOP counts
-of the full-size models (REFERENCE.md sections 1, 3, 4)."""
+of the full-size models (docs/protocol.md, "What matches the published work")."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import stbench
 from stbench.models.base import RecurrentTemporal
 from stbench.models.patch_codec import PatchDecoder, PatchEncoder
 from stbench.models.recurrent import ConvLSTM, ConvLSTMCell, PredRNN, PredRNNv2, STLSTMCell
-from stbench.models.sampling import DEFAULT_SCHEDULES, SamplingSchedule, make_schedule
+from stbench.models.sampling import SamplingSchedule, default_schedule, make_schedule
 from stbench.registry import MODELS, TEMPORAL
 
 SMALL = dict(in_shape=(4, 1, 16, 16), t_out=3)  # patch 4 -> latent (16, 4, 4)
@@ -224,17 +224,17 @@ def test_recurrent_modules_share_the_one_time_loop():
 # Scheduled sampling
 # ---------------------------------------------------------------------------------------------
 def test_linear_schedule_values():
-    s = make_schedule(DEFAULT_SCHEDULES["predrnn"])
+    s = make_schedule(default_schedule("predrnn"))
     assert s.kind == "linear"
     assert s.eta(0) == (1.0, 1.0)
     assert s.eta(25_000) == pytest.approx((1.0, 0.5))
     assert s.eta(50_000) == (1.0, 0.0)
     assert s.eta(60_000) == (1.0, 0.0)
-    assert DEFAULT_SCHEDULES["convlstm"] == DEFAULT_SCHEDULES["predrnn"]
+    assert default_schedule("convlstm") == default_schedule("predrnn")
 
 
 def test_reverse_schedule_values():
-    s = make_schedule(DEFAULT_SCHEDULES["predrnn_v2"])
+    s = make_schedule(default_schedule("predrnn_v2"))
     assert s.kind == "reverse"
     assert s.eta(0) == (0.5, 0.5)
     assert s.eta(25_000) == pytest.approx((0.5, 0.5))  # r_eta = 1 - 0.5 * exp(0)

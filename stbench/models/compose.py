@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from stbench.errors import ModelArgumentError
 from stbench.models.base import STModel
 from stbench.registry import DECODERS, ENCODERS, TEMPORAL
 
@@ -37,7 +38,7 @@ def build(encoder: str, temporal: str, decoder: str | None = None, *,
     name = model_name or f"{temporal}@{encoder}"
     bad = sorted(set(overrides) - known)
     if bad:
-        raise TypeError(
+        raise ModelArgumentError(
             f"model '{name}' does not take {', '.join(bad)}; it accepts: {', '.join(sorted(known))}"
         )
     kw = {k: v for k, v in (defaults or {}).items() if k in known}

@@ -1,4 +1,4 @@
-"""MetaFormer translators of TAU and gSTA (SimVP v2) (REFERENCE.md section 3).
+"""MetaFormer translators of TAU and gSTA (SimVP v2) (docs/protocol.md, "What matches the published work").
 
 Block: x = x + drop_path(ls1 * attn(BN(x)));  x = x + drop_path(ls2 * mlp(BN(x))); layer scale 1e-2.
 attn = proj_1 (1x1) -> GELU -> attention module -> proj_2 (1x1) -> + input.

@@ -1,4 +1,4 @@
-"""Recurrent temporal modules: ConvLSTM, PredRNN (ST-LSTM) and PredRNN.V2 (REFERENCE.md section 3).
+"""Recurrent temporal modules: ConvLSTM, PredRNN (ST-LSTM) and PredRNN.V2 (docs/protocol.md).
 
 Each module is a stack of cells plus a bias-free 1x1 head from the top hidden state to the latent
 channels; it implements only :meth:`init_state` and :meth:`step`. The time loop, with scheduled
@@ -220,7 +220,7 @@ class PredRNNv2(PredRNN):
     adapter is in the published 116.6G FLOPs; fvcore's tracer drops ops whose results are not
     returned, so a FLOP counter must return ``aux_loss`` beside ``pred`` to see it (``pred`` alone:
     115.95G, the cost of the forecast itself). Train with reverse scheduled sampling
-    (:data:`stbench.models.sampling.DEFAULT_SCHEDULES`).
+    (the ``schedule`` on the model's registry entry, see :func:`stbench.models.sampling.default_schedule`).
     """
 
     def __init__(self, *, in_shape: tuple[int, int, int, int], t_out: int,

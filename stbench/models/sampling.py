@@ -1,4 +1,4 @@
-"""Scheduled sampling for recurrent temporal modules, implemented once (REFERENCE.md section 4).
+"""Scheduled sampling for recurrent temporal modules, implemented once (docs/protocol.md, "Recipes").
 
 A :class:`SamplingSchedule` is keyed to the global training step and built from a recipe dict by
 :func:`make_schedule`. It produces the mask that :meth:`RecurrentTemporal.forward` reads:
@@ -47,15 +47,6 @@ import torch
 from torch import Tensor
 
 KINDS = ("teacher", "free", "linear", "reverse")
-
-# Published schedules per temporal module (recipes reference these; keys are TEMPORAL names).
-DEFAULT_SCHEDULES: dict[str, dict[str, Any]] = {
-    "convlstm": {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000},
-    "predrnn": {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000},
-    "predrnn_v2": {"kind": "reverse", "r_sampling_step_1": 25_000, "r_sampling_step_2": 50_000,
-                   "r_exp_alpha": 5_000.0},
-}
-
 
 @dataclass(frozen=True)
 class SamplingSchedule:
@@ -118,14 +109,25 @@ class SamplingSchedule:
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, T_in + T_out - 2)
 
 
+def default_schedule(name: str) -> dict[str, Any] | None:
+    """The ``schedule`` declared on the registry entry of model or temporal module ``name``, if any."""
+    from stbench.registry import MODELS, TEMPORAL
+
+    for reg in (MODELS, TEMPORAL):
+        if name in reg and reg.entry(name).meta.get("schedule"):
+            return dict(reg.entry(name).meta["schedule"])
+    return None
+
+
 def make_schedule(cfg: dict[str, Any] | str | None = None, *, temporal: str | None = None) -> SamplingSchedule:
     """Build a schedule from a recipe dict (``{"kind": "linear", "rate": 2e-5, ...}``) or a kind name.
 
-    ``None`` means the published default of the temporal module named by ``temporal`` (see
-    :data:`DEFAULT_SCHEDULES`), or ``free`` (no scheduled sampling) when there is none.
+    ``None`` means the published ``schedule`` on the registry entry of the model or temporal module
+    named by ``temporal`` (``@MODELS.register(..., schedule={...})``), or ``free`` (no scheduled
+    sampling) when there is none.
     """
     if cfg is None:
-        cfg = DEFAULT_SCHEDULES.get(temporal or "", {"kind": "free"})
+        cfg = default_schedule(temporal or "") or {"kind": "free"}
     if isinstance(cfg, str):
         cfg = {"kind": cfg}
     known = {f.name for f in fields(SamplingSchedule)}

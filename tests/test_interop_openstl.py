@@ -323,10 +323,12 @@ def test_paper_config_in_openstl_keys_builds_the_published_network(name, params)
 
 def test_metavp_translators_plug_in_by_name():
     # the contract with stbench.interop.openstl_metavp (see the openstl_simvp docstring)
+    from stbench.interop.openstl import _resolve
     from stbench.interop.openstl_simvp import SIMVP_TRANSLATORS
 
     ours = {"convmixer": "convmixer", "convnext": "convnext", "hornet": "hornet", "mlp": "mlpmixer",
             "moga": "moganet", "poolformer": "poolformer", "swin": "swin", "uniformer": "uniformer", "van": "van",
             "vit": "vit"}
     for model_type, temporal in ours.items():
-        assert SIMVP_TRANSLATORS[model_type] == (temporal, f"stbench.interop.openstl_metavp:{temporal}_keys")
+        assert SIMVP_TRANSLATORS[model_type] == (temporal, f"stbench.interop.openstl_metavp:map_{model_type}")
+        _resolve(SIMVP_TRANSLATORS[model_type][1])  # the key map exists

@@ -370,3 +370,23 @@ def test_training_curves_keep_train_loss_and_val_mse_apart(report):
     # the validation panel plots val_mse (the test metric's units), e.g. tau seed 0: mse 20 -> val_mse 40 / epoch
     ys = {tuple(np.round(line.get_ydata(), 6)) for line in ax_val.get_lines()}
     assert any(y[0] == pytest.approx(2 * 21.0) for y in ys)  # tau: mean of seeds' 2 * mse at epoch 1
+
+
+def test_wide_log_axis_labels_only_2x_and_5x_minor_ticks():
+    """With twenty-odd models the FLOPs axis spans decades: 3G/4G/... minor labels would collide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from stbench.report.plots import _si_ticks
+
+    ax = Figure().add_subplot()
+    ax.set_xscale("log")
+    ax.set_xlim(3e9, 6e11)
+    _si_ticks(ax.xaxis)
+    fmt = ax.xaxis.get_minor_formatter()
+    assert fmt(2e10) == "20G" and fmt(5e10) == "50G"
+    assert fmt(3e10) == "" and fmt(4e11) == ""
+    ax.set_xlim(1.2e10, 8e10)  # within a decade every minor tick may be labelled
+    assert fmt(3e10) == "30G"

@@ -158,9 +158,22 @@ class _SILogFormatter(LogFormatter):
         return si(x, 2) if abs(x) >= 1 else f"{x:g}"
 
 
+class _MinorSubset(_SILogFormatter):
+    """Minor log ticks labelled only at 2x and 5x a power of ten once the axis spans more than a decade:
+    with twenty-odd models the axis spans several decades and every minor label would collide."""
+
+    def __call__(self, x, pos=None):
+        lo, hi = sorted(self.axis.get_view_interval()) if self.axis is not None else (x, x)
+        if lo > 0 and hi / lo > 10:
+            mant = x / 10 ** math.floor(math.log10(x) + 1e-9)
+            if not any(abs(mant - m) < 1e-6 for m in (2.0, 5.0)):
+                return ""
+        return super().__call__(x, pos)
+
+
 def _si_ticks(axis) -> None:
     axis.set_major_formatter(_SILogFormatter(labelOnlyBase=False))
-    axis.set_minor_formatter(_SILogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    axis.set_minor_formatter(_MinorSubset(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 Stable Python API::
 
     import stbench
-    stbench.list_models("tau*")                 # -> ["tau", "tau_tiny"]
+    stbench.list_models("tau*")                 # -> ["tau"] (tiny test variants only for "*tiny*")
     model = stbench.create_model("tau", t_out=20)
     model = stbench.create_model("convlstm@simvp")  # ConvLSTM over the SimVP encoder/decoder
+
+    records = stbench.load_records("results")   # -> [RunRecord, ...] (schema in results/README.md)
 
 Heavy modules (torch models) are imported on first use, not at ``import stbench``.
 """
@@ -17,19 +19,37 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from stbench.models.base import STModel
+    from stbench.records import RunRecord
 
-__all__ = ["__version__", "list_models", "create_model", "resolve_model_name"]
+__all__ = ["__version__", "list_models", "create_model", "resolve_model_name", "load_records"]
 
 
-def list_models(pattern: str | None = None, *, include_tiny: bool = True) -> list[str]:
-    """Registered model names, optionally filtered by a wildcard pattern (comma-separated allowed)."""
+def list_models(pattern: str | None = None, *, include_tiny: bool | None = None) -> list[str]:
+    """Registered model names matching a wildcard pattern (comma list allowed; see
+    :func:`stbench.registry.match_names`, the one rule that ``stbench run --models`` and ``stbench list``
+    use too). ``include_tiny`` forces tiny test variants in or out; by default a pattern includes them only
+    when it says ``tiny``, and no pattern lists everything."""
     from stbench.registry import MODELS
 
-    names = MODELS.names(pattern)
-    if not include_tiny:
-        names = [n for n in names if not MODELS.entry(n).meta.get("tiny")]
-    return names
+    return MODELS.names(pattern, include_tiny=include_tiny)
+
+
+def load_records(results_dir: str | Path = "results", *, warn: bool = True) -> list[RunRecord]:
+    """Every readable run record under ``results_dir`` (``<dir>/records/**.json``), as
+    :class:`stbench.records.RunRecord`; unreadable files are skipped with a warning on stderr."""
+    import sys
+    from pathlib import Path
+
+    from stbench.records import read_records
+
+    found, warnings = read_records(Path(results_dir))
+    if warn:
+        for w in warnings:
+            print(f"stbench: warning: {w}", file=sys.stderr)
+    return [rec for _, rec in found]
 
 
 def resolve_model_name(name: str) -> tuple[str, str | None, str | None]:

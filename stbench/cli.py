@@ -4,6 +4,7 @@
     stbench report                                               # leaderboards + plots from records
     stbench list models|temporal|encoders|decoders|datasets|metrics
     stbench profile --models tau,simvp --dataset mmnist           # params, FLOPs, throughput only
+    stbench eval --checkpoint w.pth --model tau --from openstl    # a checkpoint -> an 'evaluated' record
 
 Heavy modules are imported inside each subcommand. Errors a user can fix are printed as one line
 (no traceback unless --debug) with a non-zero exit code.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stbench.errors import StbenchError, UserError
+from stbench.recipes import DEFAULT_PRESET
 
 EXIT_USAGE = 2
 EXIT_FAILED_RUN = 1
@@ -43,20 +45,17 @@ def _load_plugins(specs: Sequence[str] | None) -> None:
 def expand_models(spec: str) -> list[str]:
     """Comma list with wildcards -> validated model names (``tau``, ``tau@patch``, a temporal module).
 
-    Wildcards match registered models; tiny test variants only when the pattern says ``tiny``.
+    Wildcards follow :func:`stbench.registry.match_names` (tiny test variants only when the pattern says
+    ``tiny``), exactly as :func:`stbench.list_models` and ``stbench list models``.
     """
-    import fnmatch
-
     import stbench
-    from stbench.registry import MODELS
 
     names: list[str] = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:
             continue
         if any(c in item for c in "*?["):
-            hits = [n for n in MODELS.names() if fnmatch.fnmatchcase(n, item)
-                    and ("tiny" in item or not MODELS.entry(n).meta.get("tiny"))]
+            hits = stbench.list_models(item)
             if not hits:
                 raise UserError(f"--models pattern '{item}' matches no model; see `stbench list models`")
             names += hits
@@ -130,9 +129,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                          "description": s.description})
         cols = ["name", "in_shape", "t_out", "scale", "metrics", "sizes", "source"]
     else:  # metrics
-        rows = [{"name": e.name, "higher_is_better": e.meta.get("higher_is_better"), "source": e.source,
-                 "convention": e.meta.get("convention", "")} for e in METRICS.entries()]
-        cols = ["name", "higher_is_better", "source", "convention"]
+        from stbench.metrics import metric_def
+
+        rows = [{**metric_def(e.name).as_meta(), "name": e.name, "source": e.source} for e in METRICS.entries()]
+        cols = ["name", "label", "higher_is_better", "per_frame", "source", "convention"]
 
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
@@ -174,15 +174,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from stbench.precision import make_precision, resolve_device
     from stbench.profile import profile_model
     from stbench.recipes import load_recipe
+    from stbench.runner import _precision
 
     models = expand_models(args.models)
+    preset = args.preset or DEFAULT_PRESET
+    if args.preset is None and args.format != "json":
+        _console(stderr=True).print(f"No --preset given: profiling the '{preset}' architecture, as `stbench run` "
+                                    "trains it (--preset paper for the published sizes)", style="dim")
+    args.preset = preset
     device = resolve_device(args.device)
-    prec = make_precision(args.precision, device)
+    recipes = [load_recipe(args.dataset, name, preset) for name in models]
+    prec = _precision(make_precision, args.precision or recipes[0].config.get("precision", "fp32"), device)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
-    for name in models:
-        recipe = load_recipe(args.dataset, name, args.preset)
+    for name, recipe in zip(models, recipes):
         model = recipe.build_model(name)
         r = profile_model(model, name=name, device=device, precision=prec, batch=args.batch, warmup=args.warmup,
                           reps=args.reps, train=not args.no_train, flops=not args.no_flops,
@@ -227,7 +233,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stbench.runner import RunOptions, run_grid
 
     opts = RunOptions.from_args(args, expand_models(args.models))
+    if args.launcher != "local":
+        return _launch(args, opts)
     return run_grid(opts)
+
+
+def _launch(args: argparse.Namespace, opts: Any) -> int:
+    """``--launcher slurm|submitit-local``: one job per (model, seed) cell, see stbench/launch/slurm.py."""
+    from stbench.launch.slurm import SlurmOptions, submit_grid
+
+    if opts.shard != (0, 1):
+        raise UserError("--shard and --launcher slurm both split the grid; use one of them")
+    con = _console()
+    cluster = "local" if args.launcher == "submitit-local" else "slurm"
+    return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
+                       out=opts.out, force=opts.force, cluster=cluster,
+                       slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stbench.status import grid_status, summary
+
+    results = Path(args.results)
+    if not (results / "records").is_dir() and not (results / "grid").is_dir():
+        raise UserError(f"no records under '{results}'; point --results at the --out of a run")
+    cells = grid_status(results)
+    for c in cells:
+        print(c.line())
+    print(f"{len(cells)} cells: {summary(cells)}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -249,21 +285,63 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# eval (stbench.evaluate)
+# ---------------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from stbench.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
+                        source=args.source, config=args.config, out=args.out, device=args.device,
+                        precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
+                        profile=not args.no_profile, rollout=args.rollout, console=_console())
+    return 0
+
+
+def _add_eval_parser(sub: Any, common: Any) -> None:
+    ev = sub.add_parser("eval", help="evaluate a checkpoint (stbench's or OpenSTL's) on the test split; writes an "
+                                     "'evaluated' record", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  stbench eval --checkpoint mmnist_tau_one_ep2000.pth --model tau "
+                               "--from openstl --data-root data/\n"
+                               "  stbench eval --checkpoint w.pth --model gsta --from openstl --config "
+                               "configs/mmnist/simvp/SimVP_gSTA.py\n"
+                               "  stbench eval --checkpoint my_tau.pt --model tau   # stbench weights, paper sizes")
+    ev.add_argument("--checkpoint", required=True, help="weights file, loaded with weights_only=True")
+    ev.add_argument("--model", required=True, help="the stbench model the weights are for (e.g. tau, predrnn)")
+    ev.add_argument("--dataset", default="mmnist")
+    ev.add_argument("--data-root", default=None, help="directory with the standard data files")
+    ev.add_argument("--from", dest="source", default="stbench", choices=["stbench", "openstl", "predformer"],
+                    help="whose checkpoint it is (default: stbench)")
+    ev.add_argument("--config", default=None, metavar="CFG.py",
+                    help="OpenSTL config file (read by ast, never executed); default: the model's paper config")
+    ev.add_argument("--out", default="results", help="output directory for records (default: results)")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ev.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | auto (default: fp32)")
+    ev.add_argument("--test-size", type=int, default=None, help="evaluate on the first N test sequences")
+    ev.add_argument("--batch-size", type=int, default=None, help="evaluation batch (default: the preset's)")
+    ev.add_argument("--rollout", default=None, choices=["frame", "latent"],
+                    help="parallel models, T_out > T_in: frame (published, default) or latent roll-out")
+    ev.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
+    common(ev)
+    ev.set_defaults(fn=cmd_eval)
+
+
+# ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stbench",
         description="Benchmark suite for spatiotemporal predictive learning.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
-               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --dataset mmnist",
+               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile}")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,status}")
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                         help="import a plugin that is not installed (repeatable)")
-        sp.add_argument("--debug", action="store_true", help="show tracebacks")
+        # SUPPRESS: a subcommand's --debug sets the flag, its absence does not reset `stbench --debug run`
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     r = sub.add_parser("run", help="train + evaluate + profile; one record per (model, dataset, preset, seed)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -273,11 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "  stbench run --models tau,simvp --shard 1/2   # second of two workers")
     r.add_argument("--models", required=True, help="comma list; wildcards; model@encoder swaps the codec")
     r.add_argument("--dataset", default="mmnist")
-    r.add_argument("--preset", default=None, help="paper | quick | smoke (default: quick)")
+    r.add_argument("--preset", default=None, help=f"paper | quick | smoke (default: {DEFAULT_PRESET})")
     r.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
     r.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's)")
+    r.add_argument("--metrics", default=None, metavar="+NAME,...",
+                   help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
     r.add_argument("--force", action="store_true", help="re-run runs whose record is already completed")
@@ -295,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any recipe key, e.g. --set model.hid_T=256 --set sampling.stop_iter=100")
     r.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    lg = r.add_argument_group("launching the grid elsewhere (see `stbench status`)")
+    lg.add_argument("--launcher", choices=["local", "slurm", "submitit-local"], default="local",
+                    help="local: run here (default); slurm: one Slurm job per (model, seed) cell via submitit; "
+                         "submitit-local: the same path with local processes (to test a sweep)")
+    lg.add_argument("--slurm-partition", default=None)
+    lg.add_argument("--slurm-gpus-per-node", type=int, default=0)
+    lg.add_argument("--slurm-time", default="24:00:00", help="per-cell wall time, HH:MM:SS or D-HH:MM:SS")
+    lg.add_argument("--slurm-mem", default=None, help="per-cell memory, e.g. 32G")
+    lg.add_argument("--slurm-cpus-per-task", type=int, default=None)
+    lg.add_argument("--slurm-array-parallelism", type=int, default=64, help="at most this many cells at once")
+    lg.add_argument("--slurm-extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other sbatch option, e.g. --slurm-extra account=myproj (repeatable)")
+    lg.add_argument("--wait", action="store_true", help="wait for the submitted cells and exit 1 if any failed")
     common(r)
     r.set_defaults(fn=cmd_run)
 
@@ -316,15 +409,23 @@ def build_parser() -> argparse.ArgumentParser:
     common(ls)
     ls.set_defaults(fn=cmd_list)
 
+    st = sub.add_parser("status", help="one line per grid cell: queued / running / completed / failed",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  stbench status\n  stbench status --results /shared/results")
+    st.add_argument("--results", default="results", help="the --out of the runs (default: results)")
+    common(st)
+    st.set_defaults(fn=cmd_status)
+
     pf = sub.add_parser("profile", help="params, FLOPs, throughput, training step, memory, MFU",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench profile --models simvp,gsta,tau --dataset mmnist\n"
+                        epilog="examples:\n  stbench profile --models simvp,gsta,tau --preset paper # published\n"
                                "  stbench profile --models convlstm,predrnn --format json --batch 4")
     pf.add_argument("--models", required=True)
     pf.add_argument("--dataset", default="mmnist")
-    pf.add_argument("--preset", default="paper", help="architecture of this preset (default: paper = published)")
+    pf.add_argument("--preset", default=None,
+                    help=f"architecture of this preset (default: {DEFAULT_PRESET}, as `run`; paper = published sizes)")
     pf.add_argument("--device", default="auto")
-    pf.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | auto")
+    pf.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's, as `run`)")
     pf.add_argument("--batch", type=int, default=16)
     pf.add_argument("--warmup", type=int, default=3)
     pf.add_argument("--reps", type=int, default=10)
@@ -336,12 +437,15 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--format", choices=["table", "json"], default="table")
     common(pf)
     pf.set_defaults(fn=cmd_profile)
+    _add_eval_parser(sub, common)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the launcher re-issues this command per grid cell
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USAGE
@@ -353,9 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stbench: interrupted; the run's checkpoint is saved: continue it with --resume", file=sys.stderr)
         return 130
-    except (StbenchError, RegistryError, PluginError, ValueError, TypeError, FileNotFoundError,
-            PermissionError) as exc:
-        if args.debug:
+    except (StbenchError, RegistryError, PluginError) as exc:  # the user's to fix; anything else is a bug
+        if getattr(args, "debug", False):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"stbench: error: {msg}", file=sys.stderr)

@@ -24,5 +24,9 @@ class CheckpointError(StbenchError, ValueError):
     """A checkpoint or weights file cannot be read, or does not fit the model it is loaded into."""
 
 
+class ModelArgumentError(StbenchError, TypeError):
+    """A model was asked for an argument (e.g. ``--set model.hid_X=3``) that none of its components takes."""
+
+
 class DataError(StbenchError, ValueError):
     """A data file is missing, unreadable or not in the expected format."""

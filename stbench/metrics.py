@@ -1,4 +1,4 @@
-"""Metrics in the published convention (REFERENCE.md section 2), batched in torch.
+"""Metrics in the published convention (docs/protocol.md, "Metric conventions"), batched in torch.
 
 Every metric is a per-frame quantity; the reported value is the mean over all (B, T) predicted
 frames, and the per-frame curve is the mean over sequences for each predicted frame index.
@@ -26,10 +26,12 @@ Public API::
         acc.update(model(x), y)                # no host synchronisation per batch
     acc.result()                               # same dict as compute() on the concatenation
 
-A metric is a callable ``fn(pred, true) -> (B, T) tensor`` of per-frame values (``pred`` and
-``true`` float tensors on one device) registered in :data:`stbench.registry.METRICS` with the
-metadata ``higher_is_better`` and ``convention``; a plugin adds one the same way and
-:func:`compute` / :class:`MetricAccumulator` accept its name.
+A metric is a callable ``fn(pred, true) -> (B, T) tensor`` of per-frame values (or ``(B,)`` per
+sequence) with a :class:`MetricDef` (name, label, higher-is-better, convention, per-frame support),
+registered in one call: ``@register_metric("rmse", higher_is_better=False, convention="...")``. The
+built-ins are :data:`BUILTIN_METRICS`; every table, plot and record takes labels, directions and
+conventions from these definitions. :func:`compute` / :class:`MetricAccumulator` accept any
+registered name.
 
 Speed. SSIM runs on all frames at once: the four moment maps (x, y, x^2 + y^2, xy) are stacked
 into one tensor and box-filtered with shifted-slice sums (valid 7x7 windows only, which is exactly
@@ -53,6 +55,7 @@ frames and batches accumulate in float64 (float32 on devices without float64, e.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -68,6 +71,10 @@ __all__ = [
     "compute",
     "floor_predictions",
     "metrics_meta",
+    "metric_def",
+    "register_metric",
+    "MetricDef",
+    "BUILTIN_METRICS",
     "mae",
     "mse",
     "psnr",
@@ -264,33 +271,84 @@ _SSIM_RANGES: dict[Callable[..., Any], float] = {ssim: 2.0, ssim_dr1: 1.0}
 _PIXEL: dict[Callable[..., Any], str] = {mse: "mse", mae: "mae", psnr: "psnr"}
 
 _CONV_CLIP = "prediction clipped to [0, 1], target not; mean over all (B, T) frames"
-_META: dict[str, dict[str, Any]] = {
-    "mse": dict(unit="per-frame SSE", higher_is_better=False,
-                convention="per-frame SUM over C*H*W of squared error (SSE), not clipped; mean over all (B, T) frames"),
-    "mae": dict(unit="per-frame SAE", higher_is_better=False,
-                convention="per-frame SUM over C*H*W of absolute error, not clipped; mean over all (B, T) frames"),
-    "ssim": dict(unit="", higher_is_better=True,
-                 convention="scikit-image structural_similarity per frame, 7x7 uniform window, K1 0.01, K2 0.03, "
-                 f"sample covariance, data_range=2.0 (as published), channels averaged; {_CONV_CLIP}"),
-    "psnr": dict(unit="dB", higher_is_better=True,
-                 convention="per frame 20*log10(1/sqrt(mse_f)), mse_f = mean over C*H*W of squared error, capped at "
-                 f"100 dB; {_CONV_CLIP}"),
-    "ssim_dr1": dict(unit="", higher_is_better=True,
-                     convention="as ssim but data_range=1.0 (correct for [0, 1] pixels; about 0.03 below the "
-                     "published convention); reported beside ssim, never instead"),
-}
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """Everything a table, plot or record says about a metric, defined once next to its function."""
+
+    name: str
+    label: str  # column header, e.g. "MSE"
+    higher_is_better: bool
+    convention: str  # how it is computed, in words (stored in every record's metrics_meta)
+    unit: str = ""
+    per_frame: bool = True  # fn(pred, true) returns (B, T) per-frame values; else (B,) per sequence
+
+    def as_meta(self) -> dict[str, Any]:
+        """The fields other than ``name`` (what a registry entry's meta and a record's metrics_meta hold)."""
+        d = asdict(self)
+        del d["name"]
+        return d
+
+
+def register_metric(name: str, *, label: str | None = None, higher_is_better: bool, convention: str,
+                    unit: str = "", per_frame: bool = True) -> Callable[[Callable[..., torch.Tensor]], Any]:
+    """Register a metric in one decorator call; a plugin's metric is then usable by name everywhere::
+
+        @register_metric("rmse", label="RMSE", higher_is_better=False, convention="sqrt of per-frame mean SE")
+        def rmse(pred, true):                    # (B, T, C, H, W) float tensors -> (B, T)
+            return ((pred - true) ** 2).mean(dim=(2, 3, 4)).sqrt()
+
+    ``stbench run --metrics +rmse`` adds it to a run's records and leaderboard.
+    """
+    d = MetricDef(name, label or name.upper(), higher_is_better, convention, unit, per_frame)
+
+    def add(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        METRICS.register(name, obj=fn, **d.as_meta())
+        return fn
+
+    return add
+
+
+def metric_def(name: str) -> MetricDef:
+    """The definition of a registered metric (built-in or plugin); unknown names raise RegistryError.
+
+    A metric registered without the full metadata (an entry point naming a bare function) gets the
+    name as label, lower-is-better, and "(no convention stated)".
+    """
+    if name in _DEFS:
+        return _DEFS[name]
+    meta = METRICS.entry(name).meta
+    return MetricDef(name, meta.get("label") or name.upper(), bool(meta.get("higher_is_better", False)),
+                     meta.get("convention") or "(no convention stated)", meta.get("unit", ""),
+                     bool(meta.get("per_frame", True)))
+
+
+BUILTIN_METRICS: tuple[MetricDef, ...] = (
+    MetricDef("mse", "MSE", False, "per-frame SUM over C*H*W of squared error (SSE), not clipped; "
+              "mean over all (B, T) frames", "per-frame SSE"),
+    MetricDef("mae", "MAE", False, "per-frame SUM over C*H*W of absolute error, not clipped; "
+              "mean over all (B, T) frames", "per-frame SAE"),
+    MetricDef("ssim", "SSIM", True, "scikit-image structural_similarity per frame, 7x7 uniform window, K1 0.01, "
+              f"K2 0.03, sample covariance, data_range=2.0 (as published), channels averaged; {_CONV_CLIP}"),
+    MetricDef("psnr", "PSNR", True, "per frame 20*log10(1/sqrt(mse_f)), mse_f = mean over C*H*W of squared error, "
+              f"capped at 100 dB; {_CONV_CLIP}", "dB"),
+    MetricDef("ssim_dr1", "SSIM dr=1", True, "as ssim but data_range=1.0 (correct for [0, 1] pixels; about 0.03 "
+              "below the published convention); reported beside ssim, never instead"),
+)
+_DEFS: dict[str, MetricDef] = {d.name: d for d in BUILTIN_METRICS}
 _BUILTINS: dict[str, Callable[..., torch.Tensor]] = {
     "mse": mse, "mae": mae, "ssim": ssim, "psnr": psnr, "ssim_dr1": ssim_dr1,
 }
-for _name, _fn in _BUILTINS.items():
-    METRICS.register(_name, obj=_fn, **_META[_name])
+for _d in BUILTIN_METRICS:
+    METRICS.register(_d.name, obj=_BUILTINS[_d.name], **_d.as_meta())
 
 
 def metrics_meta(names: Sequence[str] | str = DEFAULT_METRICS) -> dict[str, dict[str, Any]]:
-    """``{name: {"higher_is_better": ..., "convention": ..., ...}}`` for run records and tables."""
+    """``{name: MetricDef fields}`` for run records and tables."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    return {n: dict(_META[n]) if n in _META else dict(METRICS.entry(n).meta) for n in names}
+    return {n: metric_def(n).as_meta() for n in names}
 
 
 def _resolve(names: Sequence[str] | str) -> dict[str, Callable[..., torch.Tensor]]:
@@ -317,8 +375,11 @@ def _per_frame(
     for n, f in fns.items():
         if n not in out:
             v = f(p, t)
+            if v.shape == p.shape[:1]:  # a per-sequence metric (MetricDef.per_frame False): same value per frame
+                v = v[:, None].expand(p.shape[:2])
             if v.shape != p.shape[:2]:
-                raise ValueError(f"metric '{n}' returned shape {tuple(v.shape)}, expected per-frame (B, T)")
+                raise ValueError(f"metric '{n}' returned shape {tuple(v.shape)}, expected per-frame (B, T) "
+                                 "or per-sequence (B,)")
             out[n] = v
     return out
 
@@ -332,15 +393,27 @@ class MetricAccumulator:
     returns exactly what :func:`compute` returns for the concatenated batches.
     """
 
-    def __init__(self, metrics: Sequence[str] | str = DEFAULT_METRICS, per_frame: bool = True) -> None:
+    def __init__(self, metrics: Sequence[str] | str = DEFAULT_METRICS, per_frame: bool = True,
+                 keep_sequences: bool = False) -> None:
         self.fns = _resolve(metrics)
         self.per_frame = per_frame
+        self.keep_sequences = keep_sequences  # also keep each sequence's value (mean over its frames)
+        self._frame_curves = [n for n in self.fns if n not in _DEFS or _DEFS[n].per_frame]
+        if any(n not in _DEFS for n in self.fns):
+            self._frame_curves = [n for n in self.fns if metric_def(n).per_frame]
         self.reset()
 
     def reset(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
+        self._seq: dict[str, list[torch.Tensor]] = {n: [] for n in self.fns}
         self._t: int | None = None
         self.n_sequences = 0
+
+    def sequences(self) -> dict[str, np.ndarray]:
+        """Per-sequence values ``{metric: (N,) float64}`` in the order seen (needs ``keep_sequences=True``)."""
+        if not self.keep_sequences:
+            raise ValueError("construct MetricAccumulator(keep_sequences=True) to keep per-sequence values")
+        return {n: torch.cat(v).cpu().double().numpy() if v else np.zeros(0) for n, v in self._seq.items()}
 
     def update(self, pred: Any, true: Any) -> None:
         p, t = _pair(pred, true)
@@ -354,6 +427,8 @@ class MetricAccumulator:
         for i in range(0, B, step):
             vals = _per_frame(self.fns, p[i : i + step], t[i : i + step])
             for n, v in vals.items():
+                if self.keep_sequences:
+                    self._seq[n].append(v.mean(dim=1).to(_acc_dtype(v.device)))  # (B,)
                 s = v.sum(dim=0)  # (T,)
                 if n in self._sums:
                     self._sums[n] += s.to(self._sums[n].device, self._sums[n].dtype)
@@ -368,7 +443,7 @@ class MetricAccumulator:
         curves = (torch.stack([self._sums[n] for n in names]) / self.n_sequences).cpu().double()  # (M, T)
         res: dict[str, Any] = {n: float(curves[j].mean()) for j, n in enumerate(names)}
         if self.per_frame:
-            res["per_frame"] = {n: curves[j].tolist() for j, n in enumerate(names)}
+            res["per_frame"] = {n: curves[j].tolist() for j, n in enumerate(names) if n in self._frame_curves}
         return res
 
 

@@ -78,10 +78,19 @@ class Precision:
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
-        # channels_last is a 4-D layout: a model with 3-D convolutions (5-D weights, e.g. E3D-LSTM) keeps its own
-        if self.channels_last and not any(p.dim() == 5 for p in model.parameters()):
-            model = model.to(memory_format=torch.channels_last)
+        if self.channels_last:
+            model = to_channels_last(model)
         return model
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """``model.to(memory_format=channels_last)`` for the 4-D tensors only: torch refuses that call outright
+    when a model holds a 5-D weight (a Conv3d, as in MMVP); those keep their layout."""
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
 
 
 def make_precision(name: str, device: torch.device) -> Precision:

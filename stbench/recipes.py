@@ -1,9 +1,18 @@
-"""Training recipes: ``baselines/<dataset>.toml`` -> the resolved configuration of one run.
+"""Training recipes: registry defaults + ``baselines/<dataset>.toml`` -> the resolved configuration of one run.
 
-Resolution order (later wins): ``[presets.<preset>]`` -> ``[models.<model>.<preset>]`` -> CLI
-overrides (``--epochs``, ``--set key=value``). ``model@encoder`` uses ``model``'s recipe; a bare
-temporal module (e.g. a plugin) uses the preset's defaults. This file is the ONE place defaults
-are resolved.
+Resolution order (later wins), key by key (a ``model`` / ``sampling`` table is merged key by key too):
+
+1. the dataset's own defaults, ``presets[<preset>]`` on its registry entry (``@DATASETS.register("x",
+   presets={...})``), then ``[presets.<preset>]`` of ``baselines/<dataset>.toml``: the preset's
+   dataset-level training defaults (epochs, batch size, sizes of the splits, optimizer, precision);
+2. the component's own defaults on its registry entry: ``presets[<preset>]`` of the named model (or of
+   the temporal module, for a bare temporal module such as a plugin), the same shape as a TOML table:
+   training keys, ``model = {...}`` sizes, ``sampling = {...}``;
+3. ``[models.<model>.<preset>]`` of the TOML (a dataset-specific recipe, e.g. a published one);
+4. CLI overrides (``--epochs``, ``--set key=value``).
+
+A recurrent model with no ``sampling`` after all that gets the ``schedule`` on its registry entry.
+``model@encoder`` uses ``model``'s recipe. This file is the ONE place defaults are resolved.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from typing import Any
 from stbench.errors import RecipeError
 
 PRESETS = ("paper", "quick", "smoke")
+DEFAULT_PRESET = "quick"  # what `stbench run` and `stbench profile` use without --preset
 
 
 def baselines_dir() -> Path:
@@ -38,10 +48,53 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 
 def dataset_recipes(dataset: str) -> dict[str, Any]:
+    """The parsed ``baselines/<dataset>.toml``; a dataset without one gets no recipes (see :func:`load_recipe`)."""
     path = baselines_dir() / f"{dataset}.toml"
     if not path.is_file():
-        return {"presets": {p: {} for p in PRESETS}, "models": {}}
+        return {}
     return _load_toml(path)
+
+
+REQUIRED_KEYS = ("epochs", "batch_size")
+
+
+def eval_batch_size(cfg: dict[str, Any]) -> int:
+    """Batch size for validation and test: the recipe's ``eval_batch_size``, else its training batch size."""
+    return int(cfg.get("eval_batch_size") or cfg["batch_size"])
+
+
+def registry_defaults(model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(``presets`` dict, ``schedule``) on the registry entry of ``model`` (``name[@encoder]``), falling back
+    to the temporal module's entry (a bare temporal module, or a named model that declares none)."""
+    from stbench.registry import MODELS, TEMPORAL
+
+    base = model.partition("@")[0]
+    presets: dict[str, Any] = {}
+    schedule = None
+    entries = []
+    if base in MODELS:
+        entries.append(MODELS.entry(base).meta)
+    if base in TEMPORAL:
+        entries.append(TEMPORAL.entry(base).meta)
+    for meta in entries:
+        presets = presets or dict(meta.get("presets") or {})
+        schedule = schedule or meta.get("schedule")
+    return presets, schedule
+
+
+def dataset_defaults(dataset: str) -> dict[str, Any]:
+    """``presets`` on the dataset's registry entry (empty for an unknown dataset; the runner names it)."""
+    from stbench.registry import DATASETS
+
+    return dict(DATASETS.entry(dataset).meta.get("presets") or {}) if dataset in DATASETS else {}
+
+
+def _merge(cfg: dict[str, Any], table: dict[str, Any]) -> None:
+    for k, v in copy.deepcopy(table).items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
 
 
 def references(dataset: str, model: str) -> list[dict[str, Any]]:
@@ -98,14 +151,18 @@ class Recipe:
 
 def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any] | None = None,
                 sets: list[str] | None = None) -> Recipe:
+    """The resolved recipe of one run (see the module docstring for the order)."""
     if preset not in PRESETS:
         raise RecipeError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
     data = dataset_recipes(dataset)
-    cfg: dict[str, Any] = copy.deepcopy(data.get("presets", {}).get(preset, {}))
     base = model.partition("@")[0]
+    entry_presets, schedule = registry_defaults(model)
+    cfg: dict[str, Any] = {}
+    _merge(cfg, dataset_defaults(dataset).get(preset, {}))
+    _merge(cfg, data.get("presets", {}).get(preset, {}))
+    _merge(cfg, entry_presets.get(preset, {}))
     mrec = data.get("models", {}).get(base, {})
-    for k, v in copy.deepcopy(mrec.get(preset, {})).items():
-        cfg[k] = v
+    _merge(cfg, mrec.get(preset, {}))
     cfg.setdefault("lr", 1e-3)
     for k, v in (overrides or {}).items():
         if v is not None:
@@ -115,11 +172,19 @@ def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any]
         apply_set(user_sets, item)
     # --set model.x=... are strict architecture overrides; other keys override the recipe
     model_over = user_sets.pop("model", {})
-    for k, v in user_sets.items():
-        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-            cfg[k].update(v)
-        else:
-            cfg[k] = v
+    _merge(cfg, user_sets)
     if model_over:
         cfg["model_overrides"] = model_over
+    if "sampling" not in cfg and schedule:
+        cfg["sampling"] = dict(schedule)
+    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing and not data:
+        from stbench.registry import DATASETS
+
+        DATASETS.entry(dataset)  # an unknown dataset: "unknown dataset 'x'; did you mean ..." first
+    if missing:
+        where = (f"{baselines_dir() / (dataset + '.toml')} has no [presets.{preset}] with them"
+                 if data else f"there is no recipe file {baselines_dir() / (dataset + '.toml')}")
+        raise RecipeError(f"no {', '.join(missing)} for {model} on {dataset} (preset {preset}): {where}; add one, "
+                          f"or pass {' '.join('--' + k.replace('_', '-') + ' N' for k in missing)}")
     return Recipe(dataset, model, preset, cfg, list(mrec.get("reference", [])))

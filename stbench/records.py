@@ -1,9 +1,14 @@
-"""Run records: one JSON file per (model, dataset, preset, seed), written atomically.
+"""Run records: the :class:`RunRecord` type, one JSON file per (model, dataset, preset, seed), written atomically.
 
-Schema: ``results/README.md``. A record is rewritten as the run progresses (status ``running`` with
-its history, then ``completed`` or ``failed``); every write goes to a temporary file in the same
-directory, is flushed to disk and then renamed over the old record, so a crash at any moment leaves
-either the previous complete record or the new one, never half of one.
+The runner builds a :class:`RunRecord` and writes it with :meth:`RunRecord.write`; the report, the plots
+and :func:`stbench.load_records` read it back with :meth:`RunRecord.from_dict` / :func:`read_records`.
+There is no other description of a record: ``results/README.md`` documents these fields.
+
+A record is rewritten as the run progresses (status ``running`` with its history, then ``completed``
+or ``failed``); every write goes to a temporary file in the same directory, is flushed to disk and then
+renamed over the old record, so a crash at any moment leaves either the previous complete record or
+the new one, never half of one. Per-sequence test metrics live beside the record in a compressed
+``<record>.per_sequence.npz`` (one float64 array per metric, one value per test sequence).
 """
 
 from __future__ import annotations
@@ -12,15 +17,201 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: kind "evaluated", checkpoint, source, per_sequence; profile.published_fps (v1 readable)
+KINDS = ("model", "floor", "evaluated")
+REQUIRED_KEYS = ("schema_version", "status", "kind", "model", "dataset", "preset", "seed", "family")
+
+
+class RecordError(ValueError):
+    """A JSON file that cannot be read as a run record; the message says why (one line)."""
+
+
+@dataclass
+class RunRecord:
+    """One run: a trained model (``kind="model"``), a sanity floor (``"floor"``) or a checkpoint evaluated
+    without training (``"evaluated"``, with ``checkpoint`` and ``source`` naming where the weights came from).
+
+    Build one with :meth:`new`, fill it as the run goes, write it with :meth:`write`.
+    """
+
+    model: str
+    dataset: str
+    preset: str
+    seed: int
+    kind: str = "model"
+    status: str = "running"  # running | completed | failed | interrupted
+    reason: str | None = None
+    family: str = "-"  # recurrent | parallel | floor
+    encoder: str = "-"
+    temporal: str = "-"
+    decoder: str = "-"
+    metrics: dict[str, float] | None = None  # test-set metrics of the selected weights
+    per_frame: dict[str, list[float]] | None = None  # metric -> T_out values
+    per_sequence: dict[str, Any] | None = None  # {"file": "<name>.per_sequence.npz", "metrics": [...], "n": N}
+    metrics_meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> stbench.metrics.MetricDef
+    convention: str | None = None  # the metric convention, in words, as it was when the record was written
+    val: dict[str, Any] | None = None  # {"best_epoch", "metrics"} of the selected weights on the validation split
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch
+    profile: dict[str, Any] | None = None  # stbench.profile.ProfileResult.as_dict()
+    examples: dict[str, Any] | None = None  # {"file", "indices"}: qualitative strips beside the record
+    checkpoint: dict[str, Any] | None = None  # "evaluated": {"file", "sha256", "source"} of the weights evaluated
+    source: str | None = None  # "evaluated": whose checkpoint it is (stbench | openstl | predformer)
+    rollout: str | None = None  # how T_out frames were made: frame | latent (parallel) | recurrent
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved recipe the run used
+    env: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)  # started_at, finished_at, train_s, eval_s, total_s
+    run_id: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            self.run_id = f"{self.dataset}/{self.preset}/{self.model}__seed{self.seed}"
+        if not self.timing:
+            self.timing = {"started_at": now_iso(), "finished_at": None, "train_s": 0.0, "eval_s": 0.0,
+                           "total_s": 0.0}
+
+    # -- files ----------------------------------------------------------------------------------
+    def path(self, out: Path) -> Path:
+        if self.kind == "evaluated" and self.checkpoint:  # one record per evaluated weights file
+            stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(str(self.checkpoint.get("file", "weights"))).stem)
+            name = f"{safe_name(self.model)}__evaluated_{stem}.json"
+            return Path(out) / "records" / self.dataset / self.preset / name
+        return record_path(out, self.dataset, self.preset, self.model, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, out: Path, per_sequence: dict[str, Any] | None = None) -> Path:
+        """Write the record (and, if given, its per-sequence metrics beside it) under ``out``."""
+        path = self.path(out)
+        if per_sequence:
+            ps = path.with_suffix(".per_sequence.npz")
+            atomic_write_npz(ps, per_sequence)
+            first = next(iter(per_sequence.values()))
+            self.per_sequence = {"file": ps.name, "metrics": list(per_sequence), "n": int(len(first))}
+        atomic_write_json(path, self.to_dict())
+        return path
+
+    def per_sequence_arrays(self, record_file: Path) -> dict[str, Any] | None:
+        """The per-sequence test metrics stored beside ``record_file`` (None when there are none)."""
+        if not self.per_sequence or not self.per_sequence.get("file"):
+            return None
+        import numpy as np
+
+        f = Path(record_file).parent / self.per_sequence["file"]
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None
+
+    # -- reading ----------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, rec: Any) -> RunRecord:
+        """A record from parsed JSON of any known schema version; raises :class:`RecordError` saying why not."""
+        problem = validate(rec)
+        if problem:
+            raise RecordError(problem)
+        rec = upgrade(rec)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in rec.items() if k in known})
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RecordError(f"not a readable JSON record ({exc})") from None
+        return cls.from_dict(data)
+
+
+def upgrade(rec: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 record as a schema-2 one (same values; new keys None). Version 1 wrote the profile's
+    ``published_fps`` while its reader looked for ``published_protocol_fps``; both now read as
+    ``profile.published_fps``."""
+    rec = dict(rec)
+    prof = rec.get("profile")
+    if isinstance(prof, dict) and "published_protocol_fps" in prof:
+        prof = dict(prof)
+        prof.setdefault("published_fps", prof.pop("published_protocol_fps"))
+        rec["profile"] = prof
+    for key in ("per_sequence", "checkpoint", "source", "rollout"):
+        rec.setdefault(key, None)
+    rec["history"] = rec.get("history") or []
+    for key in ("metrics_meta", "config", "env", "timing"):
+        rec[key] = rec.get(key) or {}
+    return rec
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def validate(rec: Any) -> str | None:
+    """Why ``rec`` cannot be read as a run record of schema 1 or 2, or None when it can."""
+    if not isinstance(rec, dict):
+        return f"top level is a JSON {type(rec).__name__}, not an object"
+    version = rec.get("schema_version")
+    if "schema_version" in rec and isinstance(version, int) and not isinstance(version, bool):
+        if version > SCHEMA_VERSION:
+            return (f"schema_version {version} is newer than this reader's {SCHEMA_VERSION}; "
+                    "upgrade stbench to read it")
+        if version < 1:
+            return f"schema_version {version} is not a known version"
+    missing = [k for k in REQUIRED_KEYS if k not in rec]
+    if missing:
+        return f"missing required key(s) {', '.join(missing)}"
+    if not isinstance(version, int) or isinstance(version, bool):
+        return f"schema_version is {version!r}, not an integer"
+    for key in ("status", "kind", "model", "dataset", "preset", "family"):
+        if not isinstance(rec[key], str) or not rec[key]:
+            return f"'{key}' is {rec[key]!r}, not a non-empty string"
+    if not isinstance(rec["seed"], int) or isinstance(rec["seed"], bool):
+        return f"seed is {rec['seed']!r}, not an integer"
+    if rec["status"] == "completed":
+        metrics = rec.get("metrics")
+        if not isinstance(metrics, dict) or not metrics:
+            return "a completed record without 'metrics'"
+        bad = [k for k, v in metrics.items() if v is not None and not _is_number(v)]
+        if bad:
+            return f"metric(s) {', '.join(bad)} are not numbers"
+    for key in ("profile", "timing", "config", "env", "per_frame", "metrics_meta", "examples", "per_sequence",
+                "checkpoint"):
+        if rec.get(key) is not None and not isinstance(rec[key], dict):
+            return f"'{key}' is a {type(rec[key]).__name__}, not an object"
+    if rec.get("history") is not None and not isinstance(rec["history"], list):
+        return "'history' is not a list"
+    return None
+
+
+def find_record_files(results_dir: Path) -> list[Path]:
+    """Every ``*.json`` under ``<results>/records`` (or under ``results_dir`` itself when it has no records/)."""
+    sub = Path(results_dir) / "records"
+    root = sub if sub.is_dir() else Path(results_dir)
+    # names starting with '.' are the writer's temporary files (see atomic_write_bytes)
+    return sorted(p for p in root.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+
+
+def read_records(results_dir: Path) -> tuple[list[tuple[Path, RunRecord]], list[str]]:
+    """(path, record) for every readable record under ``results_dir``, and one warning per skipped file."""
+    out, warnings = [], []
+    for path in find_record_files(results_dir):
+        try:
+            out.append((path, RunRecord.read(path)))
+        except RecordError as exc:
+            warnings.append(f"skipped {path}: {exc}")
+    return out, warnings
 
 
 def now_iso() -> str:
@@ -89,16 +280,16 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
+def read_record(path: Path) -> RunRecord | None:
+    """The record at ``path``, or None when there is none or it cannot be read."""
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
+        return RunRecord.read(path)
+    except RecordError:
         return None
 
 
 def check_writable(out: Path) -> None:
-    """Raise PermissionError with a one-line fix if ``out`` cannot hold records."""
+    """Raise UserError with a one-line fix if ``out`` cannot hold records."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +297,9 @@ def check_writable(out: Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise PermissionError(
+        from stbench.errors import UserError
+
+        raise UserError(
             f"cannot write to output directory '{out}' ({exc.strerror or exc}); choose a writable one with --out"
         ) from None
 

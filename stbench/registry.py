@@ -4,7 +4,9 @@ Built-in components and third-party plugins are found the same way: through the 
 groups ``stbench.temporal``, ``stbench.models``, ``stbench.encoders``, ``stbench.datasets`` and
 ``stbench.metrics`` (stbench declares its own built-ins in its ``pyproject.toml``). An entry point's
 value is either a module, whose import registers components with the decorators below, or a single
-class / function, registered under the entry point's name. Code that is not installed is loaded with
+class / function (``"pkg.mod:Attr"``), registered under the entry point's name as a lazy entry:
+listed without importing anything, imported on first use. ``REG.register("name", obj="mod:attr",
+**meta)`` makes a lazy entry directly. Code that is not installed is loaded with
 ``load_plugin("path/to/file.py" | "package.module")`` (the CLI's ``--plugin``).
 
 A plugin that fails to import is never skipped silently: the failure is printed to stderr once,
@@ -50,10 +52,25 @@ class PluginError(ImportError):
 @dataclass
 class Entry:
     name: str
-    obj: Any
+    obj: Any  # the component; a "module:attr" string until first use for a lazy entry (see Registry.register)
     kind: str
     source: str = BUILTIN  # "built-in", "plugin <dist>" or "plugin <file/module>"
     meta: dict[str, Any] = field(default_factory=dict)
+    lazy: bool = False  # obj is still a "module:attr" placeholder
+
+    def resolve(self) -> Any:
+        """Import a lazy entry's target (once) and return the component."""
+        if self.lazy:
+            mod, _, attr = str(self.obj).partition(":")
+            try:
+                target: Any = importlib.import_module(mod)
+                for part in attr.split("."):
+                    target = getattr(target, part)
+            except Exception as exc:  # noqa: BLE001 - named, one line, for the user
+                raise PluginError(f"{self.kind} '{self.name}' ({self.source}) points to '{self.obj}', which "
+                                  f"cannot be imported: {type(exc).__name__}: {exc}") from exc
+            self.obj, self.lazy = target, False
+        return self.obj
 
 
 _CURRENT_SOURCE: list[str] = [BUILTIN]
@@ -79,7 +96,20 @@ class Registry:
 
     # -- registration -------------------------------------------------------------------------
     def register(self, name: str | None = None, *, obj: Any = None, **meta: Any) -> Any:
-        """Decorator (``@REG.register()``) or direct call (``REG.register("x", obj=Cls)``)."""
+        """Decorator (``@REG.register()``) or direct call (``REG.register("x", obj=Cls)``).
+
+        ``obj`` may be a ``"module:attr"`` string: a lazy entry, listed (with its ``meta``) without
+        importing anything, and imported on first :meth:`get` / :meth:`entry`.
+        """
+        if isinstance(obj, str):
+            if not name or ":" not in obj:
+                raise ValueError(f"a lazy {self.kind} needs name= and obj='module:attr', got {name!r}, {obj!r}")
+            if name in self._entries and self._entries[name].obj != obj:
+                old = self._entries[name]
+                raise RegistryError(f"duplicate {self.kind} name '{name}': already registered by {old.source}; "
+                                    "choose another name")
+            self._entries[name] = Entry(name, obj, self.kind, _CURRENT_SOURCE[-1], dict(meta), lazy=True)
+            return obj
 
         def add(o: Any) -> Any:
             key = (name or getattr(o, "__name__", "")).lower()
@@ -89,6 +119,10 @@ class Registry:
                 raise TypeError(f"{self.kind} '{key}' must subclass {self.base.__name__}, got {o.__name__}")
             if key in self._entries:
                 old = self._entries[key]
+                if old.lazy and _target_of(o) == old.obj:  # the lazy entry's own target being imported
+                    old.obj, old.lazy = o, False
+                    old.meta = {**old.meta, **meta}
+                    return o
                 if old.obj is o:
                     return o  # the same object imported twice (e.g. module reloaded by a plugin path)
                 raise RegistryError(
@@ -104,16 +138,17 @@ class Registry:
         self._entries.pop(name, None)
 
     # -- lookup ---------------------------------------------------------------------------------
-    def names(self, pattern: str | None = None) -> list[str]:
+    def names(self, pattern: str | None = None, *, include_tiny: bool | None = None) -> list[str]:
+        """Registered names, filtered by :func:`match_names` when a pattern is given."""
         load_entry_points()
-        names = sorted(self._entries)
-        if pattern:
-            pats = [p.strip() for p in pattern.split(",") if p.strip()]
-            names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in pats)]
-        return names
+        return match_names({n: bool(e.meta.get("tiny")) for n, e in sorted(self._entries.items())}, pattern,
+                           include_tiny=include_tiny)
 
     def entries(self) -> list[Entry]:
-        return [self._entries[n] for n in self.names()]
+        out = [self._entries[n] for n in self.names()]
+        for e in out:
+            e.resolve()
+        return out
 
     def __contains__(self, name: str) -> bool:
         load_entry_points()
@@ -122,9 +157,11 @@ class Registry:
     def entry(self, name: str) -> Entry:
         load_entry_points()
         try:
-            return self._entries[name]
+            e = self._entries[name]
         except KeyError:
             raise RegistryError(self._unknown_message(name)) from None
+        e.resolve()
+        return e
 
     def get(self, name: str) -> Any:
         return self.entry(name).obj
@@ -139,6 +176,27 @@ class Registry:
         if PLUGIN_ERRORS:
             msg += f" ({len(PLUGIN_ERRORS)} plugin(s) failed to load: {', '.join(PLUGIN_ERRORS)})"
         return msg
+
+
+def match_names(names: dict[str, bool], pattern: str | None, *, include_tiny: bool | None = None) -> list[str]:
+    """THE wildcard rule (API, ``stbench run --models`` and ``stbench list``): ``names`` maps each name to
+    whether it is a tiny test variant; ``pattern`` is a comma list of fnmatch patterns or plain names.
+    A plain name matches itself; a wildcard matches tiny variants only when it mentions ``tiny``
+    (``tau*`` -> tau; ``*tiny`` -> every tiny variant). No pattern: every name. ``include_tiny`` overrides."""
+    if not pattern:
+        return [n for n, tiny in names.items() if include_tiny is not False or not tiny]
+    out: list[str] = []
+    for pat in (p.strip() for p in pattern.split(",")):
+        if not pat:
+            continue
+        wild = any(c in pat for c in "*?[")
+        tiny_ok = include_tiny if include_tiny is not None else (not wild or "tiny" in pat)
+        out += [n for n, tiny in names.items() if fnmatch.fnmatchcase(n, pat) and (tiny_ok or not tiny)]
+    return list(dict.fromkeys(out))
+
+
+def _target_of(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
 
 
 def _where(obj: Any) -> str:
@@ -207,6 +265,11 @@ def load_entry_points(force: bool = False) -> None:
             label = BUILTIN if dist == "stbench" else f"plugin {dist or ep.value}"
             with _source(label):
                 try:
+                    if ":" in ep.value and dist != "stbench":  # a single component: listed now, imported on use
+                        reg = _GROUPS[group]
+                        if ep.name not in reg._entries:
+                            reg.register(ep.name, obj=ep.value.replace(" ", ""))
+                        continue
                     _add_loaded(ep.load(), ep.name, group)
                 except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
                     if dist == "stbench":

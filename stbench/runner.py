@@ -24,10 +24,9 @@ from typing import Any
 
 import torch
 
+from stbench.errors import UserError
 from stbench.records import (
-    SCHEMA_VERSION,
-    atomic_write_json,
-    atomic_write_npz,
+    RunRecord,
     check_writable,
     checkpoint_path,
     env_info,
@@ -59,10 +58,12 @@ class RunOptions:
     profile: bool = True
     threads: int | None = None
     quiet: bool = False
+    metrics: list[str] = field(default_factory=list)  # "+name": registered metrics added to the dataset's
+    debug: bool = False  # print the traceback of a run that fails (the run is still recorded as failed)
 
     @classmethod
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
-        from stbench.errors import UserError
+        from stbench.recipes import DEFAULT_PRESET
 
         if args.seeds:
             try:
@@ -72,19 +73,40 @@ class RunOptions:
         else:
             seeds = [args.seed if args.seed is not None else 0]
         return cls(
-            models=models, dataset=args.dataset, preset=args.preset or "quick", preset_given=args.preset is not None,
+            models=models, dataset=args.dataset, preset=args.preset or DEFAULT_PRESET,
+            preset_given=args.preset is not None,
             seeds=seeds, device=args.device, precision=args.precision, out=Path(args.out), resume=args.resume,
             force=args.force, shard=parse_shard(args.shard), data_root=args.data_root,
             overrides={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "accum_steps": args.accum_steps, "clip_grad": args.clip_grad, "train_size": args.train_size,
                        "val_size": args.val_size, "test_size": args.test_size},
             sets=list(args.set), profile=not args.no_profile, threads=args.threads,
+            metrics=parse_metrics(getattr(args, "metrics", None)), debug=bool(getattr(args, "debug", False)),
         )
 
 
-def parse_shard(spec: str | None) -> tuple[int, int]:
-    from stbench.errors import UserError
+def parse_metrics(spec: str | None) -> list[str]:
+    """``--metrics +rel_l2,+rmse`` -> ["rel_l2", "rmse"]: registered metrics added to the dataset's own."""
+    from stbench.registry import METRICS
 
+    names = []
+    for item in (s.strip() for s in (spec or "").split(",")):
+        if not item:
+            continue
+        if not item.startswith("+"):
+            raise UserError(f"bad --metrics item '{item}'; write +NAME to add a registered metric, "
+                            "e.g. --metrics +ssim_dr1")
+        METRICS.entry(item[1:])  # unknown -> one-line "did you mean"
+        names.append(item[1:])
+    return names
+
+
+def run_metrics(spec_metrics: Any, extra: list[str]) -> tuple[str, ...]:
+    """The dataset's metrics followed by the ones added with ``--metrics``."""
+    return tuple(dict.fromkeys([*spec_metrics, *extra]))
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
     if not spec:
         return (0, 1)
     try:
@@ -152,14 +174,14 @@ def run_grid(opts: RunOptions) -> int:
     data_kw = dict(data_cfg_recipe.config.get("data", {}))
     dataset = get_dataset(opts.dataset, data_root=opts.data_root, **data_kw)
 
-    results: list[dict[str, Any]] = []
+    results: list[RunRecord] = []
     failed = False
     if dist.master and i == 0:
         results += _floors(opts, dataset, data_cfg_recipe.config, con)
     for model_name, seed in mine:
         rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
         results.append(rec)
-        failed |= rec.get("status") == "failed"
+        failed |= rec.status == "failed"
     if dist.master:
         _summary(con, results, opts)
     if dist.enabled:
@@ -170,45 +192,37 @@ def run_grid(opts: RunOptions) -> int:
     return 1 if failed else 0
 
 
-def _base_record(opts: RunOptions, model: str, seed: int, kind: str) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "run_id": f"{opts.dataset}/{opts.preset}/{model}__seed{seed}",
-            "status": "running", "reason": None, "kind": kind, "model": model, "dataset": opts.dataset,
-            "preset": opts.preset, "seed": seed}
-
-
-def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[dict[str, Any]]:
+def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[RunRecord]:
     """Copy-last-frame and predict-zeros, evaluated on the same test set the same way."""
     from stbench.metrics import METRIC_CONVENTION, MetricAccumulator, floor_predictions, metrics_meta
+    from stbench.recipes import eval_batch_size
 
     out = []
     spec = dataset.spec
+    names = run_metrics(spec.metrics, opts.metrics)
     for kind in FLOORS:
-        path = record_path(opts.out, opts.dataset, opts.preset, kind, 0)
-        old = read_record(path)
-        if old and old.get("status") == "completed" and not opts.force:
+        old = read_record(record_path(opts.out, opts.dataset, opts.preset, kind, 0))
+        if old and old.status == "completed" and not opts.force and set(names) <= set(old.metrics or {}):
             out.append(old)
             continue
         t0 = time.perf_counter()
-        acc = MetricAccumulator(metrics=tuple(spec.metrics))
-        for x, y in dataset.batches("test", int(cfg.get("eval_batch_size", 16)), limit=cfg.get("test_size")):
+        acc = MetricAccumulator(metrics=names, keep_sequences=True)
+        for x, y in dataset.batches("test", eval_batch_size(cfg), limit=cfg.get("test_size")):
             acc.update(floor_predictions(kind, x, spec.t_out), y)
         res = acc.result()
-        rec = _base_record(opts, kind, 0, "floor")
-        rec.update({"status": "completed", "family": "floor", "encoder": "-", "temporal": "-", "decoder": "-",
-                    "metrics": {k: v for k, v in res.items() if k != "per_frame"}, "per_frame": res["per_frame"],
-                    "metrics_meta": metrics_meta(spec.metrics), "convention": METRIC_CONVENTION,
-                    "val": None, "history": [], "profile": None, "examples": None,
-                    "config": {"test_size": cfg.get("test_size"), "data": cfg.get("data", {})},
-                    "env": env_info(torch.device("cpu"), "fp32"),
-                    "timing": {"started_at": now_iso(), "finished_at": now_iso(), "train_s": 0.0,
-                               "eval_s": round(time.perf_counter() - t0, 3), "total_s": 0.0}})
-        atomic_write_json(path, rec)
+        rec = RunRecord(model=kind, dataset=opts.dataset, preset=opts.preset, seed=0, kind="floor",
+                        status="completed", family="floor", metrics={k: v for k, v in res.items() if k != "per_frame"},
+                        per_frame=res["per_frame"], metrics_meta=metrics_meta(names), convention=METRIC_CONVENTION,
+                        config={"test_size": cfg.get("test_size"), "data": cfg.get("data", {})},
+                        env=env_info(torch.device("cpu"), "fp32"))
+        rec.timing.update(finished_at=now_iso(), eval_s=round(time.perf_counter() - t0, 3))
+        rec.write(opts.out, per_sequence=acc.sequences())
         out.append(rec)
     return out
 
 
 def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: torch.device, dist: Any,
-            con: Any, make_precision: Any) -> dict[str, Any]:
+            con: Any, make_precision: Any) -> RunRecord:
     """One (model, seed) run; never raises for a model failure (records it instead)."""
     from stbench import train as T
     from stbench.metrics import METRIC_CONVENTION, metrics_meta
@@ -217,7 +231,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     rpath = record_path(opts.out, opts.dataset, opts.preset, model_name, seed)
     cpath = checkpoint_path(opts.out, opts.dataset, opts.preset, model_name, seed)
     old = read_record(rpath) if dist.master else None
-    if old and old.get("status") == "completed" and not opts.force:
+    if old and old.status == "completed" and not opts.force:
         con.print(f"[dim]{model_name} seed {seed}: already completed ({rpath}); --force re-runs it[/dim]")
         return old
     resume_ckpt = None
@@ -225,95 +239,102 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         if opts.resume:
             resume_ckpt = T.load_checkpoint(cpath)
         elif not opts.force:
-            from stbench.errors import UserError
-
             raise UserError(f"{model_name} seed {seed} has an unfinished run with a checkpoint ({cpath}); "
                             "pass --resume to continue it or --force to start over")
 
     recipe = load_recipe(opts.dataset, model_name, opts.preset, opts.overrides, opts.sets)
     cfg = recipe.config
-    prec = make_precision(opts.precision or cfg.get("precision", "fp32"), device)
+    prec = _precision(make_precision, opts.precision or cfg.get("precision", "fp32"), device)
     cfg["precision_resolved"] = prec.name
+    names = run_metrics(dataset.spec.metrics, opts.metrics)
     torch.manual_seed(seed * 1000 + dist.rank)
     model = recipe.build_model(model_name)
-    started = now_iso() if resume_ckpt is None else (old or {}).get("timing", {}).get("started_at", now_iso())
-    rec = _base_record(opts, model_name, seed, "model")
-    rec.update({"family": "recurrent" if model.recurrent else "parallel", "encoder": model.names["encoder"],
-                "temporal": model.names["temporal"], "decoder": model.names["decoder"], "metrics": None,
-                "per_frame": None, "metrics_meta": metrics_meta(dataset.spec.metrics),
-                "convention": METRIC_CONVENTION, "val": None, "history": [], "profile": None, "examples": None,
-                "config": {**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
-                           "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root},
-                "env": env_info(device, prec.name),
-                "timing": {"started_at": started, "finished_at": None, "train_s": 0.0, "eval_s": 0.0, "total_s": 0.0}})
+    rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed, kind="model",
+                    family="recurrent" if model.recurrent else "parallel", encoder=model.names["encoder"],
+                    temporal=model.names["temporal"], decoder=model.names["decoder"],
+                    metrics_meta=metrics_meta(names), convention=METRIC_CONVENTION, rollout=model.rollout,
+                    config={**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
+                            "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root},
+                    env=env_info(device, prec.name))
+    if resume_ckpt is not None and old is not None:
+        rec.timing["started_at"] = old.timing.get("started_at", rec.timing["started_at"])
     t_start = time.perf_counter()
 
-    def write() -> None:
+    def write(per_sequence: dict[str, Any] | None = None) -> None:
         if dist.master:
-            atomic_write_json(rpath, rec)
+            rec.write(opts.out, per_sequence)
 
     try:
         if opts.profile and dist.master:
-            rec["profile"] = _profile(model_name, recipe, device, prec, cfg)
+            rec.profile = _profile(model_name, recipe, device, prec, cfg)
         if resume_ckpt is None:
             write()
         model = prec.prepare(model)
-        if dist.master and rec["profile"] and rec["profile"].get("train_step_ms"):
-            _estimate(con, rec["profile"]["train_step_ms"], dataset, cfg, dist, opts.preset)
+        if dist.master and rec.profile and rec.profile.get("train_step_ms"):
+            _estimate(con, rec.profile["train_step_ms"], dataset, cfg, dist, opts.preset)
         with _Progress(con, f"{model_name} s{seed}") as prog:
             def on_epoch(row: dict[str, Any]) -> None:
-                rec["history"].append(row)
+                rec.history.append(row)
                 write()
                 prog.epoch_done(row)
 
             hooks = T.LoopHooks(on_start=prog.start, on_step=prog.step, on_epoch=on_epoch)
             if resume_ckpt is not None:
-                rec["history"] = list(resume_ckpt["state"]["history"])
+                rec.history = list(resume_ckpt["state"]["history"])
                 prog.resumed(resume_ckpt["state"]["epoch"])
             model, state = T.train(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=cpath,
                                    resume=resume_ckpt, dist=dist, hooks=hooks)
-        rec["timing"]["train_s"] = round(state.train_s, 3)
+        rec.timing["train_s"] = round(state.train_s, 3)
+        per_sequence = None
         if dist.master:
             t0 = time.perf_counter()
-            res, examples = T.evaluate(model, dataset.batches("test", int(cfg.get("eval_batch_size", 16)),
-                                                             limit=cfg.get("test_size")),
-                                       device, prec, metrics=tuple(dataset.spec.metrics), keep=N_EXAMPLES)
-            rec["timing"]["eval_s"] = round(time.perf_counter() - t0, 3)
-            rec["metrics"] = {k: v for k, v in res.items() if k != "per_frame"}
-            rec["per_frame"] = res["per_frame"]
+            res, examples = T.test(model, dataset, cfg, device, prec, metrics=names, keep=N_EXAMPLES)
+            rec.timing["eval_s"] = round(time.perf_counter() - t0, 3)
+            per_sequence = res.pop("per_sequence")
+            rec.per_frame = res.pop("per_frame")
+            rec.metrics = res
             best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
-            rec["val"] = {"best_epoch": state.best_epoch,
-                          "metrics": {"mse": best["val_mse"]} if best else None}
+            rec.val = {"best_epoch": state.best_epoch, "metrics": {"mse": best["val_mse"]} if best else None}
             if examples is not None:
+                from stbench.records import atomic_write_npz
+
                 ex_path = rpath.with_suffix(".examples.npz")
                 atomic_write_npz(ex_path, examples)
-                rec["examples"] = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
-            rec["status"] = "completed"
+                rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
+            rec.status = "completed"
     except T.NonFiniteLoss as exc:
-        rec["status"], rec["reason"] = "failed", str(exc)
+        rec.status, rec.reason = "failed", str(exc)
     except KeyboardInterrupt:
-        rec["status"], rec["reason"] = "interrupted", "Ctrl-C; continue with --resume"
+        rec.status, rec.reason = "interrupted", "Ctrl-C; continue with --resume"
         _finish(rec, t_start)
         write()
         raise
     except T.CheckpointError:
         raise  # a user problem for the CLI, not a model failure
     except Exception as exc:  # noqa: BLE001 - isolate this run's failure from the others
-        rec["status"], rec["reason"] = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if os.environ.get("STBENCH_DEBUG"):
+        rec.status, rec.reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if opts.debug or os.environ.get("STBENCH_DEBUG"):
             traceback.print_exc()
     _finish(rec, t_start)
-    write()
-    if rec["status"] == "completed" and dist.master and cpath.exists():
+    write(per_sequence if rec.status == "completed" else None)
+    if rec.status == "completed" and dist.master and cpath.exists():
         cpath.unlink()  # the record now holds the result; the checkpoint was only for resuming
-    if rec["status"] == "failed":
-        con.print(f"[red]{model_name} seed {seed} failed: {rec['reason']}[/red]")
+    if rec.status == "failed":
+        con.print(f"[red]{model_name} seed {seed} failed: {rec.reason}[/red]")
     return rec
 
 
-def _finish(rec: dict[str, Any], t_start: float) -> None:
-    rec["timing"]["finished_at"] = now_iso()
-    rec["timing"]["total_s"] = round(rec["timing"].get("total_s", 0.0) + time.perf_counter() - t_start, 3)
+def _precision(make_precision: Any, name: str, device: torch.device) -> Any:
+    """The precision policy; an unknown name is the user's to fix (one line), not a traceback."""
+    try:
+        return make_precision(name, device)
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
+
+
+def _finish(rec: RunRecord, t_start: float) -> None:
+    rec.timing["finished_at"] = now_iso()
+    rec.timing["total_s"] = round(rec.timing.get("total_s", 0.0) + time.perf_counter() - t_start, 3)
 
 
 INFER_BATCH = 16  # the batch of the recorded inference throughput, whatever the recipe trains with
@@ -399,19 +420,24 @@ class _Progress:
             self.p.reset(self.it, total=self._batches)
 
 
-def _summary(con: Any, results: list[dict[str, Any]], opts: RunOptions) -> None:
+def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
     from rich.table import Table
 
+    from stbench.metrics import metric_def
+
+    shown = [m for m in ("mse", "ssim", "psnr") if any(m in (r.metrics or {}) for r in results)]
     t = Table(title=f"stbench run — {opts.dataset}, preset {opts.preset}")
-    for c in ("model", "seed", "status", "MSE ↓", "SSIM ↑", "PSNR ↑", "train", "record"):
+    for c in ("model", "seed", "status", *(_header(metric_def(m)) for m in shown), "train", "record"):
         t.add_column(c)
     for r in results:
-        m = r.get("metrics") or {}
-        t.add_row(r["model"], str(r["seed"]) if r.get("kind") == "model" else "-",
-                  r["status"] + (f": {r['reason']}" if r.get("reason") else ""),
-                  f"{m['mse']:.2f}" if "mse" in m else "-", f"{m['ssim']:.4f}" if "ssim" in m else "-",
-                  f"{m['psnr']:.2f}" if "psnr" in m else "-",
-                  _fmt_s(r["timing"]["train_s"]) if r.get("kind") == "model" else "-",
-                  str(record_path(opts.out, r["dataset"], r["preset"], r["model"], r["seed"])))
+        m = r.metrics or {}
+        t.add_row(r.model, str(r.seed) if r.kind == "model" else "-",
+                  r.status + (f": {r.reason}" if r.reason else ""),
+                  *(f"{m[k]:.{4 if k.startswith('ssim') else 2}f}" if k in m else "-" for k in shown),
+                  _fmt_s(r.timing.get("train_s", 0.0)) if r.kind == "model" else "-", str(r.path(opts.out)))
     con.print(t)
-    con.print(f"[dim]MSE/MAE: per-frame sums; SSIM data_range 2.0; see `stbench report --results {opts.out}`[/dim]")
+    con.print(f"[dim]metric conventions: docs/protocol.md; see `stbench report --results {opts.out}`[/dim]")
+
+
+def _header(d: Any) -> str:
+    return f"{d.label} {'↑' if d.higher_is_better else '↓'}"

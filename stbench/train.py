@@ -1,5 +1,10 @@
 """THE training / evaluation loop, shared by every model (recurrent and parallel alike).
 
+Read it top-down in :func:`train`: :meth:`_Loop.restore` (a checkpoint, if resuming), then per epoch
+:meth:`_Loop.one_epoch` (the optimizer steps) and :meth:`_Loop.validate_and_select` (validation
+split, keep the best weights), a checkpoint; at the end the best weights are loaded back and the
+runner calls :func:`test` once on the test split.
+
 Per-model behaviour comes through hooks, never through copies of the loop:
 - the model's ``loss(out, inputs, targets)`` (MSE, + DDR for TAU, + PredRNN.V2's decoupling loss);
 - for recurrent temporal modules, a scheduled-sampling mask from the recipe's ``sampling`` schedule,
@@ -15,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,13 +33,6 @@ from torch import nn
 from stbench.errors import CheckpointError
 from stbench.precision import Precision, synchronize
 from stbench.records import atomic_write_bytes
-
-# Fault injection for the resume / failure-isolation tests (documented in tests/test_harness.py):
-# kill the process with SIGKILL right after the checkpoint of this epoch; make this model's loss NaN.
-_KILL_AFTER_EPOCH = int(os.environ.get("STBENCH_TEST_KILL_AFTER_EPOCH", "0") or 0)
-_NAN_MODEL = os.environ.get("STBENCH_TEST_NAN_MODEL", "")
-# ... and raise KeyboardInterrupt (as Ctrl-C would) after batch B of epoch E: "E,B" (1-based)
-_INTERRUPT_AT = tuple(int(v) for v in os.environ.get("STBENCH_TEST_INTERRUPT_AT", "").split(",") if v)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -104,16 +100,18 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_steps:
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Precision,
              metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr"), keep: int = 0,
-             on_batch: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+             on_batch: Callable[[], None] | None = None,
+             per_sequence: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Metrics of ``model`` over ``batches`` in the published convention; the model never sees targets.
 
-    ``keep`` > 0 also returns the first ``keep`` sequences (inputs, targets, preds) as uint8 arrays.
+    ``keep`` > 0 also returns the first ``keep`` sequences (inputs, targets, preds) as uint8 arrays;
+    ``per_sequence`` adds ``res["per_sequence"] = {metric: (N,) array}`` (each sequence's mean over frames).
     """
     from stbench.metrics import MetricAccumulator
 
     was = model.training
     model.eval()
-    acc = MetricAccumulator(metrics=metrics)
+    acc = MetricAccumulator(metrics=metrics, keep_sequences=per_sequence)
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "targets": [], "preds": []}
     n_kept = 0
     for batch in batches:
@@ -131,7 +129,19 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
             on_batch()
     model.train(was)
     examples = {k: np.concatenate(v) for k, v in kept.items()} if n_kept else None
-    return acc.result(), examples
+    res = acc.result()
+    if per_sequence:
+        res["per_sequence"] = acc.sequences()
+    return res, examples
+
+
+def test(model: nn.Module, dataset: Any, cfg: dict[str, Any], device: torch.device, prec: Precision, *,
+         metrics: tuple[str, ...], keep: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """The one evaluation on the test split (after training, with the selected weights), per-sequence values kept."""
+    from stbench.recipes import eval_batch_size
+
+    return evaluate(model, dataset.batches("test", eval_batch_size(cfg), limit=cfg.get("test_size")), device, prec,
+                    metrics=metrics, keep=keep, per_sequence=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,12 +187,190 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class LoopHooks:
-    """Callbacks the runner uses for progress display and record updates (all optional)."""
+    """Callbacks into the loop, all optional. The runner sets the first four (progress display, record
+    updates); tests set the others to inspect the loop or inject faults (see :data:`FAULT_HOOKS`)."""
 
     on_start: Callable[[int, int], None] | None = None  # (epochs, batches per epoch)
     on_step: Callable[[int, float | None, float], None] | None = None  # (batch idx, loss or None, samples/s)
     on_epoch: Callable[[dict[str, Any]], None] | None = None  # history row
     on_eval_batch: Callable[[], None] | None = None
+    on_loss: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None  # may replace a batch's loss
+    before_update: Callable[[nn.Module], None] | None = None  # grads final (unscaled, clipped), before opt.step
+    after_update: Callable[[int, int], None] | None = None  # (epoch, batch), 1-based, after an optimizer step
+    after_checkpoint: Callable[[int], None] | None = None  # epoch, 1-based, after its checkpoint is written
+    after_validate: Callable[[int, nn.Module], None] | None = None  # epoch, the model just validated
+
+    def merged(self, other: LoopHooks) -> LoopHooks:
+        """These hooks, with ``other``'s wherever it sets one and these do not."""
+        return LoopHooks(**{k: getattr(self, k) or getattr(other, k) for k in self.__dataclass_fields__})
+
+
+# Hooks added to every train() call. Empty in normal use; a test process sets them to inject faults
+# (kill after a checkpoint, Ctrl-C after a batch, a NaN loss) into runs started through the CLI.
+FAULT_HOOKS = LoopHooks()
+
+
+class _Loop:
+    """The state of one training run; :func:`train` drives it epoch by epoch."""
+
+    def __init__(self, model: nn.Module, dataset: Any, cfg: dict[str, Any], *, device: torch.device,
+                 prec: Precision, seed: int, ckpt_path: Path | None, dist: DistInfo, hooks: LoopHooks) -> None:
+        from stbench.models.sampling import make_schedule
+        from stbench.recipes import eval_batch_size
+
+        self.raw, self.dataset, self.cfg, self.device, self.prec = model, dataset, cfg, device, prec
+        self.seed, self.ckpt_path, self.dist, self.hooks = seed, ckpt_path, dist, hooks
+        self.ddp = None
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.fwd = self.ddp if self.ddp is not None else model
+        self.epochs = int(cfg["epochs"])
+        self.bs = int(cfg["batch_size"])
+        self.eval_bs = eval_batch_size(cfg)
+        self.accum = max(1, int(cfg.get("accum_steps", 1)))
+        self.clip = float(cfg.get("clip_grad", 0.0) or 0.0)
+        self.train_limit = cfg.get("train_size")
+        self.n_batches = dataset.num_batches("train", self.bs, world_size=dist.world_size, limit=self.train_limit)
+        if self.n_batches < 1:
+            from stbench.errors import RecipeError
+
+            raise RecipeError(f"train split has fewer than one batch of {self.bs}; lower --batch-size or raise "
+                              "--train-size")
+        self.opt = make_optimizer(model, cfg)
+        self.sched = make_scheduler(self.opt, cfg, self.epochs * math.ceil(self.n_batches / self.accum))
+        self.scaler = torch.amp.GradScaler(device.type, enabled=prec.needs_scaler())
+        self.schedule = make_schedule(cfg.get("sampling")) if model.recurrent else None
+        self.gen = torch.Generator(device=device).manual_seed(10_000 + seed * 100 + dist.rank)
+        self.state = TrainState()
+        self.best_state: dict[str, torch.Tensor] | None = None
+        # Ctrl-C in the middle of an epoch: the state after the last completed optimizer step is saved
+        # (model and optimizer are exactly that state unless the interrupt lands inside the update itself)
+        self.snap: dict[str, Any] | None = None
+        self.in_update = False
+
+    # -- restore ----------------------------------------------------------------------------------
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Continue exactly where a checkpoint left off: weights, optimizer, scheduler, RNGs, history."""
+        self.raw.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        s = ckpt["state"]
+        self.state = TrainState(s["epoch"], s["global_step"], s["best_val"], s["best_epoch"], list(s["history"]),
+                                s.get("train_s", 0.0), s.get("batch_in_epoch", 0), s.get("partial"))
+        self.best_state = ckpt.get("best_model")
+        torch.set_rng_state(ckpt["rng_cpu"])
+        self.gen.set_state(ckpt["rng_gen"])
+        if ckpt.get("rng_cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+
+    def checkpoint(self, rng: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        if self.ckpt_path is not None and self.dist.master:
+            save_checkpoint(self.ckpt_path, model=self.raw, opt=self.opt, sched=self.sched, scaler=self.scaler,
+                            state=self.state, best_state=self.best_state, gen=self.gen,
+                            meta={"seed": self.seed, "cfg": self.cfg}, rng=rng)
+
+    # -- one epoch of optimizer steps -------------------------------------------------------------
+    def one_epoch(self, epoch: int, log_every: int) -> dict[str, Any]:
+        """Train one epoch (0-based ``epoch``); returns its history row (without validation)."""
+        st, hooks, dev = self.state, self.hooks, self.device
+        self.fwd.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=dev)
+        finite = torch.ones((), dtype=torch.bool, device=dev)
+        n_seen, skip = 0, 0
+        if st.batch_in_epoch:  # resuming inside this epoch
+            skip, part = st.batch_in_epoch, st.partial or {}
+            loss_sum += part.get("loss_sum", 0.0)
+            finite &= bool(part.get("finite", True))
+            n_seen = int(part.get("n_seen", 0))
+            t0 -= float(part.get("elapsed", 0.0))
+            st.batch_in_epoch, st.partial = 0, None
+        self.snap = None
+        self.opt.zero_grad(set_to_none=True)
+        batches = self.dataset.batches("train", self.bs, epoch=epoch, rank=self.dist.rank,
+                                       world_size=self.dist.world_size, limit=self.train_limit, drop_last=True)
+        t_in, t_out = self.raw.in_shape[0], self.raw.t_out
+        for i, batch in enumerate(itertools.islice(batches, skip, None), start=skip):
+            x, y = _to(batch, dev, self.prec)
+            mask = None
+            if self.schedule is not None:
+                mask = self.schedule.mask(st.global_step, x.shape[0], t_in, t_out, dev, generator=self.gen)
+            last_micro = (i + 1) % self.accum == 0 or i + 1 == self.n_batches
+            no_sync = self.ddp is not None and not last_micro
+            with self.ddp.no_sync() if no_sync else contextlib.nullcontext():
+                with self.prec.autocast():
+                    out = self.fwd(x, y, sampling_mask=mask)
+                    loss, _parts = self.raw.loss(out, x, y)
+                    if hooks.on_loss:
+                        loss = hooks.on_loss(self.raw, loss)
+                self.scaler.scale(loss / self.accum).backward()
+            ld = loss.detach()
+            loss_sum += ld
+            finite &= torch.isfinite(ld)
+            n_seen += x.shape[0]
+            if last_micro:
+                self._update()
+                self.snap = {"epoch": epoch, "batches": i + 1, "rng": (torch.get_rng_state(), self.gen.get_state()),
+                             "loss_sum": loss_sum.clone(), "finite": finite.clone(), "n_seen": n_seen, "t0": t0}
+                if hooks.after_update:
+                    hooks.after_update(epoch + 1, i + 1)
+            if (i + 1) % log_every == 0 or i + 1 == self.n_batches:
+                if not bool(finite):  # host sync only every log_every batches
+                    raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, batch {i + 1}")
+                if hooks.on_step:
+                    el = time.perf_counter() - t0
+                    hooks.on_step(i + 1, float(loss_sum) / (i + 1), n_seen * self.dist.world_size / max(el, 1e-9))
+        synchronize(dev)
+        epoch_s = time.perf_counter() - t0
+        st.train_s += epoch_s
+        return {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(1, self.n_batches),
+                "lr": self.opt.param_groups[0]["lr"], "epoch_s": round(epoch_s, 3),
+                "samples_per_s": round(n_seen * self.dist.world_size / max(epoch_s, 1e-9), 2)}
+
+    def _update(self) -> None:
+        """One optimizer step from the accumulated gradients (unscale, clip, step, schedule)."""
+        self.in_update = True
+        if self.clip > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.raw.parameters(), self.clip)
+        if self.hooks.before_update:
+            self.hooks.before_update(self.raw)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        self.sched.step()
+        self.state.global_step += 1
+        self.in_update = False
+
+    # -- validation and model selection -----------------------------------------------------------
+    def validate_and_select(self, row: dict[str, Any]) -> None:
+        """Validation-split MSE into ``row``; the weights become the selected ones if it is the best so far."""
+        if not self.dist.master:
+            return
+        vres, _ = evaluate(self.raw, self.dataset.batches("val", self.eval_bs, limit=self.cfg.get("val_size")),
+                           self.device, self.prec, metrics=tuple(self.cfg.get("val_metrics", ("mse",))),
+                           on_batch=self.hooks.on_eval_batch)
+        C, H, W = self.raw.in_shape[1:]
+        row["val_mse"] = vres["mse"]  # the test metric's convention: per-frame SSE, test-time roll-out
+        row["val_loss"] = vres["mse"] / (C * H * W)  # the same, per pixel
+        if vres["mse"] < self.state.best_val:
+            self.state.best_val, self.state.best_epoch = vres["mse"], row["epoch"]
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.raw.state_dict().items()}
+        if self.hooks.after_validate:
+            self.hooks.after_validate(row["epoch"], self.raw)
+
+    def save_interrupted(self) -> None:
+        """Ctrl-C: the last epoch boundary is already checkpointed; a snapshot taken after the last optimizer
+        step of the current epoch is finer, unless the interrupt hit the update itself or DDP is running."""
+        snap = self.snap
+        if snap is not None and not self.in_update and not self.dist.enabled and snap["epoch"] == self.state.epoch:
+            self.state.batch_in_epoch = snap["batches"]
+            self.state.partial = {"loss_sum": float(snap["loss_sum"]), "finite": bool(snap["finite"]),
+                                  "n_seen": snap["n_seen"], "elapsed": time.perf_counter() - snap["t0"]}
+            self.checkpoint(rng=snap["rng"])
 
 
 def train(
@@ -201,156 +389,30 @@ def train(
 ) -> tuple[nn.Module, TrainState]:
     """Train ``model`` (an STModel already on ``device``) by recipe ``cfg``; returns the model with
     the best-validation weights loaded, and the final state. Raises NonFiniteLoss on NaN/Inf."""
-    from stbench.models.sampling import make_schedule
-
     dist = dist or DistInfo()
-    hooks = hooks or LoopHooks()
-    raw = model
-    ddp = None
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    fwd = ddp if ddp is not None else raw
-
-    epochs = int(cfg["epochs"])
-    bs = int(cfg["batch_size"])
-    accum = max(1, int(cfg.get("accum_steps", 1)))
-    clip = float(cfg.get("clip_grad", 0.0) or 0.0)
-    train_limit = cfg.get("train_size")
-    n_batches = dataset.num_batches("train", bs, world_size=dist.world_size, limit=train_limit)
-    if n_batches < 1:
-        raise ValueError(f"train split has fewer than one batch of {bs}; lower --batch-size or raise --train-size")
-    steps_per_epoch = math.ceil(n_batches / accum)
-    opt = make_optimizer(raw, cfg)
-    sched = make_scheduler(opt, cfg, epochs * steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=prec.needs_scaler())
-    schedule = make_schedule(cfg.get("sampling")) if raw.recurrent else None
-    gen = torch.Generator(device=device).manual_seed(10_000 + seed * 100 + dist.rank)
-    t_in, t_out = raw.in_shape[0], raw.t_out
-
-    state = TrainState()
-    best_state: dict[str, torch.Tensor] | None = None
+    hooks = (hooks or LoopHooks()).merged(FAULT_HOOKS)
+    loop = _Loop(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=ckpt_path, dist=dist,
+                 hooks=hooks)
     if resume is not None:
-        raw.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        scaler.load_state_dict(resume["scaler"])
-        s = resume["state"]
-        state = TrainState(s["epoch"], s["global_step"], s["best_val"], s["best_epoch"], list(s["history"]),
-                           s.get("train_s", 0.0), s.get("batch_in_epoch", 0), s.get("partial"))
-        best_state = resume.get("best_model")
-        torch.set_rng_state(resume["rng_cpu"])
-        gen.set_state(resume["rng_gen"])
-        if resume.get("rng_cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(resume["rng_cuda"])
-
-    def checkpoint(rng: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
-        if ckpt_path is not None and dist.master:
-            save_checkpoint(ckpt_path, model=raw, opt=opt, sched=sched, scaler=scaler, state=state,
-                            best_state=best_state, gen=gen, meta={"seed": seed, "cfg": cfg}, rng=rng)
-
-    # Ctrl-C in the middle of an epoch: the state after the last completed optimizer step is saved
-    # (model and optimizer are exactly that state unless the interrupt lands inside the update itself)
-    snap: dict[str, Any] | None = None
-    in_update = False
-
+        loop.restore(resume)
     if hooks.on_start:
-        hooks.on_start(epochs, n_batches)
-    val_limit = cfg.get("val_size")
-    metric_names = tuple(cfg.get("val_metrics", ("mse",)))
+        hooks.on_start(loop.epochs, loop.n_batches)
     try:
-        for epoch in range(state.epoch, epochs):
-            fwd.train()
-            t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            finite = torch.ones((), dtype=torch.bool, device=device)
-            n_seen, skip = 0, 0
-            if state.batch_in_epoch:  # resuming inside this epoch
-                skip, part = state.batch_in_epoch, state.partial or {}
-                loss_sum += part.get("loss_sum", 0.0)
-                finite &= bool(part.get("finite", True))
-                n_seen = int(part.get("n_seen", 0))
-                t0 -= float(part.get("elapsed", 0.0))
-                state.batch_in_epoch, state.partial = 0, None
-            snap = None
-            opt.zero_grad(set_to_none=True)
-            batches = dataset.batches("train", bs, epoch=epoch, rank=dist.rank, world_size=dist.world_size,
-                                      limit=train_limit, drop_last=True)
-            for i, batch in enumerate(itertools.islice(batches, skip, None), start=skip):
-                x, y = _to(batch, device, prec)
-                mask = None
-                if schedule is not None:
-                    mask = schedule.mask(state.global_step, x.shape[0], t_in, t_out, device, generator=gen)
-                micro_last = (i + 1) % accum == 0 or i + 1 == n_batches
-                sync_ctx = ddp.no_sync() if (ddp is not None and not micro_last) else contextlib.nullcontext()
-                with sync_ctx:
-                    with prec.autocast():
-                        out = fwd(x, y, sampling_mask=mask)
-                        loss, _parts = raw.loss(out, x, y)
-                        if _NAN_MODEL and raw.names.get("model") == _NAN_MODEL:
-                            loss = loss * float("nan")
-                    scaler.scale(loss / accum).backward()
-                ld = loss.detach()
-                loss_sum += ld
-                finite &= torch.isfinite(ld)
-                n_seen += x.shape[0]
-                if micro_last:
-                    in_update = True
-                    if clip > 0:
-                        scaler.unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(raw.parameters(), clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    opt.zero_grad(set_to_none=True)
-                    sched.step()
-                    state.global_step += 1
-                    in_update = False
-                    snap = {"epoch": epoch, "batches": i + 1, "rng": (torch.get_rng_state(), gen.get_state()),
-                            "loss_sum": loss_sum.clone(), "finite": finite.clone(), "n_seen": n_seen, "t0": t0}
-                    if _INTERRUPT_AT == (epoch + 1, i + 1):
-                        raise KeyboardInterrupt
-                if (i + 1) % log_every == 0 or i + 1 == n_batches:
-                    if not bool(finite):  # host sync only every log_every batches
-                        raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, batch {i + 1}")
-                    if hooks.on_step:
-                        el = time.perf_counter() - t0
-                        hooks.on_step(i + 1, float(loss_sum) / (i + 1), n_seen * dist.world_size / max(el, 1e-9))
-            synchronize(device)
-            epoch_s = time.perf_counter() - t0
-            state.train_s += epoch_s
-            train_loss = float(loss_sum) / max(1, n_batches)
-            row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
-                                   "lr": opt.param_groups[0]["lr"], "epoch_s": round(epoch_s, 3),
-                                   "samples_per_s": round(n_seen * dist.world_size / max(epoch_s, 1e-9), 2)}
-            if dist.master:
-                vres, _ = evaluate(raw, dataset.batches("val", int(cfg.get("eval_batch_size", bs)), limit=val_limit),
-                                   device, prec, metrics=metric_names, on_batch=hooks.on_eval_batch)
-                # val_loss: the training objective's main term (per-pixel MSE) on the validation split
-                C, H, W = raw.in_shape[1:]
-                row["val_mse"] = vres["mse"]
-                row["val_loss"] = vres["mse"] / (C * H * W)
-                if vres["mse"] < state.best_val:
-                    state.best_val, state.best_epoch = vres["mse"], epoch + 1
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in raw.state_dict().items()}
-            state.history.append(row)
-            state.epoch = epoch + 1
-            checkpoint()
+        for epoch in range(loop.state.epoch, loop.epochs):
+            row = loop.one_epoch(epoch, log_every)
+            loop.validate_and_select(row)
+            loop.state.history.append(row)
+            loop.state.epoch = epoch + 1
+            loop.checkpoint()
             if hooks.on_epoch:
                 hooks.on_epoch(row)
-            if _KILL_AFTER_EPOCH == state.epoch:
-                os.kill(os.getpid(), signal.SIGKILL)
+            if hooks.after_checkpoint:
+                hooks.after_checkpoint(loop.state.epoch)
             if dist.enabled:
                 torch.distributed.barrier()
     except KeyboardInterrupt:
-        # the last epoch boundary is already checkpointed; a snapshot taken after the last optimizer step
-        # of the current epoch is finer, unless the interrupt hit the update itself or DDP is running
-        if snap is not None and not in_update and not dist.enabled and snap["epoch"] == state.epoch:
-            state.batch_in_epoch = snap["batches"]
-            state.partial = {"loss_sum": float(snap["loss_sum"]), "finite": bool(snap["finite"]),
-                             "n_seen": snap["n_seen"], "elapsed": time.perf_counter() - snap["t0"]}
-            checkpoint(rng=snap["rng"])
+        loop.save_interrupted()
         raise
-    if best_state is not None:
-        raw.load_state_dict(best_state)
-    return raw, state
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
+    return model, loop.state

@@ -7,17 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 REC_KEYS = {"schema_version", "run_id", "status", "reason", "kind", "model", "dataset", "preset", "seed", "family",
-            "encoder", "temporal", "decoder", "metrics", "per_frame", "metrics_meta", "convention", "val", "history",
-            "profile", "examples", "config", "env", "timing"}
+            "encoder", "temporal", "decoder", "metrics", "per_frame", "per_sequence", "metrics_meta", "convention",
+            "val", "history", "profile", "examples", "checkpoint", "source", "config", "env", "timing"}
 
 
-def cli(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "stbench", *args], capture_output=True, text=True,
-                          env=env or ENV, cwd=cwd)
+FAULT_CLI = str(Path(__file__).with_name("fault_cli.py"))
+
+
+def cli(*args, env=None, cwd=None, faults=None):
+    """`stbench <args>` in a subprocess; ``faults`` ({"kill_after_epoch": 2, ...}) go through tests/fault_cli.py."""
+    cmd = [sys.executable, "-m", "stbench", *args] if not faults else \
+        [sys.executable, FAULT_CLI, *(f"{k}={v}" for k, v in faults.items()), "--", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, cwd=cwd)
 
 
 def rec(out, model, preset="smoke", seed=0):
@@ -46,7 +52,8 @@ def test_smoke_run_writes_complete_records(smoke_run):
         assert REC_KEYS <= set(d), REC_KEYS - set(d)
         assert d["status"] == "completed" and d["reason"] is None and d["kind"] == "model"
         assert d["family"] == family and d["encoder"] == enc and d["temporal"] == model
-        assert d["schema_version"] == 1 and d["preset"] == "smoke" and d["seed"] == 0
+        assert d["schema_version"] == 2 and d["preset"] == "smoke" and d["seed"] == 0
+        assert d["checkpoint"] is None and d["source"] is None
         assert set(d["metrics"]) >= {"mse", "mae", "ssim", "psnr"}
         assert all(len(d["per_frame"][k]) == 10 for k in ("mse", "mae", "ssim", "psnr"))
         assert d["metrics_meta"]["mse"]["higher_is_better"] is False
@@ -54,7 +61,12 @@ def test_smoke_run_writes_complete_records(smoke_run):
         assert "data_range" in d["convention"]
         assert len(d["history"]) == d["config"]["epochs"] == 2
         assert {"train_loss", "val_loss", "val_mse", "lr", "epoch_s"} <= set(d["history"][0])
-        assert d["val"]["best_epoch"] in (1, 2)
+        val = [h["val_mse"] for h in d["history"]]
+        assert d["val"]["best_epoch"] == 1 + val.index(min(val)) and d["val"]["metrics"]["mse"] == min(val)
+        # per-sequence test metrics beside the record: one value per test sequence, averaging to the metric
+        with np.load(Path(out) / "records/mmnist/smoke" / d["per_sequence"]["file"]) as z:
+            assert set(z.files) == set(d["metrics"]) and len(z["mse"]) == d["per_sequence"]["n"] == 8
+            assert abs(z["mse"].mean() - d["metrics"]["mse"]) <= 1e-9 * d["metrics"]["mse"]
         p = d["profile"]
         assert p["params"] > 0 and p["flops"] > 0 and p["infer_seq_per_s"] > 0 and p["train_step_ms"] > 0
         assert p["device"] and p["precision"] == "fp32"
@@ -71,6 +83,37 @@ def test_smoke_run_writes_complete_records(smoke_run):
         assert d["kind"] == "floor" and d["status"] == "completed" and d["metrics"]["mse"] > 0
 
 
+def test_report_round_trip_fills_every_column(smoke_run, tmp_path):
+    """The report built from exactly the records `stbench run` wrote: every column those records can fill
+    is filled (a reader/writer drift such as a renamed profile key shows up here as an empty column)."""
+    import stbench
+    from stbench.report import build_report
+    from stbench.report.cells import DASH, grid
+
+    out, _ = smoke_run
+    recs = {r.model: r for r in stbench.load_records(out)}  # the public API reads the same RunRecords
+    assert {k: r.kind for k, r in recs.items()} == {"tau": "model", "predrnn": "model", "copy_last": "floor",
+                                                     "zeros": "floor"}
+    assert recs["tau"].metrics["mse"] == rec(out, "tau")["metrics"]["mse"]
+    res = build_report(Path(out), tmp_path / "rep", ["md", "csv"], plots=False)
+    (lb,) = res.boards
+    assert lb.key == ("mmnist", "smoke") and set(lb.table["model"]) == {"tau", "predrnn", "copy_last", "zeros"}
+    g = grid(lb)
+    # not fillable by a single-seed smoke run: nothing (std is shown only for n > 1; published only on `paper`)
+    for row, floor in zip(g.rows, g.floor):
+        for col, cell in zip(g.columns, row):
+            if floor and col.key in ("rank", "arch", "params", "flops", "throughput", "train_s"):
+                continue  # floors have no architecture or cost
+            assert cell.text and cell.text != DASH, (col.key, [c.text for c in row])
+    models = lb.runs[lb.runs["kind"] == "model"]
+    for col in ("params", "flops", "infer_seq_per_s", "infer_batch", "train_s", "total_s", "epochs", "device_name",
+                "precision", "examples_file", "per_sequence_file", "convention", "flops_convention"):
+        assert models[col].notna().all(), col
+    assert lb.convention and "data_range" in lb.convention  # shown from the records, not today's text
+    md = (tmp_path / "rep" / "leaderboard_mmnist_smoke.md").read_text()
+    assert lb.convention in md.replace("\\", "")  # Markdown escapes * and _
+
+
 def test_completed_runs_are_skipped_unless_forced(smoke_run):
     out, _ = smoke_run
     path = Path(out) / "records/mmnist/smoke/tau__seed0.json"
@@ -85,7 +128,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     r = cli(*args, "--out", str(a))
     assert r.returncode == 0, r.stderr
-    killed = cli(*args, "--out", str(b), env=dict(ENV, STBENCH_TEST_KILL_AFTER_EPOCH="2"))
+    killed = cli(*args, "--out", str(b), faults={"kill_after_epoch": 2})
     assert killed.returncode == -9  # SIGKILL right after epoch 2's checkpoint
     part = rec(b, "tau")
     assert part["status"] == "running" and len(part["history"]) == 2  # the record survived intact
@@ -100,7 +143,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
 
     # Ctrl-C in the middle of epoch 3 (after its 2nd batch): checkpointed there, resumed there
     c = tmp_path / "c"
-    r = cli(*args, "--out", str(c), env=dict(ENV, STBENCH_TEST_INTERRUPT_AT="3,2"))
+    r = cli(*args, "--out", str(c), faults={"interrupt_at": "3,2"})
     assert r.returncode == 130 and "--resume" in r.stderr
     part = rec(c, "tau")
     assert part["status"] == "interrupted" and len(part["history"]) == 2
@@ -152,7 +195,7 @@ def test_unwritable_output_and_corrupt_checkpoint(tmp_path):
 
 def test_nan_loss_fails_that_run_only(tmp_path):
     r = cli("run", "--models", "tau,simvp", "--preset", "smoke", "--out", str(tmp_path), "--no-profile",
-            env=dict(ENV, STBENCH_TEST_NAN_MODEL="tau"))
+            faults={"nan_model": "tau"})
     assert r.returncode == 1
     bad, good = rec(tmp_path, "tau"), rec(tmp_path, "simvp")
     assert bad["status"] == "failed" and "non-finite loss" in bad["reason"]
@@ -197,3 +240,28 @@ def test_data_root_runs_on_the_standard_files(tmp_path):
     s = seq[:, :8].transpose(1, 0, 2, 3).astype(np.float64) / 255  # (B, 20, H, W)
     want = np.mean(np.sum((s[:, 9:10] - s[:, 10:]) ** 2, axis=(2, 3)))
     assert abs(rec(out, "copy_last")["metrics"]["mse"] - want) < 1e-6 * want
+
+
+def test_plugin_metric_added_with_metrics_flag(tmp_path):
+    """`--metrics +name` adds a registered plugin metric to the run's records and to the leaderboard."""
+    plug = tmp_path / "mymetric.py"
+    plug.write_text(
+        "from stbench.metrics import register_metric\n"
+        "@register_metric('rmse_test', label='RMSE', higher_is_better=False,\n"
+        "                 convention='sqrt of the per-frame mean squared error')\n"
+        "def rmse_test(pred, true):\n"
+        "    return ((pred - true) ** 2).mean(dim=(2, 3, 4)).sqrt()\n")
+    out = tmp_path / "res"
+    r = cli("run", "--models", "tau", "--preset", "smoke", "--out", str(out), "--no-profile", "--plugin", str(plug),
+            "--metrics", "+rmse_test,+ssim_dr1")
+    assert r.returncode == 0, r.stderr
+    for name in ("tau", "copy_last"):
+        d = rec(out, name)
+        assert {"rmse_test", "ssim_dr1"} <= set(d["metrics"]) and d["metrics_meta"]["rmse_test"]["label"] == "RMSE"
+    # hand check on the floor: per frame sqrt(SSE / (C*H*W)) <= sqrt of the mean, by Jensen; and > 0
+    fl = rec(out, "copy_last")["metrics"]
+    assert 0 < fl["rmse_test"] <= (fl["mse"] / 4096) ** 0.5
+    r = cli("report", "--results", str(out), "--format", "md", "--plugin", str(plug))
+    assert r.returncode == 0, r.stderr
+    md = (out / "report" / "leaderboard_mmnist_smoke.md").read_text()
+    assert "RMSE↓" in md and "SSIM dr=1↑" in md

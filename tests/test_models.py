@@ -15,9 +15,32 @@ TINY = [n for n in MODELS.names() if MODELS.entry(n).meta.get("tiny")]
 SHAPE = (4, 1, 16, 16)  # (T_in, C, H, W)
 
 
-def test_every_named_model_has_a_tiny_variant():
-    full = [n for n in MODELS.names() if not MODELS.entry(n).meta.get("tiny") and MODELS.entry(n).source == "built-in"]
-    assert full and all(f"{n}_tiny" in TINY for n in full)
+PUBLISHED_MODELS = [n for n in MODELS.names() if not MODELS.entry(n).meta.get("tiny")
+                    and MODELS.entry(n).source == "built-in"]
+
+
+@pytest.mark.parametrize("name", PUBLISHED_MODELS)
+def test_every_published_model_trains_at_its_smoke_size(name):
+    """Registry-driven: each named model, at the smoke sizes its registry entry (or recipe) carries, on the
+    Moving MNIST shape: a training step reaches every parameter and evaluation gives T_out frames."""
+    from stbench.models.sampling import make_schedule
+    from stbench.recipes import load_recipe
+
+    recipe = load_recipe("mmnist", name, "smoke")
+    assert recipe.model_kw, f"{name} has no smoke sizes"
+    torch.manual_seed(0)
+    m = recipe.build_model(name)
+    assert count_params(m) < 2_000_000, f"{name}: smoke sizes should be tiny"
+    t_in, C, H, W = m.in_shape
+    x, y = torch.rand(1, t_in, C, H, W), torch.rand(1, m.t_out, C, H, W)
+    mask = make_schedule("linear").mask(0, 1, t_in, m.t_out, "cpu") if m.recurrent else None
+    loss, _ = m.loss(m(x, y, sampling_mask=mask), x, y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    missing = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"{name}: parameters without a gradient: {missing[:4]}"
+    with torch.no_grad():
+        assert m.eval()(x).pred.shape == y.shape
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -48,23 +71,18 @@ def test_tiny_deterministic_under_seed(name):
 PUBLISHED = {"simvp": (58.0, 19.4), "gsta": (46.8, 16.5), "tau": (44.7, 16.0)}
 
 
+# where our count, printed to the published precision, differs from the published figure, and why
+# (docs/protocol.md, "What matches the published work"); every other figure must round exactly
+KNOWN_PARAM_GAPS = {"simvp": 57.9}  # 57.946M vs the published 58.0M; FLOPs agree exactly; source unknown
+
+
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_published_param_and_flop_counts(name):
-    m = stbench.create_model(name)
+    with torch.device("meta"):
+        m = stbench.create_model(name)
     p, f = PUBLISHED[name]
-    # gsta and tau round to the published figure exactly; simvp is 57.946M against a printed 58.0M
-    # (FLOPs agree exactly, so the architecture is the same; the 4k-parameter gap is unexplained and
-    # documented in the README). The tolerance is the half-unit of the printed digit plus that gap.
-    assert abs(count_params(m) / 1e6 - p) <= 0.055
-    assert round(count_flops(m) / 1e9, 1) == f
-
-
-def test_exact_parameter_counts():
-    # exact values pinned after checking them against the published rounding above
-    exact = {"simvp": 57_946_113, "gsta": 46_769_665, "tau": 44_656_001}
-    for name, n in exact.items():
-        with torch.device("meta"):
-            assert count_params(stbench.create_model(name)) == n
+    assert round(count_params(m) / 1e6, 1) == KNOWN_PARAM_GAPS.get(name, p)
+    assert round(count_flops(stbench.create_model(name)) / 1e9, 1) == f
 
 
 def test_parallel_rollout_extends_the_first_chunk():

@@ -18,7 +18,7 @@ def plugin_env(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(ROOT / "examples" / "plugin")], check=True,
                    capture_output=True, text=True)
-    env = dict(os.environ, PYTHONPATH=str(target))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), str(ROOT)]))  # this checkout's stbench
     return env
 
 
@@ -47,6 +47,10 @@ def test_installed_plugin_runs_through_the_cli(plugin_env, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     rec = json.loads((tmp_path / "res/records/mmnist/smoke/tconv__seed0.json").read_text())
     assert rec["status"] == "completed" and rec["temporal"] == "tconv" and rec["encoder"] == "simvp"
+    # no TOML line for tconv: its own smoke sizes from its registry entry, not the SimVP codec's paper width
+    hp = rec["config"]["model_hparams"]
+    assert (hp["hid_S"], hp["N_S"], hp["hid_T"], hp["depth"]) == (8, 2, 16, 1)
+    assert rec["config"]["epochs"] == 2  # the dataset's [presets.smoke]
 
 
 def test_broken_installed_plugin_is_reported_by_name(tmp_path):

@@ -38,9 +38,16 @@ def test_base_class_checked():
         reg.register("bad", obj=type("Bad", (), {}))
 
 
-def test_wildcards():
-    assert stbench.list_models("tau*") == ["tau", "tau_tiny"]
-    assert "tau_tiny" not in stbench.list_models("tau*", include_tiny=False)
+def test_one_wildcard_rule_for_api_run_and_list(capsys):
+    """Before: list_models("tau*") included tau_tiny while `run --models 'tau*'` did not."""
+    from stbench.cli import _model_rows, expand_models
+
+    assert stbench.list_models("tau*") == ["tau"] == expand_models("tau*")
+    assert [r["name"] for r in _model_rows("tau*")] == ["tau"]
+    assert stbench.list_models("tau*tiny") == ["tau_tiny"] == expand_models("tau*tiny")
+    assert stbench.list_models("tau_tiny,gsta") == ["tau_tiny", "gsta"]  # a plain name is itself
+    assert "tau_tiny" in stbench.list_models("tau*", include_tiny=True)
+    assert "tau_tiny" in stbench.list_models() and "tau_tiny" not in stbench.list_models(include_tiny=False)
 
 
 def test_plugin_file_registers_and_broken_plugin_is_named(tmp_path):
@@ -69,3 +76,44 @@ def test_plugin_file_registers_and_broken_plugin_is_named(tmp_path):
         load_plugin(str(bad))
     with pytest.raises(PluginError, match="no such file"):
         load_plugin(str(tmp_path / "missing.py"))
+
+
+def test_lazy_entry_imports_on_first_use(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "lazy_mod_xyz.py").write_text("class Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry("thing", "stbench.things")
+    reg.register("thing", obj="lazy_mod_xyz:Thing", paper="a lazy one")
+    reg.register("broken", obj="lazy_mod_missing_xyz:Thing")
+    assert reg.names() == ["broken", "thing"] and reg._entries["thing"].meta["paper"] == "a lazy one"
+    assert "lazy_mod_xyz" not in sys.modules  # listed without importing
+    cls = reg.get("thing")
+    assert cls.__name__ == "Thing" and "lazy_mod_xyz" in sys.modules
+    with pytest.raises(PluginError, match="thing 'broken' .* cannot be imported: ModuleNotFoundError"):
+        reg.get("broken")
+
+
+def test_metric_registers_in_one_call_and_runs_everywhere():
+    import torch
+
+    from stbench.metrics import MetricAccumulator, metric_def, metrics_meta, register_metric
+    from stbench.registry import METRICS
+
+    @register_metric("max_abs_test", label="MaxAbs", higher_is_better=False, convention="max |pred - true| per frame")
+    def max_abs(pred, true):
+        return (pred - true).abs().amax(dim=(2, 3, 4))
+
+    try:
+        d = metric_def("max_abs_test")
+        assert (d.label, d.higher_is_better, d.per_frame) == ("MaxAbs", False, True)
+        assert metrics_meta(["mse", "max_abs_test"])["max_abs_test"]["convention"] == "max |pred - true| per frame"
+        p, t = torch.zeros(2, 3, 1, 4, 4), torch.zeros(2, 3, 1, 4, 4)
+        t[0, 1, 0, 2, 2] = 0.5  # hand value: 0.5 in one frame of six -> mean 0.5 / 6
+        acc = MetricAccumulator(("mse", "max_abs_test"), keep_sequences=True)
+        acc.update(p, t)
+        r = acc.result()
+        assert r["max_abs_test"] == pytest.approx(0.5 / 6) and r["per_frame"]["max_abs_test"][1] == 0.25
+        assert list(acc.sequences()["max_abs_test"]) == pytest.approx([0.5 / 3, 0.0])
+    finally:
+        METRICS.unregister("max_abs_test")

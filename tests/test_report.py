@@ -139,7 +139,7 @@ def results(tmp_path_factory) -> Path:
     del partial["metrics"]
     write_record(root, partial)
     newer = make_record("newmodel")
-    newer["schema_version"] = 2
+    newer["schema_version"] = 3
     write_record(root, newer)
     (root / "baselines").mkdir()
     (root / "baselines" / "mmnist.toml").write_text(BASELINES)
@@ -212,7 +212,9 @@ def test_markdown_rows(report, results):
     assert rows[3].startswith("| – | *copy\\_last (floor)* |") and "**" not in rows[3]
     assert "predrnn seed 0: failed — non-finite loss at epoch 3, step 120" in md
     assert "simvp seed 5: interrupted — Ctrl-C; continue with --resume" in md
-    assert METRIC_CONVENTION in md.replace("\\", "")
+    # the convention stated by the records (schema 1 here), not the text of today's code
+    assert "Metric convention (as stated in the records): published" in md
+    assert METRIC_CONVENTION not in md.replace("\\", "")
     assert "![Accuracy vs FLOPs](plots/acc_vs_flops_mmnist_quick.png)" in md
 
 
@@ -259,7 +261,7 @@ def test_bad_records_are_skipped_with_a_warning(report):
     warnings = "\n".join(res.warnings)
     assert "broken.json: not a readable JSON record" in warnings
     assert "gsta__seed0.json: a completed record without 'metrics'" in warnings
-    assert "newmodel__seed0.json: schema_version 2 is newer than this reader's 1" in warnings
+    assert "newmodel__seed0.json: schema_version 3 is newer than this reader's 2" in warnings
     assert "newmodel" not in set(res.records["model"])
     assert "gsta" not in set(res.leaderboards["mmnist", "quick"]["model"])
 
@@ -290,9 +292,101 @@ def test_flat_directory_and_format_choice(tmp_path):
         build_report(tmp_path, formats=["pdf"])
 
 
+def test_v1_records_read_with_published_fps(tmp_path):
+    """Schema 1 wrote the profile key `published_fps` (its reader looked for `published_protocol_fps`, so the
+    column was always empty); both spellings read into the `published_fps` column."""
+    a, b = make_record("tau"), make_record("simvp")
+    a["profile"]["published_fps"] = 283.0
+    del a["profile"]["published_protocol_fps"]
+    b["profile"]["published_protocol_fps"] = 209.0
+    for r in (a, b):
+        write_record(tmp_path, r)
+    frame = load_records(tmp_path).frame.set_index("model")
+    assert frame.loc["tau", "published_fps"] == 283.0 and frame.loc["simvp", "published_fps"] == 209.0
+
+
+def test_mixed_conventions_are_not_ranked(tmp_path):
+    from stbench.errors import StbenchError
+
+    a, b = make_record("tau"), make_record("simvp")
+    b["convention"] = "MSE as a per-pixel mean"
+    for r in (a, b):
+        write_record(tmp_path, r)
+    with pytest.raises(StbenchError) as err:
+        build_report(tmp_path, formats=["md"], plots=False, baselines_dir=tmp_path)
+    msg = str(err.value)
+    assert "mmnist/quick" in msg and "2 different metric conventions" in msg and "\n" not in msg
+
+
+def _with_sequences(root: Path, rec: dict, mse: np.ndarray) -> None:
+    """A record whose per-sequence test MSE values are ``mse`` (stored beside it, as the runner does)."""
+    rec = dict(rec, schema_version=2, metrics=dict(rec["metrics"], mse=float(mse.mean())))
+    name = f"{rec['model']}__seed{rec['seed']}.per_sequence.npz"
+    rec["per_sequence"] = {"file": name, "metrics": ["mse"], "n": len(mse)}
+    path = write_record(root, rec)
+    np.savez_compressed(path.parent / name, mse=mse)
+
+
+def test_bootstrap_intervals_and_ties(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, 400)
+    # a and b differ by 0.05 standard deviations of the per-sequence values: not separable with 400 sequences;
+    # c is 1 standard deviation worse: clearly separated from both
+    _with_sequences(tmp_path, make_record("a"), 30 + base)
+    _with_sequences(tmp_path, make_record("b"), 30.05 + rng.permutation(base))
+    _with_sequences(tmp_path, make_record("c"), 31 + base)
+    res = build_report(tmp_path, tmp_path / "out", formats=["md"], plots=False, baselines_dir=tmp_path)
+    t = res.leaderboards["mmnist", "quick"].set_index("model")
+    # hand check of the interval: mean +- 1.96 standard errors (normal data; the bootstrap agrees closely)
+    se = base.std(ddof=0) / math.sqrt(len(base))
+    assert t.loc["a", "mse_ci_lo"] == pytest.approx(30 + base.mean() - 1.96 * se, abs=0.25 * se)
+    assert t.loc["a", "mse_ci_hi"] == pytest.approx(30 + base.mean() + 1.96 * se, abs=0.25 * se)
+    assert list(t["rank"].astype(float).fillna(-1)) == [1, 1, 3]
+    assert list(t["tied"]) == [True, True, False]
+    md = (tmp_path / "out" / "leaderboard_mmnist_quick.md").read_text()
+    assert "| 1= | a |" in md and "| 1= | b |" in md and "| 3 | c |" in md
+    assert "bootstrap intervals of mse" in md and f"{t.loc['a', 'mse_ci_lo']:.2f}, " in md
+
+
 def test_human_units():
     sizes = [si(16.0e9), si(116.6e9), si(44.7e6), si(283.4), si(5.213), si(None)]
     assert sizes == ["16.0G", "117G", "44.7M", "283", "5.21", "–"]
     assert [duration(4.2), duration(42), duration(312), duration(3720)] == ["4.2s", "42s", "5m 12s", "1h 02m"]
     assert metric_text("mse", 24.6) == "24.60" and metric_text("ssim", 0.94536, 0.0012) == "0.9454 ± 0.0012"
     assert metric_text("mse", 0.31084) == "0.3108"  # TaxiBJ-scale values keep 4 significant digits
+
+
+def test_training_curves_keep_train_loss_and_val_mse_apart(report):
+    """The plot drew the teacher-forced training objective and the validation MSE on one shared 'loss' axis."""
+    from stbench.report.plots import _training_curves
+
+    res, _ = report
+    lb = next(b for b in res.boards if b.key == ("mmnist", "quick"))
+    fig, note = _training_curves(lb)
+    assert note is None
+    ax_train, ax_val = [ax for ax in fig.axes if ax.get_title()]
+    assert "training objective" in ax_train.get_ylabel() and "MSE per frame" in ax_val.get_ylabel()
+    assert not ax_train.get_shared_y_axes().joined(ax_train, ax_val)
+    # the validation panel plots val_mse (the test metric's units), e.g. tau seed 0: mse 20 -> val_mse 40 / epoch
+    ys = {tuple(np.round(line.get_ydata(), 6)) for line in ax_val.get_lines()}
+    assert any(y[0] == pytest.approx(2 * 21.0) for y in ys)  # tau: mean of seeds' 2 * mse at epoch 1
+
+
+def test_wide_log_axis_labels_only_2x_and_5x_minor_ticks():
+    """With twenty-odd models the FLOPs axis spans decades: 3G/4G/... minor labels would collide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from stbench.report.plots import _si_ticks
+
+    ax = Figure().add_subplot()
+    ax.set_xscale("log")
+    ax.set_xlim(3e9, 6e11)
+    _si_ticks(ax.xaxis)
+    fmt = ax.xaxis.get_minor_formatter()
+    assert fmt(2e10) == "20G" and fmt(5e10) == "50G"
+    assert fmt(3e10) == "" and fmt(4e11) == ""
+    ax.set_xlim(1.2e10, 8e10)  # within a decade every minor tick may be labelled
+    assert fmt(3e10) == "30G"

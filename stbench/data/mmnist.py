@@ -24,7 +24,7 @@ position is exact and the test set is byte-identical on every machine and numpy 
 
 Speed (measured on the 2-core AMD EPYC dev VM, default variant, numpy 2.4, one core). The data never
 starves training: a batch of 16 costs under a millisecond, while the fastest published model (TAU,
-283 sequences/s inference on a V100, REFERENCE.md) needs ~57 ms per batch of 16 for inference alone:
+283 sequences/s inference on a V100, published; docs/protocol.md) needs ~57 ms per batch of 16 for inference alone:
     trajectories for 10,000 sequences                    ~6 ms
     render 10,000 sequences (20 x 64 x 64 uint8)         ~0.07-0.16 s (in pieces of 128 sequences)
     ``batches("train", 16)``, one epoch of 10,000        ~0.25-0.45 s, i.e. ~0.4-0.7 ms per batch of 16

@@ -28,8 +28,11 @@ import torch
 
 from stbench.errors import CheckpointError
 
-# OpenSTL's parser / method defaults for the keys that shape a model (openstl/utils/parser.py and the
-# model constructors' keyword defaults at commit c74deb5); a user's config overrides them.
+# OpenSTL's defaults for the keys that shape a model, checked against commit c74deb5: pre/aft/total
+# lengths, model_type, drop, drop_path from `default_parser()` (openstl/utils/parser.py); hid_S, hid_T,
+# N_S, N_T, spatio kernels, mlp_ratio from `SimVP_Model.__init__`'s keyword defaults (the parser has none);
+# the recurrent keys have no parser default at all, so these are configs/mmnist/{ConvLSTM,PredRNN}.py's
+# values; in_shape is the mmnist dataset's. A user's config overrides them.
 OPENSTL_DEFAULTS: dict[str, Any] = {
     "in_shape": [10, 1, 64, 64],
     "pre_seq_length": 10,

@@ -4,12 +4,18 @@
 from stbench.models import (  # noqa: F401  (registration)
     e3dlstm,
     incepu,
+    mau,
     metaformer,
+    metavp,
     mim,
+    mmvp,
     patch_codec,
+    phydnet,
+    predformer,
     predrnnpp,
     recurrent,
     simvp_codec,
+    swinlstm,
     zoo,  # noqa: F401
     zoo_recurrent,
 )

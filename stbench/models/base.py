@@ -7,7 +7,10 @@ Shapes (all explicit):
     decoder  (N, C_lat, H_lat, W_lat) [+ skip] -> (N, C, H, W)            per frame
 
 Parallel temporal modules map T_in -> T_in frames; STModel turns that into T_out frames in ONE
-place (:meth:`STModel._parallel_rollout`): autoregressive roll-out in latent space, then a crop.
+place (:meth:`STModel._parallel_forecast`). ``rollout="frame"`` (the default, as published: OpenSTL's
+SimVP-family methods) feeds each block of T_in predicted FRAMES back through the whole model
+(encoder, translator, decoder); ``rollout="latent"`` feeds the translator's latent output back
+into the translator only. Either way the last block is cropped (T_out < T_in: one pass, cropped).
 Recurrent temporal modules step frame by frame; the one time loop with scheduled sampling lives in
 :class:`RecurrentTemporal` and :meth:`RecurrentTemporal.forward` produces all T_in + T_out - 1
 next-frame predictions, of which the last T_out are the forecast.
@@ -22,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 Shape = tuple[int, ...]
+ROLLOUTS = ("frame", "latent")  # how a parallel model produces T_out > T_in frames (STModel.rollout)
 
 
 class ShapeError(ValueError):
@@ -48,6 +52,11 @@ class Encoder(nn.Module):
 
     latent_shape: Shape  # (C_lat, H_lat, W_lat)
     skip_channels: int = 0
+    # True for a learned (not invertible) codec of a recurrent method that feeds its predictions back as
+    # FRAMES (MAU, PhyDNet, SwinLSTM): the recurrent time loop then encodes each step's input frame and
+    # decodes each step's output (see RecurrentTemporal.forward's ``codec``). False: the loop runs in
+    # latent space, which equals frame feedback for a bijective codec such as the patch codec.
+    frame_feedback: ClassVar[bool] = False
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -109,21 +118,27 @@ class RecurrentTemporal(TemporalModule):
         raise NotImplementedError
 
     def forward(
-        self, frames: Tensor, t_out: int, mask: Tensor | None = None
+        self, frames: Tensor, t_out: int, mask: Tensor | None = None, codec: Any = None
     ) -> tuple[Tensor, Tensor | None]:
         """frames: (B, T_in, C, H, W) at test time, or (B, T_in + T_out - 1, ...) true frames
         when a training ``mask`` (B, T_in + T_out - 2) is given.
         Returns (all next-frame predictions (B, T_in + T_out - 1, C, H, W), aux loss or None).
+
+        ``codec``: None (frames and predictions are latents), or ``(encode, decode)`` with
+        ``encode(x (B, C, H, W)) -> (z, skip | None)`` and ``decode(y, skip) -> (B, C, H, W)``: frames and
+        predictions are then pixel frames; each step encodes its input frame, steps in latent space and
+        decodes its output with the skip of its own input (frame feedback, ``Encoder.frame_feedback``).
         """
         t_in = self.t_in
         steps = t_in + t_out - 1
         if mask is not None and frames.shape[1] < steps:
             raise ShapeError(f"{type(self).__name__}: a sampling mask needs {steps} true frames, "
                              f"got {frames.shape[1]}")
-        state = self.init_state(frames[:, 0])
+        x = frames[:, 0]
+        enc0 = None if codec is None else codec[0](x)  # the first frame's latent sizes the zero states
+        state = self.init_state(x if enc0 is None else enc0[0])
         outs: list[Tensor] = []
         aux_total: Tensor | None = None
-        x = frames[:, 0]
         for t in range(steps):
             if t > 0:
                 pred = outs[-1]
@@ -135,7 +150,12 @@ class RecurrentTemporal(TemporalModule):
                     x = frames[:, t]
                 else:
                     x = pred
-            y, state, aux = self.step(x, state)
+            if codec is None:
+                y, state, aux = self.step(x, state)
+            else:
+                z, skip = enc0 if t == 0 else codec[0](x)
+                y, state, aux = self.step(z, state)
+                y = codec[1](y, skip)
             outs.append(y)
             if aux is not None:
                 aux_total = aux if aux_total is None else aux_total + aux
@@ -175,6 +195,7 @@ class STModel(nn.Module):
         l1_alpha: float = 0.0,
         loss_all_frames: bool = True,
         names: dict[str, str] | None = None,
+        rollout: str = "frame",
     ) -> None:
         super().__init__()
         self.encoder, self.temporal, self.decoder = encoder, temporal, decoder
@@ -184,6 +205,7 @@ class STModel(nn.Module):
         self.l1_alpha = float(l1_alpha)  # + alpha * L1 on the same frames as the MSE (E3D-LSTM's published loss)
         self.loss_all_frames = loss_all_frames  # recurrent: MSE over all T_in + T_out - 1 outputs
         self.names = dict(names or {})  # model / encoder / temporal / decoder names for records
+        self.rollout = rollout
         t_in = self.in_shape[0]
         self._lat = (t_in, *encoder.latent_shape)
         if not hasattr(temporal, "t_in"):
@@ -192,6 +214,18 @@ class STModel(nn.Module):
     @property
     def recurrent(self) -> bool:
         return self.temporal.recurrent
+
+    @property
+    def rollout(self) -> str:
+        """How T_out frames are produced: ``"frame"`` or ``"latent"`` (parallel models, see the module
+        docstring), ``"recurrent"`` (a recurrent module steps frame by frame; nothing to choose)."""
+        return "recurrent" if self.recurrent else self._rollout
+
+    @rollout.setter
+    def rollout(self, mode: str) -> None:
+        if mode not in ROLLOUTS:
+            raise ValueError(f"rollout must be one of {', '.join(ROLLOUTS)}, got {mode!r}")
+        self._rollout = mode
 
     def _encode(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         # x: (B, T, C, H, W) -> z (B, T, C_lat, H_lat, W_lat), skip (B, T, C_s, H, W) | None
@@ -228,7 +262,7 @@ class STModel(nn.Module):
         return skip.index_select(1, idx)
 
     def _parallel_rollout(self, z: Tensor) -> Tensor:
-        """THE one place where a parallel module's T_in -> T_in map becomes T_out frames."""
+        """Latent roll-out (``rollout="latent"``): the translator's output is its next input."""
         B, t_in = z.shape[:2]
         chunks, cur, produced = [], z, 0
         name = f"temporal module '{self.names.get('temporal', type(self.temporal).__name__)}'"
@@ -241,6 +275,32 @@ class STModel(nn.Module):
         out = chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)
         return out[:, : self.t_out]  # (B, T_out, C_lat, H_lat, W_lat)
 
+    def _frame_rollout(self, inputs: Tensor) -> Tensor:
+        """Published long-horizon roll-out: the whole model maps T_in frames to the next T_in frames,
+        its predicted frames are the next input. Frames past T_out are never decoded."""
+        t_in = self.in_shape[0]
+        name = f"temporal module '{self.names.get('temporal', type(self.temporal).__name__)}'"
+        chunks, cur, produced = [], inputs, 0
+        while produced < self.t_out:
+            z, skip = self._encode(cur)  # (B, T_in, C_lat, H', W'), skip of these input frames
+            y = self.temporal(z)  # (B, T_in, C_lat, H', W')
+            check_shape(name, y, tuple(z.shape))
+            need = min(t_in, self.t_out - produced)
+            if need < t_in:  # last block: decode only the frames that are kept (per-frame decoder)
+                y, skip = y[:, :need], None if skip is None else skip[:, :need]
+            cur = self._decode(y, skip)  # (B, need, C, H, W)
+            chunks.append(cur)
+            produced += need
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)  # (B, T_out, C, H, W)
+
+    def _parallel_forecast(self, inputs: Tensor) -> Tensor:
+        """THE one place where a parallel module's T_in -> T_in map becomes T_out frames."""
+        if self._rollout == "frame":
+            return self._frame_rollout(inputs)
+        z, skip = self._encode(inputs)  # (B, T_in, C_lat, H', W')
+        zf = self._parallel_rollout(z)  # (B, T_out, C_lat, H', W')
+        return self._decode(zf, self._skip_for(skip, self.t_out))
+
     def forward(self, inputs: Tensor, targets: Tensor | None = None,
                 sampling_mask: Tensor | None = None) -> ModelOutput:
         # inputs (B, T_in, C, H, W)
@@ -249,10 +309,7 @@ class STModel(nn.Module):
             expected = ", ".join(map(str, self.in_shape))
             raise ShapeError(f"model input has shape {tuple(inputs.shape)}, expected (B, {expected})")
         if not self.recurrent:
-            z, skip = self._encode(inputs)  # (B, T_in, C_lat, H', W')
-            zf = self._parallel_rollout(z)  # (B, T_out, C_lat, H', W')
-            pred = self._decode(zf, self._skip_for(skip, self.t_out))
-            return ModelOutput(pred=pred)
+            return ModelOutput(pred=self._parallel_forecast(inputs))  # (B, T_out, C, H, W)
         # recurrent: true frames are encoded only when a training mask asks for them
         if sampling_mask is not None:
             if targets is None:
@@ -260,6 +317,8 @@ class STModel(nn.Module):
             frames = torch.cat([inputs, targets[:, :-1]], dim=1)  # (B, T_in + T_out - 1, C, H, W)
         else:
             frames = inputs
+        if getattr(self.encoder, "frame_feedback", False):
+            return self._frame_feedback_forward(frames, sampling_mask)
         z, skip = self._encode(frames)
         zs, aux = self.temporal(z, self.t_out, sampling_mask)  # (B, T_in + T_out - 1, C_lat, ...)
         steps = t_in + self.t_out - 1
@@ -269,6 +328,26 @@ class STModel(nn.Module):
             idx = torch.arange(steps, device=skip.device).clamp(max=t_in - 1)
             skip = skip[:, :t_in].index_select(1, idx)
         frames_out = self._decode(zs, skip)  # (B, T_in + T_out - 1, C, H, W)
+        return ModelOutput(pred=frames_out[:, t_in - 1:], all_frames=frames_out, aux_loss=aux)
+
+    def _frame_feedback_forward(self, frames: Tensor, sampling_mask: Tensor | None) -> ModelOutput:
+        """Recurrent forward with the codec inside the time loop (``Encoder.frame_feedback``): the loop
+        feeds back decoded frames, as MAU, PhyDNet and SwinLSTM do; frames (B, T, C, H, W)."""
+        t_in = self.in_shape[0]
+        enc_name = f"encoder '{self.names.get('encoder', type(self.encoder).__name__)}'"
+        dec_name = f"decoder '{self.names.get('decoder', type(self.decoder).__name__)}'"
+
+        def encode(x: Tensor) -> tuple[Tensor, Tensor | None]:  # (B, C, H, W) -> (B, C_lat, H', W')
+            z, skip = self.encoder(x)
+            check_shape(enc_name, z, (x.shape[0], *self.encoder.latent_shape))
+            return z, skip
+
+        def decode(y: Tensor, skip: Tensor | None) -> Tensor:  # (B, C_lat, H', W') -> (B, C, H, W)
+            out = self.decoder(y, skip)
+            check_shape(dec_name, out, (y.shape[0], *self.in_shape[1:]))
+            return out
+
+        frames_out, aux = self.temporal(frames, self.t_out, sampling_mask, codec=(encode, decode))
         return ModelOutput(pred=frames_out[:, t_in - 1:], all_frames=frames_out, aux_loss=aux)
 
     # -- loss ----------------------------------------------------------------------------------

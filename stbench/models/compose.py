@@ -11,10 +11,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from stbench.errors import ModelArgumentError
 from stbench.models.base import STModel
 from stbench.registry import DECODERS, ENCODERS, TEMPORAL
 
-MODEL_KEYS = ("ddr_alpha", "l1_alpha", "loss_all_frames")  # consumed by STModel itself
+MODEL_KEYS = ("ddr_alpha", "l1_alpha", "loss_all_frames", "rollout")  # consumed by STModel itself
 DATA_KEYS = ("in_shape", "t_out")
 
 
@@ -37,7 +38,7 @@ def build(encoder: str, temporal: str, decoder: str | None = None, *,
     name = model_name or f"{temporal}@{encoder}"
     bad = sorted(set(overrides) - known)
     if bad:
-        raise TypeError(
+        raise ModelArgumentError(
             f"model '{name}' does not take {', '.join(bad)}; it accepts: {', '.join(sorted(known))}"
         )
     kw = {k: v for k, v in (defaults or {}).items() if k in known}
@@ -51,5 +52,5 @@ def build(encoder: str, temporal: str, decoder: str | None = None, *,
                     names={"model": name, "encoder": encoder, "temporal": temporal, "decoder": decoder},
                     **{k: v for k, v in kw.items() if k in MODEL_KEYS})
     model.hparams = {"encoder": encoder, "temporal": temporal, "decoder": decoder,
-                     "in_shape": list(in_shape), "t_out": t_out, **kw}
+                     "in_shape": list(in_shape), "t_out": t_out, **kw, "rollout": model.rollout}
     return model

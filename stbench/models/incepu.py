@@ -1,4 +1,4 @@
-"""SimVP v1 translator: a U-Net of inception blocks over time-folded channels (REFERENCE.md section 3)."""
+"""SimVP v1 translator: a U-Net of inception blocks over time-folded channels (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from torch import Tensor
 
 
 def ddr_loss(pred: Tensor, true: Tensor, tau: float = 0.1, eps: float = 1e-12) -> Tensor:
-    """TAU's differential divergence regularisation (REFERENCE.md section 3).
+    """TAU's differential divergence regularisation (docs/protocol.md, "What matches the published work").
 
     pred, true: (B, T, C, H, W). dP = P[:,1:] - P[:,:-1] (dY likewise), flattened over C*H*W;
     p = softmax(dP / tau), q = softmax(dY / tau); returns mean(p * log(p / (q + eps) + eps)).

@@ -1,4 +1,4 @@
-"""MetaFormer translators of TAU and gSTA (SimVP v2) (REFERENCE.md section 3).
+"""MetaFormer translators of TAU and gSTA (SimVP v2) (docs/protocol.md, "What matches the published work").
 
 Block: x = x + drop_path(ls1 * attn(BN(x)));  x = x + drop_path(ls2 * mlp(BN(x))); layer scale 1e-2.
 attn = proj_1 (1x1) -> GELU -> attention module -> proj_2 (1x1) -> + input.
@@ -92,7 +92,10 @@ class MetaBlock(nn.Module):
 
 class MetaTranslator(ParallelTemporal):
     """N_T MetaBlocks on time-folded channels: block 0 at T*C (then 1x1 to hid_T), middle blocks at
-    hid_T, the last at hid_T (then 1x1 back to T*C)."""
+    hid_T, the last at hid_T (then 1x1 back to T*C); no 1x1 where T*C == hid_T (as published).
+
+    ``blocks`` (an nn.Sequential): index 0 = block 0, 1 = its 1x1, 2 .. N_T = blocks 1 .. N_T - 1,
+    N_T + 1 = the last 1x1 (the key map of :mod:`stbench.interop.openstl_simvp` relies on it)."""
 
     attention_cls: type[nn.Module]
 
@@ -106,11 +109,13 @@ class MetaTranslator(ParallelTemporal):
         dpr = [drop_path * i / (N_T - 1) for i in range(N_T)]  # stochastic depth grows linearly
         dims = [c] + [hid_T] * (N_T - 1)
         layers: list[nn.Module] = []
+        # the 1x1 convs change the width; when T*C == hid_T there is nothing to change and the published
+        # translator has no conv there (an Identity keeps the block indices the same)
         for i, d in enumerate(dims):
             layers.append(MetaBlock(d, self.attention_cls(d), mlp_ratio, drop, dpr[i]))
             if i == 0:
-                layers.append(nn.Conv2d(c, hid_T, 1))
-        layers.append(nn.Conv2d(hid_T, c, 1))
+                layers.append(nn.Conv2d(c, hid_T, 1) if c != hid_T else nn.Identity())
+        layers.append(nn.Conv2d(hid_T, c, 1) if c != hid_T else nn.Identity())
         self.blocks = nn.Sequential(*layers)
         self.apply(init_conv_)
 

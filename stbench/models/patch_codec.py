@@ -1,4 +1,4 @@
-"""Parameter-free patch encoder / decoder of ConvLSTM and PredRNN (REFERENCE.md section 3).
+"""Parameter-free patch encoder / decoder of ConvLSTM and PredRNN (docs/protocol.md, "What matches the published work").
 
 Space-to-depth with patch size p: (N, C, H, W) -> (N, C*p*p, H/p, W/p), e.g. 1x64x64 -> 16x16x16
 for p = 4, and back. The published code's ``reshape_patch`` orders the new channels as

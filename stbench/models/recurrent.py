@@ -1,4 +1,4 @@
-"""Recurrent temporal modules: ConvLSTM, PredRNN (ST-LSTM) and PredRNN.V2 (REFERENCE.md section 3).
+"""Recurrent temporal modules: ConvLSTM, PredRNN (ST-LSTM) and PredRNN.V2 (docs/protocol.md).
 
 Each module is a stack of cells plus a bias-free 1x1 head from the top hidden state to the latent
 channels; it implements only :meth:`init_state` and :meth:`step`. The time loop, with scheduled
@@ -9,7 +9,8 @@ concatenated inputs -- ``conv([x, h])`` for ConvLSTM's four gates, ``conv([x, h]
 ``conv([x, m])`` for the ST-LSTM's seven. A convolution over a concatenation is the sum of the
 convolutions over its parts, so the maths, the parameter count and the fvcore FLOPs are exactly
 the published ones (one bias-free conv per input source, outputs added), with fewer kernel launches
-and no extra additions. All convolutions are bias-free, as published; the forget gates get +1.
+and no extra additions. All convolutions are bias-free, as published; the ST-LSTM's forget gates get +1
+(the published ConvLSTM adds none, see :class:`ConvLSTM`).
 
 Parameter counts with the Moving MNIST config (patch 4: 16 latent channels, 4 x 128, filter 5):
 ``predrnn`` 23,838,720 (23.8M published), ``predrnn_v2`` 23,855,104 (23.9M; one 1x1 adapter shared
@@ -54,7 +55,9 @@ def _conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
 class ConvLSTMCell(nn.Module):
     """ConvLSTM without peepholes or layer norm; gates (i, f, g, o) from one conv over [x, h].
 
-    i, f, g, o = conv([x, h]);  c' = sig(f + 1) * c + sig(i) * tanh(g);  h' = sig(o) * tanh(c').
+    i, f, g, o = conv([x, h]);  c' = sig(f + b) * c + sig(i) * tanh(g);  h' = sig(o) * tanh(c').
+    The :class:`ConvLSTM` stack uses b = 0, as the published ConvLSTM-S does (OpenSTL's cell stores a
+    forget bias of 1 but never adds it); the cell itself keeps b as a parameter.
     """
 
     def __init__(self, c_in: int, num_hidden: int, filter_size: int, forget_bias: float = 1.0) -> None:
@@ -135,11 +138,15 @@ class _CellStack(RecurrentTemporal):
 
 @TEMPORAL.register("convlstm")
 class ConvLSTM(_CellStack):
-    """Stack of ConvLSTM cells (ConvLSTM-S of the OpenSTL tables); state = (h per layer, c per layer)."""
+    """Stack of ConvLSTM cells (ConvLSTM-S of the OpenSTL tables); state = (h per layer, c per layer).
+
+    ``forget_bias`` defaults to 0: the published forward (OpenSTL's ``ConvLSTMCell``) computes
+    ``sigmoid(f_x + f_h)`` with no bias, and its released weights were trained that way.
+    """
 
     def __init__(self, *, in_shape: tuple[int, int, int, int], t_out: int,
                  num_hidden: int | str | Sequence[int] = (128, 128, 128, 128), num_layers: int = 4,
-                 filter_size: int = 5, forget_bias: float = 1.0) -> None:
+                 filter_size: int = 5, forget_bias: float = 0.0) -> None:
         super().__init__(in_shape=in_shape, t_out=t_out, num_hidden=num_hidden, num_layers=num_layers)
         c_ins = (self.c_lat, *self.num_hidden[:-1])
         self.cells = nn.ModuleList(
@@ -213,7 +220,7 @@ class PredRNNv2(PredRNN):
     adapter is in the published 116.6G FLOPs; fvcore's tracer drops ops whose results are not
     returned, so a FLOP counter must return ``aux_loss`` beside ``pred`` to see it (``pred`` alone:
     115.95G, the cost of the forecast itself). Train with reverse scheduled sampling
-    (:data:`stbench.models.sampling.DEFAULT_SCHEDULES`).
+    (the ``schedule`` on the model's registry entry, see :func:`stbench.models.sampling.default_schedule`).
     """
 
     def __init__(self, *, in_shape: tuple[int, int, int, int], t_out: int,

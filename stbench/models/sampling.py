@@ -1,4 +1,4 @@
-"""Scheduled sampling for recurrent temporal modules, implemented once (REFERENCE.md section 4).
+"""Scheduled sampling for recurrent temporal modules, implemented once (docs/protocol.md, "Recipes").
 
 A :class:`SamplingSchedule` is keyed to the global training step and built from a recipe dict by
 :func:`make_schedule`. It produces the mask that :meth:`RecurrentTemporal.forward` reads:
@@ -33,6 +33,8 @@ Kinds (the formulas are those of the PredRNN / PredRNN-V2 papers' public code):
 
 Each mask entry is an independent Bernoulli draw: true frame iff u < p with u ~ U[0, 1), so p = 1
 and p = 0 give exact ones and zeros. The draws happen on the device: no numpy, no host sync.
+``draw = "batch"`` (PhyDNet's teacher forcing) instead draws ONE u per part of the mask for the
+whole batch: with probability p every sample reads the true frame at every step of that part.
 """
 
 from __future__ import annotations
@@ -46,15 +48,6 @@ from torch import Tensor
 
 KINDS = ("teacher", "free", "linear", "reverse")
 
-# Published schedules per temporal module (recipes reference these; keys are TEMPORAL names).
-DEFAULT_SCHEDULES: dict[str, dict[str, Any]] = {
-    "convlstm": {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000},
-    "predrnn": {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000},
-    "predrnn_v2": {"kind": "reverse", "r_sampling_step_1": 25_000, "r_sampling_step_2": 50_000,
-                   "r_exp_alpha": 5_000.0},
-}
-
-
 @dataclass(frozen=True)
 class SamplingSchedule:
     kind: str = "free"
@@ -66,10 +59,13 @@ class SamplingSchedule:
     r_sampling_step_1: int = 25_000
     r_sampling_step_2: int = 50_000
     r_exp_alpha: float = 5_000.0
+    draw: str = "sample"  # "sample": a draw per sample and step; "batch": one draw per batch and part
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown sampling schedule kind '{self.kind}'; choose one of {', '.join(KINDS)}")
+        if self.draw not in ("sample", "batch"):
+            raise ValueError(f"sampling draw must be 'sample' or 'batch', got '{self.draw}'")
         if self.kind == "reverse" and not (0 <= self.r_sampling_step_1 < self.r_sampling_step_2):
             raise ValueError("reverse schedule needs 0 <= r_sampling_step_1 < r_sampling_step_2")
 
@@ -105,21 +101,33 @@ class SamplingSchedule:
             elif p <= 0.0:
                 parts.append(torch.zeros(batch, n, device=device))
             else:
-                u = torch.rand(batch, n, device=device, generator=generator)
+                shape = (1, 1) if self.draw == "batch" else (batch, n)
+                u = torch.rand(shape, device=device, generator=generator).expand(batch, n)
                 parts.append((u < p).float())
         if not parts:
             return torch.zeros(batch, 0, device=device)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, T_in + T_out - 2)
 
 
+def default_schedule(name: str) -> dict[str, Any] | None:
+    """The ``schedule`` declared on the registry entry of model or temporal module ``name``, if any."""
+    from stbench.registry import MODELS, TEMPORAL
+
+    for reg in (MODELS, TEMPORAL):
+        if name in reg and reg.entry(name).meta.get("schedule"):
+            return dict(reg.entry(name).meta["schedule"])
+    return None
+
+
 def make_schedule(cfg: dict[str, Any] | str | None = None, *, temporal: str | None = None) -> SamplingSchedule:
     """Build a schedule from a recipe dict (``{"kind": "linear", "rate": 2e-5, ...}``) or a kind name.
 
-    ``None`` means the published default of the temporal module named by ``temporal`` (see
-    :data:`DEFAULT_SCHEDULES`), or ``free`` (no scheduled sampling) when there is none.
+    ``None`` means the published ``schedule`` on the registry entry of the model or temporal module
+    named by ``temporal`` (``@MODELS.register(..., schedule={...})``), or ``free`` (no scheduled
+    sampling) when there is none.
     """
     if cfg is None:
-        cfg = DEFAULT_SCHEDULES.get(temporal or "", {"kind": "free"})
+        cfg = default_schedule(temporal or "") or {"kind": "free"}
     if isinstance(cfg, str):
         cfg = {"kind": cfg}
     known = {f.name for f in fields(SamplingSchedule)}

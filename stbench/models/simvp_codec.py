@@ -1,4 +1,4 @@
-"""SimVP per-frame encoder / decoder (REFERENCE.md section 3).
+"""SimVP per-frame encoder / decoder (docs/protocol.md, "What matches the published work").
 
 Encoder: N_S layers of 3x3 conv -> GroupNorm(2) -> SiLU, strides 1, 2, 1, 2, ... (downsample 2^(N_S/2)).
 Decoder mirrors it (conv to 4C + PixelShuffle(2) where the encoder strided); the first encoder

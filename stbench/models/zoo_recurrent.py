@@ -1,7 +1,8 @@
 """Named recurrent models: ConvLSTM, PredRNN and PredRNN.V2 with their Moving MNIST configs
-(patch 4, 4 x 128 hidden, filter 5), plus tiny variants for fast tests. Their published training
-schedules are in :data:`stbench.models.sampling.DEFAULT_SCHEDULES`. ``create_model("convlstm@simvp")``
-runs the same temporal module over the SimVP encoder/decoder.
+(patch 4, 4 x 128 hidden, filter 5), their recipe defaults per preset and their published
+scheduled-sampling ``schedule`` on the registry entry (used when a recipe has no ``sampling``),
+plus tiny variants for fast tests. ``create_model("convlstm@simvp")`` runs the same temporal
+module over the SimVP encoder/decoder.
 """
 
 from __future__ import annotations
@@ -15,18 +16,48 @@ from stbench.registry import MODELS
 RNN = dict(patch_size=4, num_hidden=(128, 128, 128, 128), filter_size=5)
 RNN_TINY = dict(patch_size=4, num_hidden=(8, 8), filter_size=3)
 
+# published schedules (PredRNN / PredRNN-V2 papers' code; kinds in stbench.models.sampling)
+LINEAR = {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000}
+REVERSE = {"kind": "reverse", "r_sampling_step_1": 25_000, "r_sampling_step_2": 50_000, "r_exp_alpha": 5_000.0}
+QUICK_RNN = {"num_hidden": [32, 32], "filter_size": 5}
+SMOKE_RNN = {"num_hidden": [8, 8], "filter_size": 3}
+SMOKE_LINEAR = {"kind": "linear", "rate": 0.1, "stop_iter": 10}
 
-@MODELS.register(family="recurrent", paper="ConvLSTM (NeurIPS 2015), ConvLSTM-S of OpenSTL")
+
+def _presets(quick_epochs: int, quick_sampling: dict[str, Any], smoke_sampling: dict[str, Any],
+             paper_sampling: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """paper: published lr and schedule; quick: 2 x 32 hidden, the schedule compressed into the run's steps
+    (2,000 sequences / batch 16 = 125 steps per epoch); smoke: 2 x 8 hidden."""
+    return {"paper": {"lr": 5e-4, "sampling": paper_sampling},
+            "quick": {"epochs": quick_epochs, "lr": 2e-3, "sampling": quick_sampling, "model": QUICK_RNN},
+            "smoke": {"lr": 1e-3, "sampling": smoke_sampling, "model": SMOKE_RNN}}
+
+
+# ConvLSTM's step is cheaper than PredRNN's: the same ~5 minute quick budget buys 8 epochs, and its
+# eta reaches 0 after 2/3 of training (667 of 1,000 steps); PredRNN's after 334 of 500
+CONVLSTM_PRESETS = _presets(8, {"kind": "linear", "rate": 1.5e-3, "stop_iter": 667}, SMOKE_LINEAR,
+                            {"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
+PREDRNN_PRESETS = _presets(4, {"kind": "linear", "rate": 3e-3, "stop_iter": 334}, SMOKE_LINEAR,
+                           {"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
+PREDRNN_V2_PRESETS = _presets(
+    4, {"kind": "reverse", "r_sampling_step_1": 167, "r_sampling_step_2": 334, "r_exp_alpha": 33},
+    {"kind": "reverse", "r_sampling_step_1": 5, "r_sampling_step_2": 10, "r_exp_alpha": 5},
+    {"kind": "reverse", "r_sampling_step_1": 25000, "r_sampling_step_2": 50000, "r_exp_alpha": 5000})
+
+
+@MODELS.register(family="recurrent", paper="ConvLSTM (NeurIPS 2015), ConvLSTM-S of OpenSTL",
+                 presets=CONVLSTM_PRESETS, schedule=LINEAR)
 def convlstm(**kw: Any) -> STModel:
     return _named("convlstm", "patch", "convlstm", RNN, kw)
 
 
-@MODELS.register(family="recurrent", paper="PredRNN (NeurIPS 2017)")
+@MODELS.register(family="recurrent", paper="PredRNN (NeurIPS 2017)", presets=PREDRNN_PRESETS, schedule=LINEAR)
 def predrnn(**kw: Any) -> STModel:
     return _named("predrnn", "patch", "predrnn", RNN, kw)
 
 
-@MODELS.register(family="recurrent", paper="PredRNN.V2 (TPAMI 2022)")
+@MODELS.register(family="recurrent", paper="PredRNN.V2 (TPAMI 2022)", presets=PREDRNN_V2_PRESETS,
+                 schedule=REVERSE)
 def predrnn_v2(**kw: Any) -> STModel:
     return _named("predrnn_v2", "patch", "predrnn_v2", dict(RNN, decouple_beta=0.1), kw)
 

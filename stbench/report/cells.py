@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from stbench.metrics import BUILTIN_METRICS
 from stbench.report.tables import Leaderboard
 
 DASH = "–"
-METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "ssim": "SSIM", "psnr": "PSNR", "ssim_dr1": "SSIM dr=1"}
+METRIC_LABELS = {d.name: d.label for d in BUILTIN_METRICS}  # plugin metrics: their registered label, see below
 UP, DOWN = "↑", "↓"
 
 
@@ -58,15 +59,21 @@ def metric_decimals(metric: str, value: float) -> int:
     return 3 - int(math.floor(math.log10(abs(value))))
 
 
-def metric_text(metric: str, mean: float, std: float | None = None) -> str:
+def metric_text(metric: str, mean: float, std: float | None = None, ci: tuple[float, float] | None = None) -> str:
+    """'24.60', '24.60 ± 0.31' (seeds), '24.60 [24.1, 25.2]' (95% interval over test sequences)."""
     if _missing(mean):
         return DASH
     d = metric_decimals(metric, mean)
-    return f"{mean:.{d}f}" if _missing(std) else f"{mean:.{d}f} ± {std:.{d}f}"
+    text = f"{mean:.{d}f}" if _missing(std) else f"{mean:.{d}f} ± {std:.{d}f}"
+    if ci is not None and not (_missing(ci[0]) or _missing(ci[1])):
+        text += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+    return text
 
 
-def metric_label(metric: str, higher_is_better: bool) -> str:
-    return f"{METRIC_LABELS.get(metric, metric.upper())}{UP if higher_is_better else DOWN}"
+def metric_label(metric: str, higher_is_better: bool, meta: dict | None = None) -> str:
+    """The label a metric's definition gives it (the records' metrics_meta for plugin metrics), with ↑ / ↓."""
+    label = (meta or {}).get(metric, {}).get("label") or METRIC_LABELS.get(metric, metric.upper())
+    return f"{label}{UP if higher_is_better else DOWN}"
 
 
 @dataclass
@@ -106,7 +113,7 @@ def grid(lb: Leaderboard) -> Grid:
             Column("arch", "Encoder + temporal", "left"), Column("params", "Params"), Column("flops", "FLOPs"),
             Column("throughput", f"Throughput{UP} (seq/s{dev})", short=f"seq/s{UP}" + (f" ({dev[2:]})" if dev else ""))]
     for m in lb.metrics:
-        cols.append(Column(m, metric_label(m, lb.higher_is_better[m]), metric=m))
+        cols.append(Column(m, metric_label(m, lb.higher_is_better[m], lb.metrics_meta), metric=m))
         if f"{m}_published" in table.columns and m == "mse":
             cols.append(Column(f"{m}_published", f"{metric_label(m, lb.higher_is_better[m])} (published)"))
     cols += [Column("n", "n"), Column("train_s", "Train time")]
@@ -116,9 +123,10 @@ def grid(lb: Leaderboard) -> Grid:
         cells = []
         for c in cols:
             if c.key == "rank":
-                cells.append(Cell(DASH if floor or _missing(row["rank"]) else str(int(row["rank"]))))
+                tie = "=" if bool(row.get("tied", False)) else ""
+                cells.append(Cell(DASH if floor or _missing(row["rank"]) else f"{int(row['rank'])}{tie}"))
             elif c.key == "model":
-                cells.append(Cell(f"{row['model']} (floor)" if floor else str(row["model"])))
+                cells.append(Cell(f"{row['model']} (floor)" if floor else _model_label(row)))
             elif c.key == "family":
                 cells.append(Cell(str(row["family"])))
             elif c.key == "arch":
@@ -131,17 +139,25 @@ def grid(lb: Leaderboard) -> Grid:
             elif c.key == "throughput":
                 cells.append(Cell(si(row.get("infer_seq_per_s"))))
             elif c.metric:
-                cells.append(Cell(metric_text(c.metric, row[f"{c.metric}_mean"], row[f"{c.metric}_std"]),
+                ci = (row.get(f"{c.metric}_ci_lo"), row.get(f"{c.metric}_ci_hi"))
+                cells.append(Cell(metric_text(c.metric, row[f"{c.metric}_mean"], row[f"{c.metric}_std"], ci),
                                   best=bool(row[f"best_{c.metric}"])))
             elif c.key.endswith("_published"):
                 cells.append(Cell(metric_text(c.key[: -len("_published")], row[c.key])))
             elif c.key == "n":
                 cells.append(Cell(str(int(row["n"]))))
             elif c.key == "train_s":
-                cells.append(Cell(si(None) if floor else duration(row.get("train_s"))))
+                cells.append(Cell(si(None) if floor or row["kind"] == "evaluated" else duration(row.get("train_s"))))
         out.rows.append(cells)
         out.floor.append(bool(floor))
     return out
+
+
+def _model_label(row: pd.Series) -> str:
+    """The model's name; an evaluated checkpoint (``stbench eval``) says so and names its file."""
+    if row.get("kind") == "evaluated":
+        return f"{row['model']} (evaluated: {row.get('checkpoint') or 'checkpoint'})"
+    return str(row["model"])
 
 
 def published_grid(lb: Leaderboard) -> Grid | None:

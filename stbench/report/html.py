@@ -63,7 +63,7 @@ def _section(lb: Leaderboard, plots: PlotSet | None) -> str:
         parts.append(f'<p class="prov">{escape(lb.provenance)}</p>')
     parts.append("<p>No completed run.</p>" if lb.table.empty else _table(grid(lb)))
     parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in lb.notes)
-                 + f"<li><strong>{escape(convention_line())}</strong></li></ul>")
+                 + f"<li><strong>{escape(convention_line(lb))}</strong></li></ul>")
     unfinished = unfinished_lines(lb)
     if unfinished:
         parts.append(f"<h3>{escape(UNFINISHED_TITLE)}</h3><ul>"

@@ -158,9 +158,22 @@ class _SILogFormatter(LogFormatter):
         return si(x, 2) if abs(x) >= 1 else f"{x:g}"
 
 
+class _MinorSubset(_SILogFormatter):
+    """Minor log ticks labelled only at 2x and 5x a power of ten once the axis spans more than a decade:
+    with twenty-odd models the axis spans several decades and every minor label would collide."""
+
+    def __call__(self, x, pos=None):
+        lo, hi = sorted(self.axis.get_view_interval()) if self.axis is not None else (x, x)
+        if lo > 0 and hi / lo > 10:
+            mant = x / 10 ** math.floor(math.log10(x) + 1e-9)
+            if not any(abs(mant - m) < 1e-6 for m in (2.0, 5.0)):
+                return ""
+        return super().__call__(x, pos)
+
+
 def _si_ticks(axis) -> None:
     axis.set_major_formatter(_SILogFormatter(labelOnlyBase=False))
-    axis.set_minor_formatter(_SILogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    axis.set_minor_formatter(_MinorSubset(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +316,7 @@ def _horizon(lb: Leaderboard) -> tuple[Figure | None, str | None]:
 
         curves = _per_model_curves(lb, pf)
         if curves:
-            label = METRIC_LABELS[m]
+            label = METRIC_LABELS.get(m, m.upper())
             arrow = "higher" if lb.higher_is_better[m] else "lower"
             panels.append((f"{label} per frame ({arrow} is better)", label, curves))
     if not panels:
@@ -311,9 +324,19 @@ def _horizon(lb: Leaderboard) -> tuple[Figure | None, str | None]:
     return _line_panels(lb, panels, "predicted frame", "Error per predicted frame"), None
 
 
+TRAIN_CURVES = (
+    # (history key, y-axis label, panel title): different quantities, so separate panels with their own axes
+    ("train_loss", "training objective\n(teacher-forced / sampled inputs, + aux terms)", "training loss"),
+    ("val_mse", "MSE per frame (SSE over C*H*W)\ntest-time roll-out, no targets seen", "validation MSE"),
+)
+
+
 def _training_curves(lb: Leaderboard) -> tuple[Figure | None, str | None]:
+    """Training objective and validation MSE on separate, labelled axes: the training loss is the model's
+    objective under training-time inputs (a recurrent model sees true frames, all T_in + T_out - 1 steps, plus
+    e.g. DDR or decoupling terms), the validation MSE the test metric's convention; they are not one quantity."""
     panels = []
-    for key, title in (("train_loss", "training loss"), ("val_loss", "validation loss")):
+    for key, ylabel, title in TRAIN_CURVES:
         def hist(rec, key=key):
             rows = [h for h in rec.get("history") or [] if isinstance(h, dict)
                     and isinstance(h.get("epoch"), (int, float)) and isinstance(h.get(key), (int, float))]
@@ -321,10 +344,10 @@ def _training_curves(lb: Leaderboard) -> tuple[Figure | None, str | None]:
 
         curves = _per_model_curves(lb, hist)
         if curves:
-            panels.append(("loss", title, curves))
+            panels.append((ylabel, title, curves))
     if not panels:
         return None, "no record has a training history"
-    return _line_panels(lb, panels, "epoch", "Training curves", log_ratio=10.0, sharey=True), None
+    return _line_panels(lb, panels, "epoch", "Training curves", log_ratio=10.0, sharey=False), None
 
 
 # ---------------------------------------------------------------------------------------------

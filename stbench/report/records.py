@@ -1,8 +1,9 @@
 """Run records on disk -> one pandas DataFrame row per run, skipping (with a warning) what cannot be read.
 
-A record that is not valid JSON, lacks a required key, has a value of the wrong type, or comes from
-a newer schema than this reader's is skipped and named in a warning; it is never half-read. The
-schema is documented in ``results/README.md``; the writer is :mod:`stbench.records`.
+Records are read as :class:`stbench.records.RunRecord` (the one type the runner writes; schema 1 records
+are upgraded on reading). A record that is not valid JSON, lacks a required key, has a value of the
+wrong type, or comes from a newer schema than this reader's is skipped and named in a warning; it is
+never half-read. The schema is documented in ``results/README.md``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from stbench.records import SCHEMA_VERSION
+from stbench.records import RecordError, RunRecord, find_record_files, validate  # noqa: F401 (re-exported)
 
 HOW_TO_CREATE = "stbench run --models tau --dataset mmnist --preset quick"
-REQUIRED_KEYS = ("schema_version", "status", "kind", "model", "dataset", "preset", "seed", "family")
 # statuses are not checked against a list: only "completed" is ranked, any other ("running", "failed",
 # "interrupted", ...) is listed under the table with its reason
 
@@ -26,8 +26,9 @@ REQUIRED_KEYS = ("schema_version", "status", "kind", "model", "dataset", "preset
 BASE_COLUMNS = (
     "path", "run_id", "status", "reason", "kind", "model", "dataset", "preset", "seed", "family",
     "encoder", "temporal", "decoder", "params", "flops", "flops_convention", "infer_seq_per_s", "infer_batch",
-    "published_protocol_fps", "device", "device_name", "precision", "train_s", "total_s", "finished_at",
-    "epochs", "convention", "examples_file", "examples_indices", "record",
+    "published_fps", "device", "device_name", "precision", "train_s", "total_s", "finished_at",
+    "epochs", "convention", "examples_file", "examples_indices", "per_sequence_file", "checkpoint", "source",
+    "rollout", "record",
 )
 
 
@@ -54,12 +55,6 @@ def records_root(results_dir: Path) -> Path:
     return sub if sub.is_dir() else Path(results_dir)
 
 
-def find_record_files(results_dir: Path) -> list[Path]:
-    root = records_root(results_dir)
-    # names starting with '.' are the writer's temporary files (see stbench.records.atomic_write_bytes)
-    return sorted(p for p in root.rglob("*.json") if p.is_file() and not p.name.startswith("."))
-
-
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -68,73 +63,37 @@ def _num(x: Any) -> float:
     return float(x) if _is_number(x) else math.nan
 
 
-def validate(rec: Any) -> str | None:
-    """Why ``rec`` cannot be read as a schema-1 record, or None when it can."""
-    if not isinstance(rec, dict):
-        return f"top level is a JSON {type(rec).__name__}, not an object"
-    version = rec.get("schema_version")
-    if "schema_version" in rec and isinstance(version, int) and not isinstance(version, bool):
-        if version > SCHEMA_VERSION:
-            return (f"schema_version {version} is newer than this reader's {SCHEMA_VERSION}; "
-                    "upgrade stbench to read it")
-        if version < 1:
-            return f"schema_version {version} is not a known version"
-    missing = [k for k in REQUIRED_KEYS if k not in rec]
-    if missing:
-        return f"missing required key(s) {', '.join(missing)}"
-    if not isinstance(version, int) or isinstance(version, bool):
-        return f"schema_version is {version!r}, not an integer"
-    for key in ("status", "kind", "model", "dataset", "preset", "family"):
-        if not isinstance(rec[key], str) or not rec[key]:
-            return f"'{key}' is {rec[key]!r}, not a non-empty string"
-    if not isinstance(rec["seed"], int) or isinstance(rec["seed"], bool):
-        return f"seed is {rec['seed']!r}, not an integer"
-    if rec["status"] == "completed":
-        metrics = rec.get("metrics")
-        if not isinstance(metrics, dict) or not metrics:
-            return "a completed record without 'metrics'"
-        bad = [k for k, v in metrics.items() if v is not None and not _is_number(v)]
-        if bad:
-            return f"metric(s) {', '.join(bad)} are not numbers"
-    for key in ("profile", "timing", "config", "env", "per_frame", "metrics_meta", "examples"):
-        if rec.get(key) is not None and not isinstance(rec[key], dict):
-            return f"'{key}' is a {type(rec[key]).__name__}, not an object"
-    if rec.get("history") is not None and not isinstance(rec["history"], list):
-        return "'history' is not a list"
-    return None
+def _row(rec: RunRecord, path: Path) -> dict[str, Any]:
+    profile = rec.profile or {}
+    env, timing, config, examples = rec.env, rec.timing, rec.config, rec.examples or {}
 
+    def beside(name: Any) -> str | None:
+        if not isinstance(name, str) or not name:
+            return None
+        f = Path(name)
+        return str(f if f.is_absolute() else path.parent / f)
 
-def _row(rec: dict[str, Any], path: Path) -> dict[str, Any]:
-    profile = rec.get("profile") or {}
-    env = rec.get("env") or {}
-    timing = rec.get("timing") or {}
-    config = rec.get("config") or {}
-    examples = rec.get("examples") or {}
-    ex_file = None
-    if isinstance(examples.get("file"), str) and examples["file"]:
-        f = Path(examples["file"])
-        ex_file = str(f if f.is_absolute() else path.parent / f)
     indices = examples.get("indices")
     row: dict[str, Any] = {
         "path": str(path),
-        "run_id": rec.get("run_id") or f"{rec['dataset']}/{rec['preset']}/{rec['model']}__seed{rec['seed']}",
-        "status": rec["status"],
-        "reason": rec.get("reason"),
-        "kind": rec["kind"],
-        "model": rec["model"],
-        "dataset": rec["dataset"],
-        "preset": rec["preset"],
-        "seed": rec["seed"],
-        "family": rec["family"],
-        "encoder": rec.get("encoder") or "-",
-        "temporal": rec.get("temporal") or "-",
-        "decoder": rec.get("decoder") or "-",
+        "run_id": rec.run_id,
+        "status": rec.status,
+        "reason": rec.reason,
+        "kind": rec.kind,
+        "model": rec.model,
+        "dataset": rec.dataset,
+        "preset": rec.preset,
+        "seed": rec.seed,
+        "family": rec.family,
+        "encoder": rec.encoder or "-",
+        "temporal": rec.temporal or "-",
+        "decoder": rec.decoder or "-",
         "params": _num(profile.get("params")),
         "flops": _num(profile.get("flops")),
         "flops_convention": profile.get("flops_convention"),
         "infer_seq_per_s": _num(profile.get("infer_seq_per_s")),
         "infer_batch": _num(profile.get("infer_batch")),
-        "published_protocol_fps": _num(profile.get("published_protocol_fps")),
+        "published_fps": _num(profile.get("published_fps")),
         "device": profile.get("device") or env.get("device"),
         "device_name": env.get("device_name"),
         "precision": profile.get("precision") or env.get("precision"),
@@ -142,15 +101,31 @@ def _row(rec: dict[str, Any], path: Path) -> dict[str, Any]:
         "total_s": _num(timing.get("total_s")),
         "finished_at": timing.get("finished_at"),
         "epochs": _num(config.get("epochs")),
-        "convention": rec.get("convention"),
-        "examples_file": ex_file,
+        "convention": rec.convention,
+        "examples_file": beside(examples.get("file")),
         "examples_indices": tuple(indices) if isinstance(indices, list) else None,
-        "record": rec,
+        "per_sequence_file": beside((rec.per_sequence or {}).get("file")),
+        "checkpoint": _checkpoint_label(rec),
+        "source": rec.source,
+        "rollout": rec.rollout,
+        "record": rec.to_dict(),
     }
-    for name, value in (rec.get("metrics") or {}).items():
+    for name, value in (rec.metrics or {}).items():
         if name not in row:  # a metric can never shadow a base column
             row[name] = _num(value)
     return row
+
+
+def _checkpoint_label(rec: RunRecord) -> str | None:
+    """``kind == "evaluated"`` records (``stbench eval``): the evaluated file's name, else None.
+
+    Evaluated checkpoints are rows of their own: never merged with the trained runs of the same model,
+    nor with another checkpoint of it.
+    """
+    ckpt = rec.checkpoint
+    if rec.kind != "evaluated" or not isinstance(ckpt, dict):
+        return None
+    return f"{ckpt.get('file') or '?'} ({ckpt.get('source') or rec.source or '?'})"
 
 
 def load_records(results_dir: Path) -> LoadedRecords:
@@ -167,24 +142,25 @@ def load_records(results_dir: Path) -> LoadedRecords:
         raise EmptyResultsError(f"no run records (*.json) under '{records_root(results_dir)}'; create results "
                                 f"with: {HOW_TO_CREATE}")
     warnings: list[str] = []
-    rows: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str, int, str | None], dict[str, Any]] = {}
     meta: dict[str, dict[str, Any]] = {}
     names: dict[str, None] = {}
     versioned = 0  # files that at least claim to be records
     for path in files:
         try:
             with open(path, encoding="utf-8") as f:
-                rec = json.load(f)
+                data = json.load(f)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             warnings.append(f"skipped {path}: not a readable JSON record ({exc})")
             continue
-        versioned += isinstance(rec, dict) and "schema_version" in rec
-        problem = validate(rec)
-        if problem:
-            warnings.append(f"skipped {path}: {problem}")
+        versioned += isinstance(data, dict) and "schema_version" in data
+        try:
+            rec = RunRecord.from_dict(data)
+        except RecordError as exc:
+            warnings.append(f"skipped {path}: {exc}")
             continue
         row = _row(rec, path)
-        key = (row["dataset"], row["preset"], row["model"], row["seed"])
+        key = (row["dataset"], row["preset"], row["model"], row["seed"], row["checkpoint"])
         if key in rows:
             old = rows[key]
             keep_new = str(row["finished_at"] or "") >= str(old["finished_at"] or "")
@@ -194,8 +170,8 @@ def load_records(results_dir: Path) -> LoadedRecords:
             rows[key] = kept
         else:
             rows[key] = row
-        names.update(dict.fromkeys(k for k in (rec.get("metrics") or {}) if k not in BASE_COLUMNS))
-        for name, m in (rec.get("metrics_meta") or {}).items():
+        names.update(dict.fromkeys(k for k in (rec.metrics or {}) if k not in BASE_COLUMNS))
+        for name, m in rec.metrics_meta.items():
             if isinstance(m, dict):
                 meta.setdefault(name, m)
     if not rows:

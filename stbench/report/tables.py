@@ -13,22 +13,64 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from stbench.errors import StbenchError
+from stbench.metrics import BUILTIN_METRICS, DEFAULT_METRICS
 from stbench.recipes import PRESETS as PRESET_ORDER  # leaderboards of a dataset come in this order
 from stbench.report.records import LoadedRecords
 from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
 
-METRIC_ORDER = ("mse", "mae", "ssim", "psnr")  # the leaderboard's metric columns first, in this order
-DEFAULT_HIGHER_IS_BETTER = {"mse": False, "mae": False, "ssim": True, "psnr": True}
+METRIC_ORDER = DEFAULT_METRICS  # the leaderboard's metric columns first, in this order
+DEFAULT_HIGHER_IS_BETTER = {d.name: d.higher_is_better for d in BUILTIN_METRICS}
 SORT_METRIC = "mse"  # rows are ranked by this metric (the first metric present if a dataset lacks it)
+N_BOOTSTRAP = 1000  # resamples of the test sequences for the 95% intervals
+CI_LEVEL = 0.95
+
+
+class ConventionMismatchError(StbenchError):
+    """Records of one leaderboard state different metric conventions: their numbers cannot be ranked together."""
 
 
 def higher_is_better(metric: str, meta: dict[str, dict[str, Any]]) -> bool:
-    """From the records' ``metrics_meta``; else known defaults (an unknown ``ssim*`` / ``psnr*`` is higher)."""
+    """From the records' ``metrics_meta``; else the built-in definition (an unknown ``ssim*`` / ``psnr*`` is higher)."""
     if isinstance(meta.get(metric, {}).get("higher_is_better"), bool):
         return meta[metric]["higher_is_better"]
     return DEFAULT_HIGHER_IS_BETTER.get(metric, metric.startswith(("ssim", "psnr")))
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOTSTRAP, level: float = CI_LEVEL,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (one value per test sequence)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
+    means = v[idx].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def _per_sequence(g: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-sequence test values of a model, averaged over its seeds (same test sequences), per metric."""
+    arrays = []
+    for f in g["per_sequence_file"]:
+        if not isinstance(f, str):
+            return {}
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                arrays.append({k: z[k] for k in z.files})
+        except (OSError, ValueError):
+            return {}
+    if not arrays:
+        return {}
+    out = {}
+    for m in arrays[0]:
+        vals = [a.get(m) for a in arrays]
+        if all(v is not None and v.shape == vals[0].shape for v in vals):
+            out[m] = np.mean(np.stack(vals), axis=0)
+    return out
 
 
 @dataclass
@@ -45,6 +87,8 @@ class Leaderboard:
     published: pd.DataFrame | None = None  # paper only: model, source, epochs, params_m, ... (never measured)
     throughput_device: str | None = None  # short device name for the throughput header ("cpu", "cuda", "mixed")
     notes: list[str] = field(default_factory=list)  # footnotes, the metric convention excluded
+    convention: str | None = None  # the metric convention stated by the records (identical in all of them)
+    metrics_meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its definition (label...)
     provenance: str = ""  # where the numbers come from: runs, dates, stbench version / commit, devices
     warnings: list[str] = field(default_factory=list)
 
@@ -77,21 +121,27 @@ def _mean(values: pd.Series) -> float:
 
 def _aggregate(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     rows = []
-    for model, g in runs.groupby("model", sort=False):
+    # an evaluated checkpoint (stbench eval) is a row of its own beside the trained runs of its model
+    ckpt = runs["checkpoint"] if "checkpoint" in runs else pd.Series([None] * len(runs), index=runs.index)
+    for (model, checkpoint), g in runs.assign(checkpoint=ckpt.fillna("")).groupby(["model", "checkpoint"],
+                                                                                   sort=False):
         g = g.sort_values("seed")
         first = g.iloc[0]
         row: dict[str, Any] = {
-            "model": model, "kind": first["kind"], "family": first["family"], "encoder": first["encoder"],
+            "model": model, "checkpoint": checkpoint or None,
+            "kind": first["kind"], "family": first["family"], "encoder": first["encoder"],
             "temporal": first["temporal"], "decoder": first["decoder"], "n": len(g),
             "seeds": ",".join(str(s) for s in g["seed"]),
             "params": _first_number(g["params"]), "flops": _first_number(g["flops"]),
             "infer_seq_per_s": _mean(g["infer_seq_per_s"]), "train_s": _mean(g["train_s"]),
             "epochs": _first_number(g["epochs"]),
         }
+        seqs = _per_sequence(g)
         for m in metrics:
             vals = g[m].dropna() if m in g else pd.Series(dtype=float)
             row[f"{m}_mean"] = float(vals.mean()) if len(vals) else math.nan
             row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+            row[f"{m}_ci_lo"], row[f"{m}_ci_hi"] = bootstrap_ci(seqs[m]) if m in seqs else (math.nan, math.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -109,8 +159,11 @@ def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool]) -> p
         floors = table[is_floor].sort_values([col, "model"], ascending=[asc, True], na_position="last")
         finite = models[col].where(models[col].apply(math.isfinite))  # NaN / inf: listed, never ranked
         ranks = finite.rank(method="min", ascending=asc).astype("Int64")
-    models = models.assign(rank=ranks)
-    floors = floors.assign(rank=pd.array([pd.NA] * len(floors), dtype="Int64"))
+    tied = [False] * len(models)
+    if sort_metric is not None and f"{sort_metric}_ci_lo" in models:
+        ranks, tied = _ties(models, sort_metric, ranks)
+    models = models.assign(rank=ranks, tied=tied)
+    floors = floors.assign(rank=pd.array([pd.NA] * len(floors), dtype="Int64"), tied=False)
     out = pd.concat([models, floors], ignore_index=True)
     for m in metrics:
         col = out[f"{m}_mean"]
@@ -118,6 +171,20 @@ def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool]) -> p
         best = (ranked.max() if higher[m] else ranked.min()) if len(ranked) else math.nan
         out[f"best_{m}"] = (out["kind"] != "floor") & (col == best)
     return out[["rank"] + [c for c in out.columns if c != "rank"]]
+
+
+def _ties(models: pd.DataFrame, metric: str, ranks: pd.Series) -> tuple[pd.Series, list[bool]]:
+    """Models in ranked order whose 95% intervals of ``metric`` overlap the previous model's share its rank
+    (a chain of overlaps is one tie); ``tied`` marks every model in such a group."""
+    lo, hi = models[f"{metric}_ci_lo"].tolist(), models[f"{metric}_ci_hi"].tolist()
+    out, tied = list(ranks), [False] * len(models)
+    for i in range(1, len(models)):
+        if pd.isna(out[i]) or pd.isna(out[i - 1]) or any(math.isnan(v) for v in (lo[i], hi[i], lo[i - 1], hi[i - 1])):
+            continue
+        if lo[i] <= hi[i - 1] and lo[i - 1] <= hi[i]:
+            out[i] = out[i - 1]
+            tied[i] = tied[i - 1] = True
+    return pd.Series(out, index=ranks.index, dtype="Int64"), tied
 
 
 def _device_notes(runs: pd.DataFrame, lb: Leaderboard) -> None:
@@ -211,6 +278,12 @@ def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], Datase
     for dataset, preset in keys:
         part = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
         runs = part[part["status"] == "completed"].copy()
+        conventions = sorted({c for c in runs["convention"].dropna()})
+        if len(conventions) > 1:
+            raise ConventionMismatchError(
+                f"{dataset}/{preset}: the records state {len(conventions)} different metric conventions, so they "
+                "cannot be ranked together; re-run the older runs with --force, or report them from separate "
+                "--results directories")
         names = [*METRIC_ORDER, *(m for m in loaded.metric_names if m not in METRIC_ORDER)]
         present = [m for m in names if m in runs.columns and runs[m].notna().any()]
         higher = {m: higher_is_better(m, loaded.metrics_meta) for m in present}
@@ -221,11 +294,15 @@ def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], Datase
         else:
             table = _rank(_aggregate(runs, present), present, higher)
         lb = Leaderboard(dataset=dataset, preset=preset, table=table, metrics=present, higher_is_better=higher,
-                         runs=runs, unfinished=unfinished, provenance=_provenance(part))
+                         runs=runs, unfinished=unfinished, provenance=_provenance(part),
+                         convention=conventions[0] if conventions else None, metrics_meta=loaded.metrics_meta)
         if not runs.empty:
             if (table["n"] > 1).any():
                 lb.notes.append("Seeds: mean ± sample standard deviation (ddof = 1) over n seeds; n = 1 shows "
                                 "the single run.")
+            if (table["kind"] == "evaluated").any():
+                lb.notes.append("Evaluated: rows marked 'evaluated' are released or saved weights scored here by "
+                                "`stbench eval` (checkpoint file named), not trained in this run.")
             floors = sorted(set(table.loc[table["kind"] == "floor", "model"]))
             lb.notes.append("The best value of each metric among trained models is marked"
                             + (f"; floors ({', '.join(floors)}) are sanity baselines, listed last and never ranked."
@@ -236,10 +313,14 @@ def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], Datase
             _device_notes(runs, lb)
             if runs["train_s"].notna().any():
                 lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
-            record_conv = {c for c in runs["convention"].dropna()}
-            if len(record_conv) > 1:
-                lb.warnings.append(f"{dataset}/{preset}: records state {len(record_conv)} different metric "
-                                   "conventions; their numbers may not be comparable")
+            if table.get("tied", pd.Series(dtype=bool)).any():
+                sort_metric = SORT_METRIC if SORT_METRIC in present else present[0]
+                lb.notes.append(f"'=' after a rank: the {CI_LEVEL:.0%} bootstrap intervals of {sort_metric} (test "
+                                "sequences resampled) overlap, so these models are not told apart by this test set.")
+            if any(c in table.columns for c in (f"{m}_ci_lo" for m in present)) and \
+                    table[[f"{m}_ci_lo" for m in present]].notna().any().any():
+                lb.notes.append(f"[lo, hi]: {CI_LEVEL:.0%} percentile bootstrap interval of the mean over test "
+                                f"sequences ({N_BOOTSTRAP} resamples; seeds averaged per sequence first).")
             sort_col = f"{SORT_METRIC}_mean"
             if sort_col in table.columns:
                 unranked = table.loc[(table["kind"] != "floor") & ~table[sort_col].apply(math.isfinite), "model"]

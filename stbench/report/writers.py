@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from stbench.metrics import METRIC_CONVENTION
 from stbench.report.cells import Cell, Grid, grid, published_grid, unfinished_lines
 from stbench.report.plots import PlotFile
 from stbench.report.tables import Leaderboard
@@ -25,8 +24,9 @@ PUBLISHED_TITLE = "Published reference numbers (NOT measured here)"
 UNFINISHED_TITLE = "Runs that did not complete (not ranked)"
 
 
-def convention_line() -> str:
-    return f"Metric convention: {METRIC_CONVENTION}"
+def convention_line(lb: Leaderboard) -> str:
+    """The convention the ranked records state (never today's text: old records keep theirs)."""
+    return f"Metric convention (as stated in the records): {lb.convention or 'not stated in the records'}"
 
 
 def title(lb: Leaderboard) -> str:
@@ -81,9 +81,14 @@ def _without_std(g: Grid) -> Grid:
     return Grid(list(g.columns), rows, list(g.floor))
 
 
+def _without_ci(g: Grid) -> Grid:
+    rows = [[Cell(c.text.split(" [")[0], c.best) for c in row] for row in g.rows]
+    return Grid(list(g.columns), rows, list(g.floor))
+
+
 # what the terminal leaves out, in this order, while the table is wider than the console
 TERM_FALLBACKS = (("Encoder + temporal", lambda g: g.without("arch")), ("Train time", lambda g: g.without("train_s")),
-                  ("± std", _without_std), ("Family", lambda g: g.without("family")))
+                  ("95% intervals", _without_ci), ("± std", _without_std), ("Family", lambda g: g.without("family")))
 
 
 def _fitted_table(g: Grid, title_text: str, console: Console) -> tuple[Table, list[str]]:
@@ -128,7 +133,7 @@ def print_term(lb: Leaderboard, console: Console) -> None:
             console.print(Text("* best value of the column", style="dim"))
     for note in lb.notes:
         console.print(Text(note, style="dim"))
-    console.print(Text(convention_line(), style="dim"))
+    console.print(Text(convention_line(lb), style="dim"))
     lines = unfinished_lines(lb)
     if lines:
         console.print(Text(UNFINISHED_TITLE + ":", style="bold yellow"))
@@ -181,7 +186,7 @@ def markdown(lb: Leaderboard, plots: list[PlotFile] | None = None, plot_notes: l
     else:
         lines += _md_table(grid(lb)) + [""]
     lines += [f"- {md_escape(n)}" for n in lb.notes]
-    lines += [f"- {md_escape(convention_line())}", ""]
+    lines += [f"- {md_escape(convention_line(lb))}", ""]
     unfinished = unfinished_lines(lb)
     if unfinished:
         lines += [f"## {UNFINISHED_TITLE}", ""] + [f"- {md_escape(u)}" for u in unfinished] + [""]
@@ -252,7 +257,7 @@ def latex(lb: Leaderboard) -> str:
     unfinished = unfinished_lines(lb)
     if unfinished:
         notes.append(f"{UNFINISHED_TITLE}: " + "; ".join(unfinished) + ".")
-    notes.append(convention_line())
+    notes.append(convention_line(lb))
     lines += [r"\par\smallskip{\footnotesize\raggedright", *[tex_escape(n) + r"\par" for n in notes], "}"]
     lines.append(r"\end{table}")
     pub = published_grid(lb)

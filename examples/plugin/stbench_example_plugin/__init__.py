@@ -2,7 +2,10 @@
 
 Install it (``pip install -e examples/plugin``) and it appears in ``stbench list temporal``; then
 ``stbench run --models tconv`` trains it over the SimVP encoder/decoder, and ``tconv@patch`` over
-the patch codec. Nothing else in stbench needs to change.
+the patch codec. Nothing else in stbench needs to change: its recipe defaults per preset sit on its
+registry entry (same shape as a ``[models.<name>.<preset>]`` table of ``baselines/<dataset>.toml``;
+the dataset's ``[presets.<preset>]`` supplies epochs, batch size and split sizes), so ``--preset
+smoke`` trains it at its own tiny sizes with no TOML line.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from stbench.models.base import ParallelTemporal
 from stbench.registry import TEMPORAL
 
 
-@TEMPORAL.register("tconv")
+@TEMPORAL.register("tconv", presets={
+    "paper": {"lr": 1e-3, "model": {"hid_S": 64, "N_S": 4, "hid_T": 256, "depth": 4}},
+    "quick": {"lr": 2e-3, "model": {"hid_S": 16, "N_S": 4, "hid_T": 64, "depth": 2}},
+    "smoke": {"lr": 1e-3, "model": {"hid_S": 8, "N_S": 2, "hid_T": 16, "depth": 1}},
+})
 class TimeConv(ParallelTemporal):
     """(B, T, C, H, W) -> fold time into channels -> ``depth`` residual 3x3 conv blocks -> unfold."""
 

@@ -1,0 +1,182 @@
+"""``stbench run ... --launcher slurm``: the models x seeds grid as a Slurm job array (submitit).
+
+    stbench run --models 'tau,simvp,predrnn' --seeds 0,1,2 --preset paper --out /shared/results \\
+        --launcher slurm --slurm-partition gpu --slurm-gpus-per-node 1 --slurm-time 12:00:00 \\
+        --slurm-mem 32G --slurm-extra account=myproj --slurm-extra qos=normal
+    stbench status --results /shared/results      # from the login node, while the array runs
+
+Every cell is one job that runs ``stbench run --models M --seeds S --resume`` (plus the user's other
+flags) in a fresh process, so:
+- each cell writes its record to the shared ``--out`` exactly as a local run does;
+- re-submitting the same command skips the completed cells (their records say so) and resumes the
+  interrupted ones from their checkpoints;
+- a cell that fails (NaN loss, an exception, a node failure) fails alone; the others go on.
+Each submission writes a manifest ``<out>/grid/<dataset>__<preset>.json`` (cells and job ids) from
+which ``stbench status`` lists the cells that have no record yet as ``queued``.
+
+``--launcher submitit-local`` takes the same path with submitit's local executor (separate processes
+on this machine, no Slurm): a way to test a sweep before sending it to a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stbench.errors import UserError
+from stbench.records import atomic_write_json, now_iso, read_record, record_path
+
+# options of `stbench run` that the launcher sets per cell or consumes itself (value-taking first)
+_CELL_OPTS = ("--models", "--seeds", "--seed", "--shard", "--launcher", "--slurm-partition",
+              "--slurm-gpus-per-node", "--slurm-time", "--slurm-mem", "--slurm-extra", "--slurm-cpus-per-task",
+              "--slurm-array-parallelism")
+_CELL_FLAGS = ("--resume", "--wait")
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    gpus_per_node: int = 0
+    time: str = "24:00:00"
+    mem: str | None = None
+    cpus_per_task: int | None = None
+    array_parallelism: int = 64
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: Any) -> SlurmOptions:
+        extra: dict[str, str] = {}
+        for item in getattr(args, "slurm_extra", None) or []:
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"bad --slurm-extra '{item}'; write KEY=VALUE, e.g. --slurm-extra account=myproj")
+            extra[key.strip().replace("-", "_")] = val.strip()
+        return cls(partition=args.slurm_partition, gpus_per_node=int(args.slurm_gpus_per_node or 0),
+                   time=args.slurm_time or "24:00:00", mem=args.slurm_mem, cpus_per_task=args.slurm_cpus_per_task,
+                   array_parallelism=int(args.slurm_array_parallelism or 64), extra=extra)
+
+
+def parse_time_minutes(text: str) -> int:
+    """Slurm time ``[D-]HH:MM:SS`` / ``HH:MM`` / ``MM`` -> whole minutes (at least 1)."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        raise UserError(f"bad --slurm-time '{text}'; write HH:MM:SS or D-HH:MM:SS, e.g. --slurm-time 12:00:00")
+    d, a, b, c = (int(g) if g else None for g in m.groups())
+    if b is None:  # "MM"
+        minutes = a
+    elif c is None:  # "HH:MM"
+        minutes = a * 60 + b
+    else:  # "HH:MM:SS"
+        minutes = a * 60 + b + (1 if c else 0)
+    return max(1, (d or 0) * 24 * 60 + minutes)
+
+
+def parse_mem_gb(text: str | None) -> float | None:
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", text.strip(), re.IGNORECASE)
+    if not m:
+        raise UserError(f"bad --slurm-mem '{text}'; write a size such as 32G or 64000M")
+    scale = {"": 1 / 1024, "K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}[m.group(2).upper()]
+    return float(m.group(1)) * scale
+
+
+def cell_argv(argv: Sequence[str], model: str, seed: int) -> list[str]:
+    """The user's ``stbench run`` argv for one cell: grid and launcher options replaced."""
+    out: list[str] = []
+    it = iter(argv)
+    for tok in it:
+        name = tok.split("=", 1)[0]
+        if name in _CELL_OPTS:
+            if "=" not in tok:
+                next(it, None)  # its value
+            continue
+        if name in _CELL_FLAGS:
+            continue
+        out.append(tok)
+    return [*out, "--models", model, "--seeds", str(seed), "--resume"]
+
+
+def run_cell(argv: list[str]) -> int:
+    """What one job runs (in a fresh process on a compute node): ``stbench <argv>``."""
+    from stbench.cli import main
+
+    return main(argv)
+
+
+def manifest_path(out: Path, dataset: str, preset: str) -> Path:
+    return Path(out) / "grid" / f"{dataset}__{preset}.json"
+
+
+def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dataset: str, preset: str, out: Path,
+                force: bool, cluster: str, slurm: SlurmOptions, wait: bool = False, echo: Any = print) -> int:
+    """Submit every cell of the grid whose record is not completed; returns 0 (or, with ``wait``, 1
+    when a cell failed)."""
+    try:
+        import submitit
+    except ImportError:
+        raise UserError("--launcher slurm needs submitit; install it with: pip install 'stbench[slurm]'") from None
+
+    params: dict[str, Any] = {"name": f"stbench-{dataset}-{preset}", "timeout_min": parse_time_minutes(slurm.time),
+                              "gpus_per_node": slurm.gpus_per_node, "slurm_array_parallelism": slurm.array_parallelism,
+                              "tasks_per_node": 1, "nodes": 1}
+    if slurm.partition:
+        params["slurm_partition"] = slurm.partition
+    if (mem := parse_mem_gb(slurm.mem)) is not None:
+        params["mem_gb"] = mem
+    if slurm.cpus_per_task:
+        params["cpus_per_task"] = slurm.cpus_per_task
+    if slurm.extra:
+        params["slurm_additional_parameters"] = dict(slurm.extra)
+    cells = [(m, s) for m in models for s in seeds]
+    todo, done = [], []
+    for m, s in cells:
+        old = read_record(record_path(out, dataset, preset, m, s))
+        (done if old and old.get("status") == "completed" and not force else todo).append((m, s))
+    echo(f"grid {dataset}/{preset}: {len(cells)} cells, {len(done)} already completed, submitting {len(todo)}")
+    jobs: list[Any] = []
+    if todo:
+        folder = Path(out) / "slurm" / now_iso().replace(":", "")
+        try:
+            ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        except RuntimeError:
+            raise UserError("--launcher slurm found no Slurm here ('srun' is not on PATH); submit from the "
+                            "cluster's login node, or test the sweep here with --launcher submitit-local") from None
+        ex.update_parameters(**params)
+        argvs = [cell_argv(argv, m, s) for m, s in todo]
+        jobs = ex.map_array(run_cell, argvs)
+        for (m, s), job in zip(todo, jobs):
+            echo(f"  {m} seed {s}: job {job.job_id}")
+        echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
+    path = manifest_path(out, dataset, preset)
+    old = read_record(path) or {}
+    job_ids = dict(old.get("jobs", {}))
+    job_ids.update({f"{m}__seed{s}": str(j.job_id) for (m, s), j in zip(todo, jobs)})
+    cells_all = list(dict.fromkeys([*(tuple(c) for c in old.get("cells", [])), *cells]))
+    atomic_write_json(path, {"dataset": dataset, "preset": preset, "cells": [list(c) for c in cells_all],
+                             "jobs": job_ids, "updated_at": now_iso()})
+    if not wait:
+        return 0
+    rc = 0
+    for (m, s), job in zip(todo, jobs):
+        try:
+            code = job.result()
+        except Exception as exc:  # noqa: BLE001 - a lost job is one failed cell, not a crash of the sweep
+            echo(f"  {m} seed {s}: job failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            code = 1
+        rc |= 1 if code else 0
+    return rc
+
+
+def read_manifests(out: Path) -> list[dict[str, Any]]:
+    found = []
+    for p in sorted((Path(out) / "grid").glob("*.json")):
+        try:
+            found.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return found

@@ -1,0 +1,102 @@
+"""``stbench status``: one line per grid cell, read from the records (and the launch manifests).
+
+    stbench status --results /shared/results
+
+A cell is ``completed``, ``failed`` (with its reason), ``interrupted``, ``running`` (with its last
+epoch and how long ago its record was written), or ``queued`` (submitted by ``--launcher slurm`` but
+no record yet). Nothing is asked of the scheduler: the records are the truth, so this works from a
+login node on the shared results directory, whatever launched the runs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stbench.launch.slurm import read_manifests
+from stbench.records import record_path
+
+ORDER = {"failed": 0, "interrupted": 1, "running": 2, "queued": 3, "completed": 4}
+
+
+@dataclass
+class Cell:
+    dataset: str
+    preset: str
+    model: str
+    seed: int | None
+    status: str
+    detail: str = ""
+
+    def line(self) -> str:
+        seed = "-" if self.seed is None else str(self.seed)
+        return f"{self.dataset:<10} {self.preset:<6} {self.model:<20} seed {seed:<3} {self.status:<11} {self.detail}"
+
+
+def _age(iso: str | None, now: _dt.datetime) -> str:
+    if not iso:
+        return ""
+    try:
+        t = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return ""
+    s = max(0, int((now - t).total_seconds()))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m ago" if s >= 3600 else f"{s // 60}m{s % 60:02d}s ago"
+
+
+def _from_record(rec: dict[str, Any], path: Path, now: _dt.datetime) -> Cell:
+    status = str(rec.get("status", "?"))
+    hist = rec.get("history") or []
+    epochs = (rec.get("config") or {}).get("epochs")
+    detail = ""
+    if status == "running":
+        written = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.UTC).isoformat(timespec="seconds")
+        last = f"epoch {len(hist)}/{epochs}" if epochs else f"epoch {len(hist)}"
+        detail = f"{last}, record written {_age(written, now)}"
+    elif status in ("failed", "interrupted"):
+        detail = str(rec.get("reason") or "")
+    elif status == "completed":
+        m = rec.get("metrics") or {}
+        detail = f"mse {m['mse']:.4g}" if isinstance(m.get("mse"), (int, float)) else ""
+        if rec.get("kind") == "floor":
+            detail = f"floor; {detail}"
+    return Cell(str(rec.get("dataset")), str(rec.get("preset")), str(rec.get("model")),
+                rec.get("seed") if rec.get("kind") != "floor" else None, status, detail)
+
+
+def grid_status(results: Path, now: _dt.datetime | None = None) -> list[Cell]:
+    """Every cell with a record under ``results/records``, plus the manifest cells without one."""
+    now = now or _dt.datetime.now(_dt.UTC)
+    results = Path(results)
+    cells: dict[tuple[str, str, str, int | None], Cell] = {}
+    for path in sorted((results / "records").glob("*/*/*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            ds, preset = path.parent.parent.name, path.parent.name
+            cells[(ds, preset, path.stem, None)] = Cell(ds, preset, path.stem, None, "unreadable", str(path))
+            continue
+        if not isinstance(rec, dict) or "model" not in rec:
+            continue
+        c = _from_record(rec, path, now)
+        cells[(c.dataset, c.preset, c.model, c.seed)] = c
+    for man in read_manifests(results):
+        ds, preset = man.get("dataset"), man.get("preset")
+        jobs = man.get("jobs", {})
+        for model, seed in man.get("cells", []):
+            if not record_path(results, ds, preset, model, seed).exists():
+                job = jobs.get(f"{model}__seed{seed}")
+                cells[(ds, preset, model, seed)] = Cell(ds, preset, model, seed, "queued",
+                                                        f"job {job}" if job else "")
+    return sorted(cells.values(), key=lambda c: (c.dataset, c.preset, ORDER.get(c.status, -1), c.model,
+                                                 -1 if c.seed is None else c.seed))
+
+
+def summary(cells: list[Cell]) -> str:
+    counts: dict[str, int] = {}
+    for c in cells:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: ORDER.get(kv[0], -1)))

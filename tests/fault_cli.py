@@ -1,0 +1,46 @@
+"""`python tests/fault_cli.py FAULT=VALUE ... -- <stbench args>`: the stbench CLI with faults injected
+through :data:`stbench.train.FAULT_HOOKS` (the production code reads no test environment variables).
+
+Faults (1-based epochs / batches):
+- ``kill_after_epoch=E``  SIGKILL the process right after epoch E's checkpoint (and record) are written;
+- ``interrupt_at=E,B``    raise KeyboardInterrupt (as Ctrl-C would) after the optimizer step of batch B of epoch E;
+- ``nan_model=NAME``      make the training loss of model NAME NaN.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def install(faults: dict[str, str]) -> None:
+    from stbench import train
+
+    hooks = train.FAULT_HOOKS
+    if "kill_after_epoch" in faults:
+        epoch = int(faults["kill_after_epoch"])
+        hooks.after_checkpoint = lambda e: os.kill(os.getpid(), signal.SIGKILL) if e == epoch else None
+    if "interrupt_at" in faults:
+        at = tuple(int(v) for v in faults["interrupt_at"].split(","))
+
+        def interrupt(epoch: int, batch: int) -> None:
+            if (epoch, batch) == at:
+                raise KeyboardInterrupt
+
+        hooks.after_update = interrupt
+    if "nan_model" in faults:
+        name = faults["nan_model"]
+        hooks.on_loss = lambda model, loss: loss * float("nan") if model.names.get("model") == name else loss
+
+
+def main(argv: list[str]) -> int:
+    split = argv.index("--")
+    install(dict(a.split("=", 1) for a in argv[:split]))
+    from stbench.cli import main as cli_main
+
+    return cli_main(argv[split + 1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

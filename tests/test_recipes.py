@@ -1,0 +1,138 @@
+"""Recipe resolution: registry entry -> baselines/<dataset>.toml -> CLI; plugins without a TOML line;
+one eval batch size rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from stbench.errors import RecipeError
+from stbench.models.base import RecurrentTemporal
+from stbench.recipes import eval_batch_size, load_recipe
+from stbench.registry import MODELS, TEMPORAL, load_plugin
+
+PLUGIN = '''
+from stbench.models.recurrent import ConvLSTM
+from stbench.registry import TEMPORAL
+
+@TEMPORAL.register("myrnn_test", presets={
+    "quick": {"epochs": 3, "lr": 4e-3, "model": {"num_hidden": [12, 12], "filter_size": 3}},
+    "smoke": {"lr": 2e-3, "model": {"num_hidden": [4], "filter_size": 3}}},
+    schedule={"kind": "reverse", "r_sampling_step_1": 10, "r_sampling_step_2": 20, "r_exp_alpha": 5})
+class MyRNN(ConvLSTM):
+    pass
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path):
+    path = tmp_path / "myrnn_plugin.py"
+    path.write_text(PLUGIN)
+    load_plugin(str(path))
+    yield "myrnn_test"
+    TEMPORAL.unregister("myrnn_test")
+
+
+def test_plugin_without_toml_gets_its_own_sizes_and_schedule(plugin):
+    r = load_recipe("mmnist", plugin, "smoke")
+    assert issubclass(TEMPORAL.get(plugin), RecurrentTemporal)
+    assert r.config["model"] == {"num_hidden": [4], "filter_size": 3} and r.config["lr"] == 2e-3
+    assert r.config["epochs"] == 2 and r.config["batch_size"] == 4  # the dataset's [presets.smoke]
+    assert r.config["sampling"]["kind"] == "reverse" and r.config["sampling"]["r_sampling_step_2"] == 20
+    model = r.build_model()
+    assert model.hparams["num_hidden"] == [4] and model.names["encoder"] == "simvp"
+    q = load_recipe("mmnist", plugin, "quick", overrides={"epochs": 1}, sets=["model.filter_size=5", "lr=1e-4"])
+    assert q.config["epochs"] == 1 and q.config["lr"] == 1e-4  # CLI wins
+    assert q.config["model"]["num_hidden"] == [12, 12] and q.config["model_overrides"] == {"filter_size": 5}
+    # a recipe's own sampling table wins over the registered schedule
+    s = load_recipe("mmnist", plugin, "smoke", sets=["sampling.kind=teacher"])
+    assert s.config["sampling"]["kind"] == "teacher"
+
+
+def test_order_registry_then_toml_then_cli(tmp_path, monkeypatch):
+    (tmp_path / "toy.toml").write_text(
+        "[presets.quick]\nepochs = 7\nbatch_size = 16\nlr = 9.0\n"
+        "[models.tau.quick]\nbatch_size = 2\nmodel = { N_T = 3 }\n")
+    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))
+    cfg = load_recipe("toy", "tau", "quick").config
+    entry = MODELS.entry("tau").meta["presets"]["quick"]
+    assert cfg["lr"] == entry["lr"] == 3e-3  # the entry over the dataset's preset defaults
+    assert cfg["epochs"] == 7 and cfg["batch_size"] == 2  # TOML model table over the entry
+    assert cfg["model"] == {**entry["model"], "N_T": 3}  # merged key by key
+    assert load_recipe("toy", "tau", "quick", overrides={"batch_size": 5}).config["batch_size"] == 5
+
+
+def test_recurrent_seed_models_train_with_their_schedule():
+    assert load_recipe("mmnist", "predrnn_v2", "paper").config["sampling"]["kind"] == "reverse"
+    assert load_recipe("mmnist", "convlstm@simvp", "quick").config["sampling"]["stop_iter"] == 667
+    assert "sampling" not in load_recipe("mmnist", "tau", "quick").config
+
+
+def test_dataset_without_recipe_file_is_a_one_line_error(tmp_path, monkeypatch):
+    """It used to get empty presets silently and fail later as KeyError: 'epochs'."""
+    from toydata import MovingSquare
+
+    from stbench.registry import DATASETS, RegistryError
+
+    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))
+    DATASETS.register("newdata_test", obj=MovingSquare)
+    try:
+        with pytest.raises(RecipeError) as err:
+            load_recipe("newdata_test", "tau", "quick")
+    finally:
+        DATASETS.unregister("newdata_test")
+    msg = str(err.value)
+    assert "\n" not in msg and "no epochs for tau on newdata_test" in msg and "newdata_test.toml" in msg
+    assert "--epochs" in msg
+    with pytest.raises(RegistryError, match="unknown dataset 'newdata_tset'"):
+        load_recipe("newdata_tset", "tau", "quick")
+
+
+def test_eval_batch_size_one_rule():
+    assert eval_batch_size({"batch_size": 4}) == 4
+    assert eval_batch_size({"batch_size": 4, "eval_batch_size": 100}) == 100
+
+
+def test_runner_and_loop_use_the_same_eval_batch(tmp_path):
+    """train.py fell back to the training batch, runner.py to 16."""
+    import torch
+    from toydata import MovingSquare
+
+    import stbench
+    from stbench import train as T
+    from stbench.precision import make_precision
+    from stbench.runner import RunOptions, _floors
+
+    seen = []
+
+    class Recording(MovingSquare):
+        def batches(self, split, batch_size, **kw):
+            seen.append((split, batch_size))
+            return super().batches(split, batch_size, **kw)
+
+    ds = Recording()
+    cfg = {"epochs": 1, "batch_size": 3, "lr": 1e-3, "train_size": 3, "val_size": 6, "test_size": 6}
+    model = stbench.create_model("convlstm", in_shape=(4, 1, 16, 16), t_out=4, patch_size=4, num_hidden=(4,),
+                                 filter_size=3)
+    cpu = torch.device("cpu")
+    T.train(model, ds, cfg, device=cpu, prec=make_precision("fp32", cpu), seed=0, ckpt_path=None)
+    T.test(model, ds, cfg, cpu, make_precision("fp32", cpu), metrics=("mse",))
+    _floors(RunOptions(models=["x"], dataset="toy", preset="smoke", out=tmp_path), ds, cfg, None)
+    assert sorted(set(seen)) == [("test", 3), ("train", 3), ("val", 3)]
+
+
+def test_dataset_registers_its_own_preset_defaults(tmp_path, monkeypatch):
+    from toydata import MovingSquare
+
+    from stbench.registry import DATASETS
+
+    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))  # no recipe file at all
+    DATASETS.register("toy_square_test", obj=MovingSquare,
+                      presets={"smoke": {"epochs": 1, "batch_size": 2, "train_size": 8}})
+    try:
+        cfg = load_recipe("toy_square_test", "tau", "smoke").config
+        assert (cfg["epochs"], cfg["train_size"]) == (1, 8)
+        assert cfg["model"] == MODELS.entry("tau").meta["presets"]["smoke"]["model"]
+        with pytest.raises(RecipeError, match="no epochs"):
+            load_recipe("toy_square_test", "tau", "quick")
+    finally:
+        DATASETS.unregister("toy_square_test")

@@ -307,8 +307,8 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
                     config={"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,
                             "data_root": data_root, "model_hparams": getattr(net, "hparams", {}), "device": str(dev),
                             "rollout": net.rollout, **cfg_info})
-    rec.run_id = f"{dataset}/{preset}/{model}__evaluated_{checkpoint.stem}"
     rpath = rec.path(out)
+    rec.run_id = f"{dataset}/{preset}/{rpath.stem}"  # the record file's own name (checkpoint name sanitised)
     if examples is not None:
         ex_path = rpath.with_suffix(".examples.npz")
         atomic_write_npz(ex_path, examples)

@@ -52,6 +52,8 @@ def test_submitit_local_runs_cells_and_resubmission_skips_them(tmp_path):
     r2 = cli(*args)
     assert r2.returncode == 0 and "2 already completed, submitting 0" in r2.stdout
     assert len(list((out / "slurm").iterdir())) == 1  # nothing new submitted
+    again = json.loads((out / "grid/mmnist__smoke.json").read_text())
+    assert again["cells"] == manifest["cells"] and again["jobs"] == manifest["jobs"]  # the manifest is kept
 
 
 def test_status_shows_a_mixed_grid(tmp_path):

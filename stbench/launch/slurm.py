@@ -136,7 +136,7 @@ def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dat
     todo, done = [], []
     for m, s in cells:
         old = read_record(record_path(out, dataset, preset, m, s))
-        (done if old and old.get("status") == "completed" and not force else todo).append((m, s))
+        (done if old is not None and old.status == "completed" and not force else todo).append((m, s))
     echo(f"grid {dataset}/{preset}: {len(cells)} cells, {len(done)} already completed, submitting {len(todo)}")
     jobs: list[Any] = []
     if todo:
@@ -153,7 +153,7 @@ def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dat
             echo(f"  {m} seed {s}: job {job.job_id}")
         echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
     path = manifest_path(out, dataset, preset)
-    old = read_record(path) or {}
+    old = _read_json(path)
     job_ids = dict(old.get("jobs", {}))
     job_ids.update({f"{m}__seed{s}": str(j.job_id) for (m, s), j in zip(todo, jobs)})
     cells_all = list(dict.fromkeys([*(tuple(c) for c in old.get("cells", [])), *cells]))
@@ -172,11 +172,13 @@ def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dat
     return rc
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_manifests(out: Path) -> list[dict[str, Any]]:
-    found = []
-    for p in sorted((Path(out) / "grid").glob("*.json")):
-        try:
-            found.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return found
+    return [m for p in sorted((Path(out) / "grid").glob("*.json")) if (m := _read_json(p))]

@@ -9,6 +9,7 @@ attention by a squeeze-excitation dynamic attention; gSTA gates with sigmoid(g) 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stbench.layers import ConvMlp, DropPath, init_conv_
@@ -42,7 +43,8 @@ class TAUAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # x: (B, d, H, W)
         sa = self.conv1(self.lk(x))
-        da = self.fc(x.mean(dim=(2, 3))).unsqueeze(-1).unsqueeze(-1)  # (B, d, 1, 1)
+        # global average pool as a pooling op (not a mean): fvcore counts it, as in the published count
+        da = self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)).unsqueeze(-1).unsqueeze(-1)  # (B, d, 1, 1)
         return sa * da * x
 
 

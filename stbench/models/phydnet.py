@@ -192,8 +192,8 @@ class PhyDNet(RecurrentTemporal):
         the published K2M (two matmuls, ordered so a FLOP counter sees the published 2 * 49 * C * 343)."""
         w = self.phycell.conv1.weight  # (hidden, C, k, k)
         with torch.autocast(device_type=w.device.type, enabled=False):
-            m = w.double() @ self.moment_M1.t()  # contract the column axis
-            m = (m.transpose(-1, -2) @ self.moment_M0.t()).transpose(-1, -2).float()  # and the row axis
+            m = w.double() @ self.moment_M1.double().t()  # contract the column axis
+            m = (m.transpose(-1, -2) @ self.moment_M0.double().t()).transpose(-1, -2).float()  # and the row axis
             err = (m - self.moment_target[:, None]) ** 2  # (hidden, C, k, k)
             return err.mean(dim=(0, 2, 3)).sum()
 

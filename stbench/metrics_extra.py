@@ -1,0 +1,56 @@
+"""Metrics for fields that are not images on [0, 1] (ns2d, weather), registered on
+:data:`stbench.registry.METRICS` like the built-ins (per-frame ``fn(pred, true) -> (B, T)``).
+
+- ``rel_l2``  per frame ``||pred - true||_2 / ||true||_2`` over C*H*W (the relative L2 error of the
+  PDE benchmarks, FNO / PDEBench), not clipped; the denominator is floored at 1e-12.
+- ``rmse``    per frame ``sqrt(mean over C*H*W of the squared error)``, not clipped. The reported
+  value is the mean of the per-frame RMSEs (every metric is a mean of per-frame values), which is
+  at most ``sqrt`` of the mean per-pixel MSE (Jensen).
+- ``mse_px`` / ``mae_px``  per-frame MEAN (not sum) over C*H*W of the squared / absolute error.
+
+Importing this module registers them (``stbench.data`` imports it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from stbench.registry import METRICS
+
+REL_L2_FLOOR = 1e-12
+
+
+def _flat(pred: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    B, T = pred.shape[:2]
+    acc = torch.float64 if pred.device.type != "mps" else torch.float32
+    return pred.reshape(B, T, -1).to(acc), true.reshape(B, T, -1).to(acc)  # (B, T, C*H*W)
+
+
+@METRICS.register("rel_l2", unit="", higher_is_better=False,
+                  convention="per frame ||pred - true||_2 / ||true||_2 over C*H*W (denominator floored at 1e-12), "
+                  "not clipped; mean over all (B, T) frames")
+def rel_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    p, t = _flat(pred, true)
+    return (p - t).norm(dim=-1) / t.norm(dim=-1).clamp_min(REL_L2_FLOOR)
+
+
+@METRICS.register("rmse", unit="data units", higher_is_better=False,
+                  convention="per frame sqrt(mean over C*H*W of squared error), not clipped; mean over all "
+                  "(B, T) frames (<= sqrt of the mean MSE)")
+def rmse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    p, t = _flat(pred, true)
+    return (p - t).pow(2).mean(dim=-1).sqrt()
+
+
+@METRICS.register("mse_px", unit="data units^2", higher_is_better=False,
+                  convention="per frame MEAN over C*H*W of squared error, not clipped; mean over all (B, T) frames")
+def mse_px(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    p, t = _flat(pred, true)
+    return (p - t).pow(2).mean(dim=-1)
+
+
+@METRICS.register("mae_px", unit="data units", higher_is_better=False,
+                  convention="per frame MEAN over C*H*W of absolute error, not clipped; mean over all (B, T) frames")
+def mae_px(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    p, t = _flat(pred, true)
+    return (p - t).abs().mean(dim=-1)

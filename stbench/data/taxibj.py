@@ -65,7 +65,8 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
                 rows.append((name, "wrong shape", f"{a.shape}, expected (N, 4, 2, 32, 32)"))
             elif not np.issubdtype(a.dtype, np.floating):
                 rows.append((name, "wrong dtype", f"{a.dtype}, expected float"))
-            elif a.size and (not np.isfinite(a).all() or a.min() < RANGE[0] - RANGE_TOL or a.max() > RANGE[1] + RANGE_TOL):
+            elif a.size and not (np.isfinite(a).all() and RANGE[0] - RANGE_TOL <= a.min()
+                                 and a.max() <= RANGE[1] + RANGE_TOL):
                 rows.append((name, "out of range", f"values in [{a.min():.4g}, {a.max():.4g}], expected [-1, 1]"))
             else:
                 rows.append((name, "ok", f"{a.shape} {a.dtype}"))

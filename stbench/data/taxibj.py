@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from stbench.data.check import raise_on_bad
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError
 from stbench.registry import DATASETS
@@ -78,43 +79,34 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def raise_on_bad(rows: list[tuple[str, str, str]]) -> None:
-    """The first bad row as a one-line DataError (what ``stbench run`` stops with)."""
-    for file, status, detail in rows:
-        if status != "ok":
-            raise DataError(f"{file}: {status} ({detail}); fix the file, check all with "
-                            "`stbench data check --dataset NAME --data-root DIR`")
-
-
 @DATASETS.register("taxibj")
 class TaxiBJ(Dataset):
     """TaxiBJ ``(B, 4, 2, 32, 32)`` -> ``(B, 4, 2, 32, 32)`` on [0, 1] (see module doc)."""
 
     def __init__(self, *, data_root: str | None = None, seed: int = 0, val_fraction: float = 0.1) -> None:
-        if data_root is None:
-            raise DataError("taxibj reads the standard file taxibj/dataset.npz; fix: pass --data-root DIR "
-                            "(the directory holding taxibj/)")
         if not 0.0 < float(val_fraction) < 0.5:
             raise ValueError(f"taxibj: val_fraction must be in (0, 0.5), got {val_fraction}")
         super().__init__(data_root=data_root, seed=seed, val_fraction=float(val_fraction))
-        raise_on_bad(check_rows(data_root))  # bad files stop here, before any training or writing
-        self.path = find(data_root)
-        with np.load(self.path) as npz:
-            n_train = _rows(npz, "X_train")
-            n_test = _rows(npz, "X_test")
-        n_val = max(1, int(round(n_train * float(val_fraction))))
         self.gap = T_IN + T_OUT - 1
-        n_fit = n_train - n_val - self.gap
-        if n_fit < 1:
-            raise DataError(f"{self.path}: only {n_train} training samples, too few to carve a validation split")
-        self.ranges = {"train": (0, n_fit), "val": (n_train - n_val, n_train), "test": (0, n_test)}
+        self.ranges: dict[str, tuple[int, int]] = {}
+        self.path: Path | None = None
+        if data_root is not None:  # without it: the spec only (model building); reading asks for --data-root
+            raise_on_bad(check_rows(data_root))  # bad files stop here, before any training or writing
+            self.path = find(data_root)
+            with np.load(self.path) as npz:
+                n_train, n_test = _rows(npz, "X_train"), _rows(npz, "X_test")
+            n_val = max(1, int(round(n_train * float(val_fraction))))
+            n_fit = n_train - n_val - self.gap
+            if n_fit < 1:
+                raise DataError(f"{self.path}: only {n_train} training samples, too few to carve a validation split")
+            self.ranges = {"train": (0, n_fit), "val": (n_train - n_val, n_train), "test": (0, n_test)}
         self.spec = DatasetSpec(
             name="taxibj", in_shape=(T_IN, *FRAME), t_out=T_OUT, scale=(0.0, 1.0),
             metrics=("mse", "mae", "ssim", "psnr"),
             description="TaxiBJ in/out flows 2x32x32, 4 -> 4, (x+1)/2 as OpenSTL; val = end of the training "
                         f"arrays ({val_fraction:.0%}, after a {self.gap}-sample gap), never test",
             sizes={k: b - a for k, (a, b) in self.ranges.items()},
-            params={"val_fraction": float(val_fraction), "gap": self.gap, "file": str(self.path)},
+            params={"val_fraction": float(val_fraction), "gap": self.gap},
         )
 
     @functools.cached_property
@@ -124,6 +116,9 @@ class TaxiBJ(Dataset):
 
     def num_samples(self, split: str) -> int:
         self.check_split(split)
+        if self.path is None:
+            raise DataError("taxibj reads the standard file taxibj/dataset.npz; fix: pass --data-root DIR "
+                            "(the directory holding taxibj/)")
         return self.spec.sizes[split]
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:

@@ -31,6 +31,8 @@ def register_checker(names: tuple[str, ...] | list[str], target: str) -> None:
 
 def check(dataset: str, data_root: str | Path) -> list[Row]:
     """Rows ``(file, status, detail)`` for ``dataset``'s files under ``data_root``."""
+    import stbench.data  # noqa: F401  (the dataset modules register their checkers)
+
     target = CHECKERS.get(dataset)
     if target is None:
         known = ", ".join(sorted(CHECKERS))
@@ -38,6 +40,12 @@ def check(dataset: str, data_root: str | Path) -> list[Row]:
                         f"datasets with files: {known}")
     mod, _, fn = target.partition(":")
     return list(getattr(importlib.import_module(mod), fn)(data_root))
+
+
+def preflight(dataset: str, data_root: str | Path) -> None:
+    """Check ``dataset``'s files (if it has standard files) and raise the first bad one."""
+    if dataset in CHECKERS or dataset.startswith("weather_"):
+        raise_on_bad(check(dataset, data_root))
 
 
 def raise_on_bad(rows: list[Row]) -> None:

@@ -16,7 +16,7 @@ import inspect
 from typing import Any
 
 from stbench import metrics_extra  # noqa: F401  (registration: rel_l2, rmse, ...)
-from stbench.data import human, kth, mmnist, ns2d, taxibj, weather  # noqa: F401  (registration)
+from stbench.data import human, kth, mmnist, ns2d, taxibj, weather, well  # noqa: F401  (registration)
 from stbench.data.digits import DataError
 from stbench.data.mmnist import MovingMNIST, Trajectories
 from stbench.data.spec import SPLITS, Dataset, DatasetSpec

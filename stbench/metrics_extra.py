@@ -54,3 +54,45 @@ def mse_px(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 def mae_px(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     p, t = _flat(pred, true)
     return (p - t).abs().mean(dim=-1)
+
+
+# -- LPIPS (KTH, Human3.6M): only with the lpips package and its weights already on disk ---------------
+LPIPS_HINT = ("LPIPS needs the 'lpips' package and the AlexNet weights on disk (never downloaded by stbench); "
+              "fix: pip install lpips, then put alexnet-owt-7be5be79.pth in {hub}")
+
+
+def lpips_available() -> str | None:
+    """None if LPIPS can run offline, else the one-line message saying how to provide it."""
+    import importlib.util
+    from pathlib import Path
+
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    if importlib.util.find_spec("lpips") is None or not (hub / "alexnet-owt-7be5be79.pth").is_file():
+        return LPIPS_HINT.format(hub=hub)
+    return None
+
+
+_LPIPS_NET: dict[str, torch.nn.Module] = {}
+
+
+@METRICS.register("lpips", unit="", higher_is_better=False,
+                  convention="LPIPS (Zhang et al. 2018, AlexNet v0.1) per frame on RGB in [0, 1] (grey repeated to 3 "
+                  "channels), prediction clipped to [0, 1]; mean over all (B, T) frames")
+def lpips(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    msg = lpips_available()
+    if msg:
+        from stbench.errors import DataError
+
+        raise DataError(msg)
+    if "alex" not in _LPIPS_NET:
+        import lpips as _lp
+
+        _LPIPS_NET["alex"] = _lp.LPIPS(net="alex", verbose=False).eval()
+    net = _LPIPS_NET["alex"].to(pred.device)
+    B, T, C = pred.shape[:3]
+    p = pred.reshape(B * T, C, *pred.shape[3:]).float().clamp(0, 1)
+    t = true.reshape(B * T, C, *true.shape[3:]).float()
+    if C == 1:
+        p, t = p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        return net(p, t, normalize=True).reshape(B, T).to(torch.float64)

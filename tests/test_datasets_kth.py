@@ -66,3 +66,14 @@ def test_bad_files(tmp_path):
     (tmp_path / "kth" / "running").rename(tmp_path / "kth" / "running_x")
     assert ("missing" in {r[1] for r in C.check("kth", tmp_path)})
     assert C.check("kth", tmp_path / "nowhere")[0][1] == "missing"
+
+
+def test_lpips_is_offline_only(monkeypatch, tmp_path):
+    from stbench import metrics_extra as M
+
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))  # no weights there
+    msg = M.lpips_available()
+    assert msg is not None and "never downloaded" in msg and "\n" not in msg
+    with pytest.raises(DataError, match="LPIPS needs"):
+        get_dataset("kth", lpips=True)
+    assert "lpips" not in get_dataset("kth").spec.metrics

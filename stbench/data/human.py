@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from stbench.data.check import raise_on_bad, register_checker
-from stbench.data.kth import read_image
+from stbench.data.kth import _metrics, read_image
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError
 from stbench.registry import DATASETS
@@ -88,7 +88,7 @@ class Human36M(Dataset):
     """Human3.6M ``(B, 4, 3, 256, 256)`` -> ``(B, 4, 3, 256, 256)`` RGB on [0, 1] (see module doc)."""
 
     def __init__(self, *, data_root: str | None = None, seed: int = 0, t_in: int = 4, t_out: int = 4,
-                 image_size: int = 256, val_subject: str = "S8") -> None:
+                 image_size: int = 256, val_subject: str = "S8", lpips: bool = False) -> None:
         params = dict(t_in=int(t_in), t_out=int(t_out), image_size=int(image_size), val_subject=str(val_subject),
                       step=STEP, channels="RGB")
         super().__init__(data_root=data_root, seed=seed, **params)
@@ -109,7 +109,7 @@ class Human36M(Dataset):
                                     "fix: --set data.val_subject=S<n> with a subject of train.txt")
         self.spec = DatasetSpec(
             name="human", in_shape=(params["t_in"], 3, self.size, self.size), t_out=params["t_out"],
-            scale=(0.0, 1.0), metrics=("mse", "mae", "ssim", "psnr"),
+            scale=(0.0, 1.0), metrics=_metrics(bool(lpips)),
             description=f"Human3.6M RGB {self.size}x{self.size}, every 5th frame, {params['t_in']} -> "
                         f"{params['t_out']}; val = training subject {val_subject}, test = test.txt",
             sizes={s: len(c) for s, c in self.clips.items()}, params=params,

@@ -133,7 +133,7 @@ class _KTH(Dataset):
     default_t_out = 20
 
     def __init__(self, *, data_root: str | None = None, seed: int = 0, t_in: int = 10, t_out: int | None = None,
-                 image_size: int = 128, val_persons: int = 1) -> None:
+                 image_size: int = 128, val_persons: int = 1, lpips: bool = False) -> None:
         t_out = self.default_t_out if t_out is None else int(t_out)
         if not 1 <= int(val_persons) < len(TRAIN_PERSONS):
             raise ValueError(f"{self.name}: val_persons must be in [1, {len(TRAIN_PERSONS) - 1}], got {val_persons}")
@@ -154,7 +154,7 @@ class _KTH(Dataset):
                                 "`stbench data check`")
         self.spec = DatasetSpec(
             name=self.name, in_shape=(params["t_in"], 1, self.image_size, self.image_size), t_out=t_out,
-            scale=(0.0, 1.0), metrics=("mse", "mae", "ssim", "psnr"),
+            scale=(0.0, 1.0), metrics=_metrics(lpips),
             description=f"KTH actions, grey {self.image_size}x{self.image_size}, {params['t_in']} -> {t_out}, "
                         f"OpenSTL clip sampling (person dirs sorted); train persons 01-{self.persons['train'][-1]}, "
                         f"val {self.persons['val'][0]}-16, test 17-25",
@@ -207,6 +207,18 @@ class KTH40(_KTH):
 
     name = "kth40"
     default_t_out = 40
+
+
+def _metrics(lpips: bool) -> tuple[str, ...]:
+    """The published video metrics, plus LPIPS when asked for (``--set data.lpips=true``) and available offline."""
+    if not lpips:
+        return ("mse", "mae", "ssim", "psnr")
+    from stbench.metrics_extra import lpips_available
+
+    msg = lpips_available()
+    if msg:
+        raise DataError(msg)
+    return ("mse", "mae", "ssim", "psnr", "lpips")
 
 
 def kth_check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:

@@ -17,7 +17,7 @@ Values are raw (not normalised; declared scale (-1, 1) is nominal, not a bound);
 
 Model building needs the shape before any file is read; a spec without ``data_root`` takes the
 shape of the last ``well`` dataset built with files in this process (the runner builds it first), or
-``channels`` / ``height`` / ``width`` given as options.
+``channels`` / ``height`` / ``width`` given as options; otherwise the spec shows (C, H, W) = (0, 0, 0).
 """
 
 from __future__ import annotations
@@ -147,8 +147,8 @@ class Well(Dataset):
             shape = (int(channels), int(height), int(width))
         elif key in _LAST_SHAPE:
             shape = _LAST_SHAPE[key]
-        else:
-            raise DataError("well: the shape comes from the files; fix: pass --data-root DIR (a dataset of The Well)")
+        else:  # unknown until files are read (`stbench list datasets` shows 0s)
+            shape = (0, 0, 0)
         self.spec = DatasetSpec(
             name="well", in_shape=(params["t_in"], *shape), t_out=params["t_out"], scale=(-1.0, 1.0),
             metrics=("mse_px", "rmse", "rel_l2"),

@@ -15,7 +15,7 @@ from stbench.data import ns2d as N
 from stbench.errors import DataError
 
 TINY = dict(resolution=16, t_in=2, t_out=2, traj_frames=6, stride=2, train_trajectories=3, val_trajectories=1,
-            test_trajectories=2, dt=0.05)
+            test_trajectories=2, dt=0.1, frame_dt=0.5)
 
 
 def _energy_enstrophy(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,14 +38,14 @@ def test_taylor_green_decays_as_analytic():
     n, nu, k = 16, 0.01, 2
     y, x = N.grid(n)
     w0 = 1.5 * np.cos(2 * np.pi * k * x) * np.cos(2 * np.pi * k * y)
-    w = N.solve(w0[None], t_frames=3, frame_dt=0.5, dt=0.01, nu=nu)
+    w = N.solve(w0[None], t_frames=3, frame_dt=0.25, dt=0.01, nu=nu)
     a = nu * 8 * math.pi**2 * k**2 * 0.01  # decay per step
     for t in range(3):
-        exact = w0 * math.exp(-a * 50 * t)
+        exact = w0 * math.exp(-a * 25 * t)
         assert np.abs(w[0, t] - exact).max() <= 3e-4 * np.abs(exact).max()  # Crank-Nicolson error ~ a^3/12 per step
-        crank_nicolson = w0 * ((1 - a / 2) / (1 + a / 2)) ** (50 * t)
+        crank_nicolson = w0 * ((1 - a / 2) / (1 + a / 2)) ** (25 * t)
         assert np.abs(w[0, t] - crank_nicolson).max() <= 1e-12  # and exactly the discrete scheme
-    assert w[0, 2].std() < 0.8 * w0.std()  # it did decay (a frozen solver would fail above, too)
+    assert w[0, 2].std() < 0.9 * w0.std()  # it did decay (a frozen solver would fail above, too)
 
 
 def test_unforced_energy_and_enstrophy_decay_and_inviscid_conservation():

@@ -37,3 +37,12 @@ def test_run_with_bad_files_stops_before_writing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc != 0 and "wrong shape" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_mmnist_standard_files(tmp_path, capsys):
+    assert main(["data", "check", "--dataset", "mmnist", "--data-root", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.count("missing") == 2
+    np.save(tmp_path / "mnist_test_seq.npy", np.zeros((20, 3, 32, 32), np.uint8))  # wrong frame size
+    assert main(["data", "check", "--dataset", "mmnist", "--data-root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "wrong" in out and "mnist_test_seq.npy" in out

@@ -18,6 +18,7 @@ Row = tuple[str, str, str]
 
 #: dataset name -> "module:function(data_root) -> rows" (resolved lazily)
 CHECKERS: dict[str, str] = {
+    "mmnist": "stbench.data.check:mmnist_rows",
     "taxibj": "stbench.data.taxibj:check_rows",
     "kth": "stbench.data.kth:kth_check_rows",
     "kth40": "stbench.data.kth:kth_check_rows",
@@ -55,6 +56,28 @@ def raise_on_bad(rows: list[Row]) -> None:
             detail = " ".join(str(detail).split())
             raise DataError(f"{file}: {status} ({detail}); fix the file, check all with "
                             "`stbench data check --dataset NAME --data-root DIR`")
+
+
+def mmnist_rows(data_root: str | Path) -> list[Row]:
+    """Moving MNIST's standard files, validated by the readers the dataset uses (header-level checks)."""
+    from stbench.data import digits as D
+
+    rows: list[Row] = []
+    for names, what, read in ((D.IDX_NAMES, "the MNIST training images", D.read_idx_images),
+                              ((D.TEST_SEQ_NAME,), f"{D.TEST_SEQ_NAME} (20 x 10000 x 64 x 64)", D.read_mnist_test_seq)):
+        try:
+            path = D.find_file(data_root, names, what)
+        except DataError:
+            rows.append((str(Path(data_root) / names[0]), "missing", what))
+            continue
+        try:
+            arr = read(path)
+        except DataError as exc:
+            msg = str(exc).split(": ", 1)[-1]
+            rows.append((str(path), "wrong dtype" if "dtype" in msg else "wrong shape", msg))
+            continue
+        rows.append((str(path), "ok", f"{arr.shape} {arr.dtype}"))
+    return rows
 
 
 def format_rows(rows: list[Row]) -> str:

@@ -15,7 +15,10 @@ advection + forcing. FNO's generator uses the same Crank-Nicolson treatment with
 advection step at dt = 1e-4 on 256^2; at 64^2 the 2nd-order explicit step allows dt = 0.05 (grid
 CFL number u_max dt / dx up to ~0.5 for these fields; checked every frame, above 1 the solver stops
 with a DataError). Against dt = 0.01 in float64 the relative L2 difference after 10 time units is
-~2e-5 (float32, two fields). Frames are recorded every ``frame_dt = 1`` time unit (as FNO's
+~2e-5 (float32, two fields). The solver runs on ONE torch thread (restored afterwards): on the 2-core
+dev VM under load, 32 trajectories cost ~20 ms per step on one thread and ~800 ms with two threads
+stalling on each other, so the quick preset's 44 trajectories x 39 time units take ~20-30 s.
+Frames are recorded every ``frame_dt = 1`` time unit (as FNO's
 ``ns_V1e-3_N5000_T50``), the first at t = 0 (the initial field), with no burn-in (as FNO).
 
 Samples: each trajectory has ``traj_frames`` frames; a sample is a window of ``T_in + T_out``
@@ -117,7 +120,19 @@ def solve(w0: np.ndarray, *, t_frames: int, frame_dt: float = 1.0, dt: float = 0
     means unforced."""
     import torch
 
-    dtype = {"float64": torch.float64, "float32": torch.float32}[precision]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small FFTs: one thread is fastest, and never stalls on a busy machine
+    try:
+        return _solve(w0, t_frames, frame_dt, dt, nu, forcing, max_cfl,
+                      {"float64": torch.float64, "float32": torch.float32}[precision], precision)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _solve(w0: np.ndarray, t_frames: int, frame_dt: float, dt: float, nu: float, forcing: np.ndarray | None,
+           max_cfl: float, dtype: Any, precision: str) -> np.ndarray:
+    import torch
+
     w0 = np.asarray(w0, dtype=np.float64)
     B, n, _ = w0.shape
     sp = Spectral(n, dtype=dtype)

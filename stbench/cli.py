@@ -266,6 +266,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- data (datasets' standard files) ---------------------------------------------------------------
+def cmd_data(args: argparse.Namespace) -> int:
+    """``stbench data check``: one line per expected file, exit 1 if any is not ok."""
+    from stbench.data.check import check, format_rows
+
+    rows = check(args.dataset, args.data_root)
+    if args.format == "json":
+        print(json.dumps([{"file": f, "status": st, "detail": d} for f, st, d in rows], indent=2))
+    else:
+        print(format_rows(rows))
+    bad = sum(st != "ok" for _, st, _ in rows)
+    if args.format != "json":
+        print(f"{len(rows) - bad} ok, {bad} not ok" + ("" if not bad else " - fix these before `stbench run`"))
+    return 1 if bad else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -335,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,status}")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,status,data}")
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
@@ -438,6 +454,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(pf)
     pf.set_defaults(fn=cmd_profile)
     _add_eval_parser(sub, common)
+
+    # -- data (datasets' standard files) -----------------------------------------------------------
+    dp = sub.add_parser("data", help="check a dataset's standard files",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  stbench data check --dataset taxibj --data-root data/\n"
+                               "  stbench data check --dataset kth --data-root data/ --format json")
+    dp.add_argument("action", choices=["check"])
+    dp.add_argument("--dataset", required=True)
+    dp.add_argument("--data-root", required=True, help="directory with the standard data files")
+    dp.add_argument("--format", choices=["table", "json"], default="table")
+    common(dp)
+    dp.set_defaults(fn=cmd_data)
     return p
 
 

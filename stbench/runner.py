@@ -160,6 +160,10 @@ def run_grid(opts: RunOptions) -> int:
     if not opts.preset_given:
         con.print("[bold]No --preset given: running the 'quick' preset[/bold] (paper = published recipe, "
                   "ask for it with --preset paper)")
+    if opts.data_root is not None:  # bad standard files stop the run here, before anything is written
+        from stbench.data.check import preflight
+
+        preflight(opts.dataset, opts.data_root)
     if dist.master:
         check_writable(opts.out)
     grid = [(m, s) for m in opts.models for s in opts.seeds]

@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from stbench.data import mmnist  # noqa: F401  (registration)
+from stbench import metrics_extra  # noqa: F401  (registration: rel_l2, rmse, ...)
+from stbench.data import human, kth, mmnist, ns2d, taxibj, weather, well  # noqa: F401  (registration)
 from stbench.data.digits import DataError
 from stbench.data.mmnist import MovingMNIST, Trajectories
 from stbench.data.spec import SPLITS, Dataset, DatasetSpec

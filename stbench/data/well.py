@@ -1,0 +1,206 @@
+"""``well``: any dataset of The Well (Ohana et al., NeurIPS 2024 D&B) from its HDF5 files, 2-D grids.
+
+Layout (The Well's): ``<data_root>/data/{train,valid,test}/*.hdf5`` (or ``<data_root>/{train,valid,test}/``).
+Each file has root attributes (``dataset_name``, ``n_spatial_dims``, ``n_trajectories``, ...), a
+``dimensions`` group (``time``, ``x``, ``y``), ``t0_fields`` (scalar fields, datasets
+``(n_traj, n_steps, x, y)``), ``t1_fields`` (vector fields, ``(n_traj, n_steps, x, y, 2)``) and
+``t2_fields`` (tensor fields, ``(..., 2, 2)``). Fields whose ``time_varying`` attribute is false are
+skipped unless named. h5py is an optional extra: ``pip install 'stbench[well]'``.
+
+Channels: the chosen ``fields`` (``--set data.fields=density,velocity``; default: every time-varying
+t0 and t1 field, in file order), a scalar field one channel, a vector field its components, a tensor
+field its 4 components. Grid ``(x, y)`` becomes ``(H, W) = (x, y)``. Samples: every window of
+``T_in + T_out`` consecutive steps of every trajectory, windows starting every ``stride`` steps
+(default 1), files in name order. Splits: The Well's own ``train`` / ``valid`` / ``test`` directories.
+Values are raw (not normalised; declared scale (-1, 1) is nominal, not a bound); metrics
+``mse_px`` / ``rmse`` / ``rel_l2`` per frame.
+
+Model building needs the shape before any file is read; a spec without ``data_root`` takes the
+shape of the last ``well`` dataset built with files in this process (the runner builds it first), or
+``channels`` / ``height`` / ``width`` given as options; otherwise the spec shows (C, H, W) = (0, 0, 0).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stbench.data.check import raise_on_bad, register_checker
+from stbench.data.spec import Dataset, DatasetSpec
+from stbench.errors import DataError
+from stbench.registry import DATASETS
+
+SPLIT_DIRS = {"train": "train", "val": "valid", "test": "test"}
+GROUPS = ("t0_fields", "t1_fields", "t2_fields")
+INSTALL_HINT = "reading The Well needs h5py; fix: pip install 'stbench[well]'"
+_LAST_SHAPE: dict[str, tuple[int, int, int]] = {}
+
+
+def _h5() -> Any:
+    try:
+        import h5py
+    except ImportError:
+        raise DataError(INSTALL_HINT) from None
+    return h5py
+
+
+def split_files(data_root: str | Path, split: str) -> list[Path]:
+    root = Path(data_root)
+    for base in (root / "data", root):
+        d = base / SPLIT_DIRS[split]
+        if d.is_dir():
+            return sorted(list(d.glob("*.hdf5")) + list(d.glob("*.h5")))
+    return []
+
+
+def _field_names(f: Any, wanted: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    out = []
+    for g in GROUPS:
+        if g not in f:
+            continue
+        for name in f[g].keys():
+            ds = f[g][name]
+            if wanted is None and not bool(ds.attrs.get("time_varying", True)):
+                continue
+            if wanted is None or name in wanted:
+                out.append((g, name))
+    if wanted is not None:
+        have = {n for _, n in out}
+        missing = [w for w in wanted if w not in have]
+        if missing:
+            raise DataError(f"{f.filename}: no field(s) {', '.join(missing)}; fields here: "
+                            + ", ".join(n for g in GROUPS if g in f for n in f[g].keys()))
+        out.sort(key=lambda gn: wanted.index(gn[1]))
+    return out
+
+
+def check_rows(data_root: str | Path, fields: tuple[str, ...] | None = None) -> list[tuple[str, str, str]]:
+    """One row per HDF5 file: readable, the expected groups and 2-D field shapes, finite values (first step)."""
+    h5py = _h5()
+    rows = []
+    for split in SPLIT_DIRS:
+        fs = split_files(data_root, split)
+        if not fs:
+            rows.append((str(Path(data_root) / "data" / SPLIT_DIRS[split]), "missing", "no .hdf5 files"))
+        for p in fs:
+            try:
+                with h5py.File(p, "r") as f:
+                    if "dimensions" not in f or not any(g in f for g in GROUPS):
+                        rows.append((str(p), "missing", "groups 'dimensions' and t0/t1/t2_fields expected"))
+                        continue
+                    names = _field_names(f, fields)
+                    if not names:
+                        rows.append((str(p), "missing", "no time-varying field"))
+                        continue
+                    bad = None
+                    for g, n in names:
+                        ds = f[g][n]
+                        rank = GROUPS.index(g)
+                        if ds.ndim != 4 + rank:
+                            bad = ("wrong shape", f"{g}/{n} {ds.shape}, expected (n_traj, n_steps, x, y)"
+                                   + ("" if rank == 0 else ", then " + ", ".join(["d"] * rank)))
+                        elif not np.issubdtype(ds.dtype, np.floating):
+                            bad = ("wrong dtype", f"{g}/{n} {ds.dtype}, expected float")
+                        elif not np.isfinite(ds[0, 0]).all():
+                            bad = ("out of range", f"{g}/{n} has non-finite values")
+                        if bad:
+                            break
+                    rows.append((str(p), *bad) if bad else (str(p), "ok", ", ".join(n for _, n in names)))
+            except OSError as exc:
+                rows.append((str(p), "wrong dtype", f"not a readable HDF5 file ({' '.join(str(exc).split())[:80]})"))
+    return rows
+
+
+def _fields_opt(fields: Any) -> tuple[str, ...] | None:
+    if fields is None or fields == "all":
+        return None
+    if isinstance(fields, str):
+        fields = [s.strip() for s in fields.split(",") if s.strip()]
+    return tuple(str(x) for x in fields)
+
+
+@DATASETS.register("well")
+class Well(Dataset):
+    """A 2-D dataset of The Well (see :mod:`stbench.data.well`)."""
+
+    def __init__(self, *, data_root: str | None = None, seed: int = 0, t_in: int = 4, t_out: int = 4,
+                 stride: int = 1, fields: Any = None, channels: int | None = None, height: int | None = None,
+                 width: int | None = None) -> None:
+        self.fields = _fields_opt(fields)
+        params = dict(t_in=int(t_in), t_out=int(t_out), stride=int(stride),
+                      fields="all" if self.fields is None else ",".join(self.fields))
+        super().__init__(data_root=data_root, seed=seed, **params)
+        self.frames = params["t_in"] + params["t_out"]
+        self.stride = params["stride"]
+        if min(self.frames, self.stride) < 1:
+            raise ValueError("well: t_in, t_out and stride must be >= 1")
+        key = params["fields"]
+        self.index: dict[str, list[tuple[Path, int, int]]] = {}
+        if data_root is not None:
+            raise_on_bad(check_rows(data_root, self.fields))
+            shape = self._scan()
+            _LAST_SHAPE[key] = shape
+        elif None not in (channels, height, width):
+            shape = (int(channels), int(height), int(width))
+        elif key in _LAST_SHAPE:
+            shape = _LAST_SHAPE[key]
+        else:  # unknown until files are read (`stbench list datasets` shows 0s)
+            shape = (0, 0, 0)
+        self.spec = DatasetSpec(
+            name="well", in_shape=(params["t_in"], *shape), t_out=params["t_out"], scale=(-1.0, 1.0),
+            metrics=("mse_px", "rmse", "rel_l2"),
+            description=f"The Well HDF5, fields {key}, {params['t_in']} -> {params['t_out']} steps, raw values",
+            sizes={s: len(v) for s, v in self.index.items()}, params=params,
+        )
+
+    def _scan(self) -> tuple[int, int, int]:
+        h5py = _h5()
+        shape = None
+        for split in SPLIT_DIRS:
+            idx = []
+            for p in split_files(self.data_root, split):
+                with h5py.File(p, "r") as f:
+                    names = _field_names(f, self.fields)
+                    first = f[names[0][0]][names[0][1]]
+                    n_traj, n_steps, x, y = first.shape[:4]
+                    c = sum(int(np.prod(f[g][n].shape[4:], dtype=np.int64)) for g, n in names)
+                    if shape is None:
+                        shape = (c, x, y)
+                    elif shape != (c, x, y):
+                        raise DataError(f"{p}: fields give {(c, x, y)} (C, H, W), other files {shape}")
+                    for tr in range(n_traj):
+                        idx += [(p, tr, s) for s in range(0, n_steps - self.frames + 1, self.stride)]
+            self.index[split] = idx
+        assert shape is not None
+        return shape
+
+    def num_samples(self, split: str) -> int:
+        self.check_split(split)
+        if self.data_root is None:
+            raise DataError("well: pass --data-root DIR (a dataset of The Well)")
+        return len(self.index[split])
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019
+    def _file(self, path: Path) -> Any:
+        return _h5().File(path, "r")
+
+    def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
+        n = self.num_samples(split)
+        if not 0 <= start <= stop <= n:
+            raise IndexError(f"well {split}: sequences [{start}, {stop}) out of range [0, {n})")
+        out = np.empty((stop - start, self.frames, *self.spec.frame_shape), np.float32)
+        for k, (path, tr, s) in enumerate(self.index[split][start:stop]):
+            f = self._file(path)
+            chans = []
+            for g, name in _field_names(f, self.fields):
+                a = np.asarray(f[g][name][tr, s:s + self.frames], dtype=np.float32)  # (T, x, y, ...)
+                a = a.reshape(*a.shape[:3], -1)  # (T, x, y, components)
+                chans.append(np.moveaxis(a, -1, 1))  # (T, components, x, y)
+            out[k] = np.concatenate(chans, axis=1)
+        return out
+
+
+register_checker(["well"], "stbench.data.well:check_rows")

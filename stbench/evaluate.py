@@ -248,7 +248,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
     import stbench
     from stbench import train as T
     from stbench.data import get_dataset
-    from stbench.metrics import METRIC_CONVENTION, metrics_meta
+    from stbench.metrics import convention_for, metrics_meta
     from stbench.precision import make_precision, resolve_device
     from stbench.records import RunRecord, atomic_write_npz, check_writable, env_info, now_iso
 
@@ -301,7 +301,8 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
                     family="recurrent" if net.recurrent else "parallel", encoder=net.names.get("encoder", "-"),
                     temporal=net.names.get("temporal", "-"), decoder=net.names.get("decoder", "-"),
                     metrics={k: v for k, v in res.items() if k != "per_frame"}, per_frame=res.get("per_frame"),
-                    metrics_meta=metrics_meta(ds.spec.metrics), convention=METRIC_CONVENTION, profile=prof,
+                    metrics_meta=metrics_meta(ds.spec.metrics), convention=convention_for(ds.spec.metrics),
+                    profile=prof,
                     checkpoint={"file": checkpoint.name, "sha256": sha, "source": source}, source=source,
                     rollout=net.rollout, env=env_info(dev, prec.name),
                     config={"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,

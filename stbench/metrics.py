@@ -67,6 +67,7 @@ __all__ = [
     "DEFAULT_METRICS",
     "FLOORS",
     "METRIC_CONVENTION",
+    "convention_for",
     "MetricAccumulator",
     "compute",
     "floor_predictions",
@@ -289,6 +290,16 @@ class MetricDef:
         d = asdict(self)
         del d["name"]
         return d
+
+
+def convention_for(names: Sequence[str]) -> str:
+    """The convention text a record stores for these metrics: the published image convention when the
+    metrics are the image ones (so such records stay comparable with earlier ones), else each metric's own
+    convention, from its definition (datasets on other scales: ns2d, weather, The Well)."""
+    if set(names) <= {"mse", "mae", "ssim", "psnr", "ssim_dr1"}:
+        return METRIC_CONVENTION
+    return "Each value is the mean over all predicted frames (B x T). " + "; ".join(
+        f"{metric_def(n).label}: {metric_def(n).convention}" for n in names)
 
 
 def register_metric(name: str, *, label: str | None = None, higher_is_better: bool, convention: str,

@@ -198,7 +198,7 @@ def run_grid(opts: RunOptions) -> int:
 
 def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[RunRecord]:
     """Copy-last-frame and predict-zeros, evaluated on the same test set the same way."""
-    from stbench.metrics import METRIC_CONVENTION, MetricAccumulator, floor_predictions, metrics_meta
+    from stbench.metrics import MetricAccumulator, convention_for, floor_predictions, metrics_meta
     from stbench.recipes import eval_batch_size
 
     out = []
@@ -216,7 +216,7 @@ def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> li
         res = acc.result()
         rec = RunRecord(model=kind, dataset=opts.dataset, preset=opts.preset, seed=0, kind="floor",
                         status="completed", family="floor", metrics={k: v for k, v in res.items() if k != "per_frame"},
-                        per_frame=res["per_frame"], metrics_meta=metrics_meta(names), convention=METRIC_CONVENTION,
+                        per_frame=res["per_frame"], metrics_meta=metrics_meta(names), convention=convention_for(names),
                         config={"test_size": cfg.get("test_size"), "data": cfg.get("data", {})},
                         env=env_info(torch.device("cpu"), "fp32"))
         rec.timing.update(finished_at=now_iso(), eval_s=round(time.perf_counter() - t0, 3))
@@ -229,7 +229,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
             con: Any, make_precision: Any) -> RunRecord:
     """One (model, seed) run; never raises for a model failure (records it instead)."""
     from stbench import train as T
-    from stbench.metrics import METRIC_CONVENTION, metrics_meta
+    from stbench.metrics import convention_for, metrics_meta
     from stbench.recipes import load_recipe
 
     rpath = record_path(opts.out, opts.dataset, opts.preset, model_name, seed)
@@ -256,7 +256,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed, kind="model",
                     family="recurrent" if model.recurrent else "parallel", encoder=model.names["encoder"],
                     temporal=model.names["temporal"], decoder=model.names["decoder"],
-                    metrics_meta=metrics_meta(names), convention=METRIC_CONVENTION, rollout=model.rollout,
+                    metrics_meta=metrics_meta(names), convention=convention_for(names), rollout=model.rollout,
                     config={**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
                             "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root},
                     env=env_info(device, prec.name))

@@ -278,8 +278,9 @@ def profile_model(
 
         # at least one untimed step per candidate allocates the optimizer state before memory is measured;
         # freed heap goes back to the OS so that the sampler sees the step's activations being allocated again
-        times = time_steps(model, cands, batch, warmup=max(1, warmup - 1), reps=max(3, reps // 2), budget_s=budget_s,
-                           around=memory_probe, after_warmup=_release_free_heap if device.type == "cpu" else None)
+        times = time_steps(model, cands, batch, warmup=max(1, warmup - 1), reps=min(reps, max(3, reps // 2)),
+                           budget_s=budget_s, around=memory_probe,
+                           after_warmup=_release_free_heap if device.type == "cpu" else None)
         prec = min(cands, key=lambda c: min(times[c.label]))
         ttimes = times[prec.label]
         step_ms, step_min, step_max = (1e3 * t for t in spread(ttimes))

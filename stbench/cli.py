@@ -177,16 +177,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     models = expand_models(args.models)
     device = resolve_device(args.device)
-    # the run's choice (issue 12): the training steps of every candidate precision / layout are timed and the
-    # fastest is profiled; without a training step there is nothing to time, so auto falls back to the default
-    prec = candidates(args.precision, args.memory_format, device) if not args.no_train else \
-        make_precision(args.precision, device, args.memory_format)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
     for name in models:
         recipe = load_recipe(args.dataset, name, args.preset)
         model = recipe.build_model(name)
+        # the run's choice (issue 12): the preset's precision / layout unless forced; with auto, every candidate's
+        # training step is timed and the fastest is profiled (without a training step: the device's default)
+        want = args.precision or recipe.config.get("precision", "fp32")
+        fmt = args.memory_format or recipe.config.get("memory_format")
+        prec = candidates(want, fmt, device) if not args.no_train else make_precision(want, device, fmt)
         r = profile_model(model, name=name, device=device, precision=prec, batch=args.batch, warmup=args.warmup,
                           reps=args.reps, budget_s=args.budget, train=not args.no_train, flops=not args.no_flops,
                           published_fps=args.published_fps)
@@ -333,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--dataset", default="mmnist")
     pf.add_argument("--preset", default="paper", help="architecture of this preset (default: paper = published)")
     pf.add_argument("--device", default="auto")
-    pf.add_argument("--precision", default="auto",
-                    help="fp32 | bf16 | fp16 | auto (default: auto = the fastest measured training step, as a run)")
+    pf.add_argument("--precision", default=None,
+                    help="fp32 | bf16 | fp16 | auto (default: the preset's, as `stbench run` uses it: paper fp32, "
+                         "quick auto = the fastest measured training step)")
     pf.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
                     help="tensor layout (default: measured with --precision auto, else the device's default)")
     pf.add_argument("--batch", type=int, default=16)

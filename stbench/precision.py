@@ -209,12 +209,15 @@ def time_steps(model: torch.nn.Module, precs: list[Precision], batch: int, *, wa
                after_warmup: Callable[[], None] | None = None) -> dict[str, list[float]]:
     """Seconds of each timed optimizer step of a copy of ``model`` under each of ``precs``, interleaved
     (round r times every candidate once, so a change in the machine's load hits them alike): ``warmup``
-    untimed rounds (at least one when ``around`` is given: optimizer state is allocated outside it), then up
-    to ``reps`` timed rounds, no new round once ``budget_s`` is used (at least one). ``around(prec)`` is a
+    untimed rounds (at least one when ``around`` is given: optimizer state is allocated outside it; no new
+    one after half of ``budget_s``), then up to ``reps`` timed rounds, no new round once ``budget_s`` is
+    used (at least one). ``around(prec)`` is a
     context manager entered around each timed step (the profiler's memory probe)."""
     bench = StepBench(model, batch, precs[0].device)
     t_start = time.perf_counter()
-    for _ in range(max(warmup, 1 if around else 0)):
+    for i in range(max(warmup, 1 if around else 0)):
+        if i and time.perf_counter() - t_start >= budget_s / 2:
+            break  # slow steps: one warm-up round is enough, the budget is for timing
         for p in precs:
             bench.step(p)
     if after_warmup:

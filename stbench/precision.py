@@ -212,7 +212,8 @@ def time_steps(model: torch.nn.Module, precs: list[Precision], batch: int, *, wa
     untimed rounds (at least one when ``around`` is given: optimizer state is allocated outside it; no new
     one after half of ``budget_s``), then up to ``reps`` timed rounds, no new round once ``budget_s`` is
     used (at least one). ``around(prec)`` is a
-    context manager entered around each timed step (the profiler's memory probe)."""
+    context manager entered around each candidate's first timed step only (the profiler's memory probe:
+    its sampling thread could slow the steps it watches, and the median keeps such a step out)."""
     bench = StepBench(model, batch, precs[0].device)
     t_start = time.perf_counter()
     for i in range(max(warmup, 1 if around else 0)):
@@ -227,7 +228,7 @@ def time_steps(model: torch.nn.Module, precs: list[Precision], batch: int, *, wa
         if r and time.perf_counter() - t_start >= budget_s:
             break
         for p in precs[r % len(precs):] + precs[:r % len(precs)]:  # rotate the order: no fixed position bias
-            with around(p) if around else contextlib.nullcontext():
+            with around(p) if around and r == 0 else contextlib.nullcontext():  # a probe may cost time: once
                 times[p.label].append(bench.step(p))
     return times
 

@@ -18,9 +18,10 @@ What is counted (stated because numbers are only comparable under one convention
 - ``train_step_ms``: median time of forward + loss + backward + optimizer step at ``batch``. Given several
   candidate precisions / layouts (``--precision auto``), their steps are timed interleaved within the
   same budget and the fastest (best step) is the one profiled; ``candidates_step_ms`` keeps them all.
-- ``peak_mem_mb``: CUDA: ``max_memory_allocated`` during the training step. CPU: the peak increase
-  of the process's resident memory during the training step, sampled every millisecond, after freed
-  heap memory is returned to the OS (glibc ``malloc_trim``; elsewhere the figure can read low).
+- ``peak_mem_mb``: CUDA: ``max_memory_allocated`` during the first timed training step (optimizer
+  state already allocated). CPU: the peak increase of the process's resident memory during that step,
+  sampled every millisecond, after freed heap memory is returned to the OS (glibc ``malloc_trim``;
+  elsewhere the figure can read low). The other timed steps run without the sampler.
 - ``mfu``: achieved FLOP/s of the training step (3 x forward, 2 flops per multiply-accumulate)
   over a dense-matmul peak measured in the same process, device and dtype (the faster of
   ``torch.matmul`` and, on CPU, the same product as a oneDNN 1x1 convolution).

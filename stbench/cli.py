@@ -193,7 +193,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
                           published_fps=args.published_fps)
         results.append(r.as_dict())
         if args.format != "json":
-            _console(stderr=True).print(f"profiled {name}", style="dim")
+            cands = r.candidates_step_ms
+            _console(stderr=True).print(f"profiled {name}" + (f": {r.precision} {r.memory_format} (training step ms of "
+                                        f"the candidates: {', '.join(f'{k} {v:.0f}' for k, v in cands.items())})"
+                                        if cands else ""), style="dim")
         del model
     if args.format == "json":
         print(json.dumps(results, indent=2))

@@ -268,7 +268,7 @@ class RecurrentStack(nn.Module):
             if t < t_in:
                 net = frames[:, t]
             else:
-                mt = mask[:, t - t_in].view(B, 1, 1, 1)
+                mt = mask[:, t - 1].view(B, 1, 1, 1)  # column t - 1 rules step t (stbench's mask layout)
                 net = mt * frames[:, t] + (1 - mt) * x_gen
             for i, cell in enumerate(self.cells):
                 inp = net if i == 0 else h[i - 1]

@@ -171,10 +171,9 @@ def _cell(col: str, v: Any) -> str:
 def cmd_profile(args: argparse.Namespace) -> int:
     import torch
 
-    from stbench.precision import make_precision, resolve_device
+    from stbench.precision import candidates, make_precision, resolve_device
     from stbench.profile import profile_model
     from stbench.recipes import load_recipe
-    from stbench.runner import _precision
 
     models = expand_models(args.models)
     preset = args.preset or DEFAULT_PRESET
@@ -184,18 +183,28 @@ def cmd_profile(args: argparse.Namespace) -> int:
     args.preset = preset
     device = resolve_device(args.device)
     recipes = [load_recipe(args.dataset, name, preset) for name in models]
-    prec = _precision(make_precision, args.precision or recipes[0].config.get("precision", "fp32"), device)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
     for name, recipe in zip(models, recipes):
         model = recipe.build_model(name)
+        # the run's choice (issue 12): the preset's precision / layout unless forced; with auto, every candidate's
+        # training step is timed and the fastest is profiled (without a training step: the device's default)
+        want = args.precision or recipe.config.get("precision", "fp32")
+        fmt = args.memory_format or recipe.config.get("memory_format")
+        try:
+            prec = candidates(want, fmt, device) if not args.no_train else make_precision(want, device, fmt)
+        except ValueError as exc:  # an unknown precision / layout name: one line, as `run` says it
+            raise UserError(str(exc).splitlines()[0]) from None
         r = profile_model(model, name=name, device=device, precision=prec, batch=args.batch, warmup=args.warmup,
-                          reps=args.reps, train=not args.no_train, flops=not args.no_flops,
+                          reps=args.reps, budget_s=args.budget, train=not args.no_train, flops=not args.no_flops,
                           published_fps=args.published_fps)
         results.append(r.as_dict())
         if args.format != "json":
-            _console(stderr=True).print(f"profiled {name}", style="dim")
+            cands = r.candidates_step_ms
+            _console(stderr=True).print(f"profiled {name}" + (f": {r.precision} {r.memory_format} (training step ms of "
+                                        f"the candidates: {', '.join(f'{k} {v:.0f}' for k, v in cands.items())})"
+                                        if cands else ""), style="dim")
         del model
     if args.format == "json":
         print(json.dumps(results, indent=2))
@@ -203,16 +212,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title=f"stbench profile — {args.dataset} ({args.preset} architecture), batch {args.batch}, "
-                    f"{prec.name}, {results[0]['device'] if results else ''}")
-    for c in ("model", "family", "params", "FLOPs/sample", "infer seq/s (median [min, max])",
-              "train step ms", "peak mem MB", "MFU", "published-protocol FPS"):
-        t.add_column(c, justify="left" if c in ("model", "family") else "right")
+                    f"{results[0]['device'] if results else ''}")
+    for c in ("model", "family", "precision", "params", "FLOPs/sample", "infer seq/s (median [min, max] n)",
+              "train step ms (median [min, max] n)", "peak mem MB", "MFU", "published-protocol FPS"):
+        t.add_column(c, justify="left" if c in ("model", "family", "precision") else "right")
     for r in results:
         t.add_row(
-            r["model"], "recurrent" if r["recurrent"] else "parallel", _fmt_num(r["params"]),
-            _fmt_num(r["flops"]),
-            f"{r['infer_seq_per_s']:.1f} [{r['infer_seq_per_s_min']:.1f}, {r['infer_seq_per_s_max']:.1f}]",
-            "-" if r["train_step_ms"] is None else f"{r['train_step_ms']:.1f}",
+            r["model"], "recurrent" if r["recurrent"] else "parallel", f"{r['precision']} {r['memory_format']}",
+            _fmt_num(r["params"]), _fmt_num(r["flops"]),
+            f"{r['infer_seq_per_s']:.1f} [{r['infer_seq_per_s_min']:.1f}, {r['infer_seq_per_s_max']:.1f}] "
+            f"{r['infer_reps']}",
+            "-" if r["train_step_ms"] is None else
+            f"{r['train_step_ms']:.1f} [{r['train_step_ms_min']:.1f}, {r['train_step_ms_max']:.1f}] {r['train_reps']}",
             "-" if r["peak_mem_mb"] is None else f"{r['peak_mem_mb']:.0f}",
             "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%",
             "-" if r["published_fps"] is None else f"{r['published_fps']:.1f}",
@@ -220,7 +231,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     con = _console()
     con.print(t)
     con.print("FLOPs: fvcore, one sample, eval mode (MAC = 1 flop), recurrent models over the full unroll. "
-              "Throughput: warm-up + synchronised median over repetitions. MFU: training FLOP/s over a "
+              f"Throughput / step: warm-up + synchronised median over n repetitions (at most --reps, none started "
+              f"after --budget {args.budget:g} s). Precision: the fastest measured training step among the "
+              "candidates (--precision / --memory-format force one). MFU: training FLOP/s over a "
               "matmul peak measured here. Published-protocol FPS (batch 100, 100 reps, no warm-up) only "
               "with --published-fps.", style="dim")
     return 0
@@ -374,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's)")
     r.add_argument("--metrics", default=None, metavar="+NAME,...",
                    help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
+    r.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
+                   help="tensor layout (default: measured with --precision auto, else the device's default)")
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
     r.add_argument("--force", action="store_true", help="re-run runs whose record is already completed")
@@ -441,10 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--preset", default=None,
                     help=f"architecture of this preset (default: {DEFAULT_PRESET}, as `run`; paper = published sizes)")
     pf.add_argument("--device", default="auto")
-    pf.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's, as `run`)")
+    pf.add_argument("--precision", default=None,
+                    help="fp32 | bf16 | fp16 | auto (default: the preset's, as `stbench run` uses it: paper fp32, "
+                         "quick auto = the fastest measured training step)")
+    pf.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
+                    help="tensor layout (default: measured with --precision auto, else the device's default)")
     pf.add_argument("--batch", type=int, default=16)
     pf.add_argument("--warmup", type=int, default=3)
-    pf.add_argument("--reps", type=int, default=10)
+    pf.add_argument("--reps", type=int, default=10, help="at most this many timed repetitions per measurement")
+    pf.add_argument("--budget", type=float, default=20.0,
+                    help="seconds per measurement: no repetition starts after it (default 20; at least one runs)")
     pf.add_argument("--threads", type=int, default=None)
     pf.add_argument("--no-train", action="store_true", help="skip the training-step timing")
     pf.add_argument("--no-flops", action="store_true", help="skip fvcore FLOP counting")

@@ -1,29 +1,53 @@
-"""Numeric precision and device helpers shared by training and profiling.
+"""Numeric precision, memory layout and device helpers shared by training and profiling.
 
-``fp32`` is the reference (channels_last on CPU, NCHW on CUDA). ``bf16``: autocast to bfloat16 plus
-channels_last memory format (on CPUs with AVX512-BF16 / AMX this trains conv nets several times
-faster). ``fp16``: CUDA autocast with a gradient scaler. ``auto``: bf16 on a CPU that supports it,
-bf16 on CUDA devices that support it (else fp16), fp32 otherwise.
+A :class:`Precision` is a dtype policy plus a memory layout:
+
+- ``fp32``: no autocast. ``bf16``: autocast to bfloat16 (CPUs with native bf16, i.e. AVX512-BF16 or
+  AMX, and CUDA devices that support it). ``fp16``: CUDA autocast with a gradient scaler.
+- layout ``nchw`` (contiguous) or ``channels_last``. Which one is faster depends on the machine:
+  in fp32 on a 2-core AMD EPYC, channels_last trained the SimVP family 1.4x faster with AVX-512 and
+  up to 28% slower with AVX2 only (benchmarks/README.md). The maths is the same either way.
+
+``auto`` (precision or layout) is decided by measurement: :func:`choose_precision` times a few
+optimizer steps of every candidate the device supports (fp32 / bf16 x NCHW / channels_last on CPU;
+bf16 / fp16 AMP x both layouts on CUDA), each on a copy of the model at the run's batch, and keeps
+the fastest. A forced precision or layout narrows the candidates; a single candidate is not timed.
+Without a measurement (a forced precision and no layout), :func:`default_memory_format` applies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import platform
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+MEMORY_FORMATS = ("nchw", "channels_last", "auto")
 
 
 @lru_cache(maxsize=1)
 def cpu_supports_bf16() -> bool:
+    """Native bf16 on this CPU (oneDNN's check; False under ONEDNN_MAX_CPU_ISA=AVX2)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception:  # noqa: BLE001 - older builds without the op
         return False
+
+
+def cpu_capability() -> str:
+    """ATen's CPU kernel level: ``AVX512``, ``AVX2``, ``DEFAULT`` ... (ATEN_CPU_CAPABILITY lowers it)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # noqa: BLE001 - older builds
+        return "unknown"
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -40,6 +64,8 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
+    """A precision name without measuring: ``auto`` -> bf16 where native (CPU) / supported (CUDA), fp16 on
+    other CUDA devices, fp32 otherwise. :func:`choose_precision` measures instead."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision '{name}'; choose one of {', '.join(PRECISIONS)}")
     if name != "auto":
@@ -51,10 +77,39 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
+def check_memory_format(name: str | None) -> str | None:
+    if name is not None and name not in MEMORY_FORMATS:
+        raise ValueError(f"unknown memory format '{name}'; choose one of {', '.join(MEMORY_FORMATS)}")
+    return name
+
+
+def default_memory_format(precision: str, device: torch.device) -> str:
+    """The layout when none is forced or measured: channels_last for autocast (bf16 / fp16) and for fp32
+    on AVX-512 CPUs (oneDNN's blocked convolutions avoid reorders); NCHW for fp32 on CUDA and on CPUs
+    whose ATen kernels are AVX2 or lower, where channels_last measured slower."""
+    if precision != "fp32":
+        return "channels_last"
+    if device.type == "cpu" and cpu_capability().startswith("AVX512"):
+        return "channels_last"
+    return "nchw"
+
+
 @dataclass(frozen=True)
 class Precision:
     name: str  # fp32 | bf16 | fp16 (resolved)
     device: torch.device
+    memory_format: str | None = None  # nchw | channels_last; None -> default_memory_format()
+
+    def __post_init__(self) -> None:
+        if self.memory_format is None:
+            object.__setattr__(self, "memory_format", default_memory_format(self.name, self.device))
+        if self.memory_format not in ("nchw", "channels_last"):
+            raise ValueError(f"unknown memory format '{self.memory_format}'; choose nchw or channels_last")
+
+    @property
+    def label(self) -> str:
+        """E.g. ``fp32 nchw`` or ``bf16 channels_last``."""
+        return f"{self.name} {self.memory_format}"
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -62,11 +117,7 @@ class Precision:
 
     @property
     def channels_last(self) -> bool:
-        # On CPU, channels_last in fp32 too: oneDNN computes convolutions in a blocked layout, and NCHW
-        # tensors are reordered into it and back around every convolution (the SimVP quick model spent
-        # more time in those reorders than in its convolutions; see benchmarks/README.md). The maths
-        # is unchanged. CUDA fp32 keeps NCHW.
-        return self.name != "fp32" or self.device.type == "cpu"
+        return self.memory_format == "channels_last"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -78,23 +129,168 @@ class Precision:
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
-        if self.channels_last:
-            model = to_channels_last(model)
-        return model
+        return to_memory_format(model, torch.channels_last if self.channels_last else torch.contiguous_format)
 
 
-def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    """``model.to(memory_format=channels_last)`` for the 4-D tensors only: torch refuses that call outright
-    when a model holds a 5-D weight (a Conv3d, as in MMVP); those keep their layout."""
+def to_memory_format(model: torch.nn.Module, fmt: torch.memory_format) -> torch.nn.Module:
+    """``model.to(memory_format=fmt)`` for the 4-D tensors only: torch refuses that call outright when a
+    model holds a 5-D weight (a Conv3d, as in MMVP and E3D-LSTM); those keep their layout."""
     with torch.no_grad():
         for t in [*model.parameters(), *model.buffers()]:
             if t.dim() == 4:
-                t.data = t.data.contiguous(memory_format=torch.channels_last)
+                t.data = t.data.contiguous(memory_format=fmt)
     return model
 
 
-def make_precision(name: str, device: torch.device) -> Precision:
-    return Precision(resolve_precision(name, device), device)
+def make_precision(name: str, device: torch.device, memory_format: str | None = None) -> Precision:
+    """Without measuring: ``auto`` precision as :func:`resolve_precision`, ``auto``/None layout as
+    :func:`default_memory_format`."""
+    mf = check_memory_format(memory_format)
+    return Precision(resolve_precision(name, device), device, None if mf == "auto" else mf)
+
+
+# ---------------------------------------------------------------------------------------------
+# measured choice
+# ---------------------------------------------------------------------------------------------
+def candidates(precision: str, memory_format: str | None, device: torch.device) -> list[Precision]:
+    """The (precision, layout) pairs ``choose_precision`` times: what the device supports, narrowed by
+    a forced precision and / or layout. ``memory_format`` None with a forced precision = its default."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    check_memory_format(memory_format)
+    if precision == "auto":
+        if device.type == "cuda":
+            names = ["bf16", "fp16"] if torch.cuda.is_bf16_supported() else ["fp16"]
+        else:
+            names = ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"]
+    else:
+        names = [resolve_precision(precision, device)]
+    if memory_format in ("nchw", "channels_last"):
+        formats = [memory_format]
+    elif memory_format == "auto" or precision == "auto":
+        formats = ["nchw", "channels_last"]
+    else:
+        formats = [None]  # forced precision, no layout asked for: its default, not measured
+    return [Precision(n, device, f) for n in names for f in formats]
+
+
+class StepBench:
+    """Copies of a model (one per layout, shared by the precisions of that layout), each with its Adam and a
+    fixed random batch; ``step(prec)`` takes one optimizer step (forward + model loss + backward + Adam)."""
+
+    def __init__(self, model: torch.nn.Module, batch: int, device: torch.device) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.rand(batch, *model.in_shape, generator=g).to(device)
+        self.y = torch.rand(batch, model.t_out, *model.in_shape[1:], generator=g).to(device)
+        self.mask = None
+        if model.recurrent:
+            from stbench.models.sampling import make_schedule
+
+            self.mask = make_schedule({"kind": "linear", "rate": 2e-5, "stop_iter": 50000}).mask(
+                0, batch, model.in_shape[0], model.t_out, device)
+        self.model, self.copies, self.scalers = model, {}, {}
+
+    def _copy(self, prec: Precision) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        if prec.memory_format not in self.copies:
+            m = prec.prepare(copy.deepcopy(self.model)).train()
+            self.copies[prec.memory_format] = (m, torch.optim.Adam(m.parameters(), lr=1e-4))
+        return self.copies[prec.memory_format]
+
+    def step(self, prec: Precision) -> float:
+        m, opt = self._copy(prec)
+        scaler = self.scalers.setdefault(prec.label, torch.amp.GradScaler(prec.device.type,
+                                                                          enabled=prec.needs_scaler()))
+        synchronize(prec.device)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with prec.autocast():
+            out = m(self.x, self.y, sampling_mask=self.mask)
+            loss, _ = m.loss(out, self.x, self.y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        synchronize(prec.device)
+        return time.perf_counter() - t0
+
+
+def time_steps(model: torch.nn.Module, precs: list[Precision], batch: int, *, warmup: int = 1, reps: int = 3,
+               budget_s: float = 20.0, around: Callable[[Precision], Any] | None = None,
+               after_warmup: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Seconds of each timed optimizer step of a copy of ``model`` under each of ``precs``, interleaved
+    (round r times every candidate once, so a change in the machine's load hits them alike): ``warmup``
+    untimed rounds (at least one when ``around`` is given: optimizer state is allocated outside it; no new
+    one after half of ``budget_s``), then up to ``reps`` timed rounds, no new round once ``budget_s`` is
+    used (at least one). ``around(prec)`` is a
+    context manager entered around each candidate's first timed step only (the profiler's memory probe:
+    its sampling thread could slow the steps it watches, and the median keeps such a step out)."""
+    bench = StepBench(model, batch, precs[0].device)
+    t_start = time.perf_counter()
+    for i in range(max(warmup, 1 if around else 0)):
+        if i and time.perf_counter() - t_start >= budget_s / 2:
+            break  # slow steps: one warm-up round is enough, the budget is for timing
+        for p in precs:
+            bench.step(p)
+    if after_warmup:
+        after_warmup()
+    times: dict[str, list[float]] = {p.label: [] for p in precs}
+    for r in range(max(1, reps)):
+        if r and time.perf_counter() - t_start >= budget_s:
+            break
+        for p in precs[r % len(precs):] + precs[:r % len(precs)]:  # rotate the order: no fixed position bias
+            with around(p) if around and r == 0 else contextlib.nullcontext():  # a probe may cost time: once
+                times[p.label].append(bench.step(p))
+    return times
+
+
+@dataclass
+class Choice:
+    """What ``choose_precision`` measured: step time (best of ``reps``) per candidate, and the pick."""
+
+    precision: Precision
+    measured: bool
+    batch: int
+    step_ms: dict[str, float]  # label -> best step time in ms
+    reps: dict[str, int]
+    cost_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"choice": self.precision.label, "precision": self.precision.name,
+                "memory_format": self.precision.memory_format, "measured": self.measured, "batch": self.batch,
+                "candidates_step_ms": {k: round(v, 2) for k, v in self.step_ms.items()}, "reps": dict(self.reps),
+                "cost_s": round(self.cost_s, 2)}
+
+    def line(self) -> str:
+        """One line for the console."""
+        if not self.measured:
+            return f"precision {self.precision.label} (forced, not measured)"
+        best = self.step_ms[self.precision.label]
+        others = ", ".join(f"{k} {v:.0f}" for k, v in self.step_ms.items() if k != self.precision.label)
+        n = min(self.reps.values())
+        return (f"precision auto: {self.precision.label}, {best:.0f} ms/step (others ms/step: {others}); "
+                f"best of {n} step{'s' if n > 1 else ''} each at batch {self.batch}, measured in {self.cost_s:.1f} s")
+
+
+def choose_precision(model: torch.nn.Module, batch: int, device: torch.device, precision: str = "auto",
+                     memory_format: str | None = None, *, warmup: int = 1, reps: int = 3,
+                     budget_s: float = 20.0) -> Choice:
+    """Time up to ``reps`` interleaved optimizer steps (after ``warmup``; no new round after ``budget_s``) of
+    a copy of ``model`` under each candidate and return the fastest (best step). ``model`` and the global
+    RNG are untouched."""
+    cands = candidates(precision, memory_format, device)
+    if len(cands) == 1:
+        return Choice(cands[0], False, batch, {}, {}, 0.0)
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        times = time_steps(model, cands, batch, warmup=warmup, reps=reps, budget_s=budget_s)
+    best = {k: min(v) * 1e3 for k, v in times.items()}  # best of: interference only ever adds time
+    reps_got = {k: len(v) for k, v in times.items()}
+    pick = min(cands, key=lambda c: best[c.label])
+    return Choice(pick, True, batch, best, reps_got, time.perf_counter() - t0)
+
+
+def spread(times: list[float]) -> tuple[float, float, float]:
+    """(median, min, max)."""
+    return statistics.median(times), min(times), max(times)
 
 
 def synchronize(device: torch.device) -> None:

@@ -5,15 +5,23 @@ What is counted (stated because numbers are only comparable under one convention
 - ``flops``: fvcore ``FlopCountAnalysis`` total for ONE sample in eval mode, as the published tables
   count it: one multiply-accumulate = one flop, element-wise ops not counted. Recurrent models are
   traced through the full T_in + T_out - 1 step unroll with the test-time input rule.
+- Every timing is bounded: ``warmup`` untimed repetitions (fewer once half of ``budget_s`` is used, at
+  least one), then at most ``reps`` timed ones with device synchronisation, and no new repetition once the
+  measurement (warm-up included) has used ``budget_s`` seconds (at least one timed repetition). The
+  number of repetitions obtained is recorded beside each figure (``infer_reps``, ``train_reps``), with
+  the spread (min / max).
 - ``infer_seq_per_s``: sequences per second of the eval-mode forward at ``infer_batch`` (default
-  ``batch``); ``warmup`` untimed repetitions, then ``reps`` timed repetitions with device
-  synchronisation; median (min / max reported beside it).
+  ``batch``); median over the repetitions (min / max beside it).
 - ``published_fps``: the published protocol, kept separately: batch 100 (10 at >= 128 px), 100
-  repetitions, no warm-up, total time. Only run when asked (it is slow on a CPU).
-- ``train_step_ms``: median time of forward + loss + backward + optimizer step at ``batch``.
-- ``peak_mem_mb``: CUDA: ``max_memory_allocated`` during the training step. CPU: the peak increase
-  of the process's resident memory during the training step, sampled every millisecond, after freed
-  heap memory is returned to the OS (glibc ``malloc_trim``; elsewhere the figure can read low).
+  repetitions, no warm-up, total time; only when asked (slow on a CPU), and also cut at ``budget_s``
+  (``published_fps_reps`` says how many of the 100 ran).
+- ``train_step_ms``: median time of forward + loss + backward + optimizer step at ``batch``. Given several
+  candidate precisions / layouts (``--precision auto``), their steps are timed interleaved within the
+  same budget and the fastest (best step) is the one profiled; ``candidates_step_ms`` keeps them all.
+- ``peak_mem_mb``: CUDA: ``max_memory_allocated`` during the first timed training step (optimizer
+  state already allocated). CPU: the peak increase of the process's resident memory during that step,
+  sampled every millisecond, after freed heap memory is returned to the OS (glibc ``malloc_trim``;
+  elsewhere the figure can read low). The other timed steps run without the sampler.
 - ``mfu``: achieved FLOP/s of the training step (3 x forward, 2 flops per multiply-accumulate)
   over a dense-matmul peak measured in the same process, device and dtype (the faster of
   ``torch.matmul`` and, on CPU, the same product as a oneDNN 1x1 convolution).
@@ -33,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stbench.precision import Precision, device_name, synchronize
+from stbench.precision import Precision, device_name, spread, synchronize, time_steps
 
 
 @dataclass
@@ -45,7 +53,11 @@ class ProfileResult:
     infer_seq_per_s_min: float
     infer_seq_per_s_max: float
     infer_batch: int
+    infer_reps: int
     train_step_ms: float | None
+    train_step_ms_min: float | None
+    train_step_ms_max: float | None
+    train_reps: int
     train_batch: int
     peak_mem_mb: float | None
     peak_mem_kind: str
@@ -53,8 +65,12 @@ class ProfileResult:
     matmul_peak_tflops: float | None
     mfu: float | None
     published_fps: float | None
+    published_fps_reps: int | None
     device: str
     precision: str
+    memory_format: str
+    candidates_step_ms: dict[str, float] | None
+    budget_s: float
     in_shape: list[int]
     t_out: int
     recurrent: bool
@@ -116,12 +132,19 @@ def count_flops(model: nn.Module) -> int:
             model.train(was_training)
 
 
-def _timed(fn, device: torch.device, warmup: int, reps: int) -> list[float]:
+def _timed(fn, device: torch.device, warmup: int, reps: int, budget_s: float | None = None) -> list[float]:
+    """Seconds of up to ``reps`` timed calls after ``warmup`` untimed ones; no new call once ``budget_s``
+    (warm-up included) is used, but at least one timed call."""
+    t_start = time.perf_counter()
     for _ in range(warmup):
         fn()
+        if budget_s is not None and time.perf_counter() - t_start >= budget_s / 2:
+            break  # slow calls: one warm-up is enough, the budget is for timing
     synchronize(device)
-    times = []
-    for _ in range(reps):
+    times: list[float] = []
+    for _ in range(max(1, reps)):
+        if times and budget_s is not None and time.perf_counter() - t_start >= budget_s:
+            break
         t0 = time.perf_counter()
         fn()
         synchronize(device)
@@ -220,94 +243,98 @@ def profile_model(
     *,
     name: str,
     device: torch.device,
-    precision: Precision,
+    precision: Precision | list[Precision],
     batch: int = 16,
     infer_batch: int | None = None,
     warmup: int = 3,
     reps: int = 10,
+    budget_s: float = 20.0,
     train: bool = True,
     flops: bool = True,
     published_fps: bool = False,
     mfu: bool = True,
 ) -> ProfileResult:
-    model = precision.prepare(model)
+    """Profile ``model``. ``precision`` may be a list of candidates (see ``stbench.precision.candidates``):
+    their training steps are timed (interleaved, one budget) and the fastest is profiled; without
+    ``train`` the first candidate is used."""
+    cands = list(precision) if isinstance(precision, (list, tuple)) else [precision]
     n_params = count_params(model)
     n_flops = count_flops(model) if flops else None
-    x, y = _sample_batch(model, batch, device, precision)
-    ib = batch if infer_batch is None else int(infer_batch)
-    xi = x if ib == batch else _sample_batch(model, ib, device, precision)[0]
 
+    step_ms = step_min = step_max = peak_mb = achieved = peak = util = None
+    n_train, cand_ms = 0, None
+    mem_kind = "cuda max_memory_allocated" if device.type == "cuda" else "process RSS increase (sampled)"
+    prec = cands[0]
+    if train:
+        peaks: dict[str, float] = {}
+
+        @contextlib.contextmanager
+        def memory_probe(p: Precision):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                base = torch.cuda.memory_allocated(device)
+                yield
+                peaks[p.label] = max(peaks.get(p.label, 0.0), (torch.cuda.max_memory_allocated(device) - base) / 2**20)
+            else:
+                with _RssSampler() as s:
+                    yield
+                peaks[p.label] = max(peaks.get(p.label, 0.0), s.peak_increase_mb)
+
+        # at least one untimed step per candidate allocates the optimizer state before memory is measured;
+        # freed heap goes back to the OS so that the sampler sees the step's activations being allocated again
+        times = time_steps(model, cands, batch, warmup=max(1, warmup - 1), reps=min(reps, max(3, reps // 2)),
+                           budget_s=budget_s, around=memory_probe,
+                           after_warmup=_release_free_heap if device.type == "cpu" else None)
+        prec = min(cands, key=lambda c: min(times[c.label]))
+        ttimes = times[prec.label]
+        step_ms, step_min, step_max = (1e3 * t for t in spread(ttimes))
+        n_train, peak_mb = len(ttimes), peaks.get(prec.label)
+        if len(cands) > 1:
+            cand_ms = {k: round(1e3 * min(v), 2) for k, v in times.items()}
+        if mfu and n_flops:
+            achieved = 3 * 2 * n_flops * batch / (step_ms / 1e3)
+            peak = matmul_peak_flops(device, prec.dtype or torch.float32)
+            util = achieved / peak
+
+    model = prec.prepare(model)
+    x, _ = _sample_batch(model, batch, device, prec)
+    ib = batch if infer_batch is None else int(infer_batch)
+    xi = x if ib == batch else _sample_batch(model, ib, device, prec)[0]
     model.eval()
 
     def infer() -> None:
-        with torch.no_grad(), precision.autocast():
+        with torch.no_grad(), prec.autocast():
             model(xi)
 
-    times = _timed(infer, device, warmup, reps)
-    med = statistics.median(times)
+    times_i = _timed(infer, device, warmup, reps, budget_s)
+    med = statistics.median(times_i)
 
-    pub_fps = None
+    pub_fps = pub_reps = None
     if published_fps:
         H = model.in_shape[2]
         pb = 10 if H >= 128 else 100
         xp = torch.rand(pb, *model.in_shape, device=device)
         t0 = time.perf_counter()
-        with torch.no_grad(), precision.autocast():
-            for _ in range(100):
+        pub_reps = 0
+        with torch.no_grad(), prec.autocast():
+            while pub_reps < 100 and (pub_reps == 0 or time.perf_counter() - t0 < budget_s):
                 model(xp)
+                pub_reps += 1
         synchronize(device)
-        pub_fps = pb * 100 / (time.perf_counter() - t0)
-
-    step_ms = peak_mb = achieved = peak = util = None
-    mem_kind = "cuda max_memory_allocated" if device.type == "cuda" else "process RSS increase (sampled)"
-    if train:
-        from stbench.models.sampling import make_schedule  # recurrent models train with a mask
-
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler())
-        mask = None
-        if model.recurrent:
-            mask = make_schedule({"kind": "linear", "rate": 2e-5, "stop_iter": 50000}).mask(
-                0, batch, model.in_shape[0], model.t_out, device)
-
-        def step() -> None:
-            opt.zero_grad(set_to_none=True)
-            with precision.autocast():
-                out = model(x, y, sampling_mask=mask)
-                loss, _ = model.loss(out, x, y)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-            ttimes = _timed(step, device, max(1, warmup), max(3, reps // 2))
-            peak_mb = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-        else:
-            step()  # allocate optimizer state before measuring memory
-            _release_free_heap()  # else memory the step frees and re-takes stays resident and is not seen
-            with _RssSampler() as s:
-                ttimes = _timed(step, device, max(0, warmup - 1), max(3, reps // 2))
-            peak_mb = s.peak_increase_mb
-        step_ms = statistics.median(ttimes) * 1e3
-        opt.zero_grad(set_to_none=True)
-        del opt
-        model.eval()
-        if mfu and n_flops:
-            achieved = 3 * 2 * n_flops * batch / (step_ms / 1e3)
-            peak = matmul_peak_flops(device, precision.dtype or torch.float32)
-            util = achieved / peak
+        pub_fps = pb * pub_reps / (time.perf_counter() - t0)
     return ProfileResult(
         model=name,
         params=n_params,
         flops=n_flops,
         infer_seq_per_s=ib / med,
-        infer_seq_per_s_min=ib / max(times),
-        infer_seq_per_s_max=ib / min(times),
+        infer_seq_per_s_min=ib / max(times_i),
+        infer_seq_per_s_max=ib / min(times_i),
         infer_batch=ib,
+        infer_reps=len(times_i),
         train_step_ms=step_ms,
+        train_step_ms_min=step_min,
+        train_step_ms_max=step_max,
+        train_reps=n_train,
         train_batch=batch,
         peak_mem_mb=peak_mb,
         peak_mem_kind=mem_kind,
@@ -315,8 +342,12 @@ def profile_model(
         matmul_peak_tflops=None if peak is None else peak / 1e12,
         mfu=util,
         published_fps=pub_fps,
+        published_fps_reps=pub_reps,
         device=device_name(device.type, device.index or 0),
-        precision=precision.name,
+        precision=prec.name,
+        memory_format=prec.memory_format,
+        candidates_step_ms=cand_ms,
+        budget_s=budget_s,
         in_shape=list(model.in_shape),
         t_out=model.t_out,
         recurrent=bool(model.recurrent),

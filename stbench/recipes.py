@@ -32,10 +32,17 @@ DEFAULT_PRESET = "quick"  # what `stbench run` and `stbench profile` use without
 
 
 def baselines_dir() -> Path:
+    """Where the recipe files are: ``$STBENCH_BASELINES`` if set; else the copy an installed package
+    carries (``stbench/_baselines``, made at build time from ``baselines/``, see setup.py); else
+    ``baselines/`` of the source checkout (editable installs, tests)."""
     env = os.environ.get("STBENCH_BASELINES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "baselines"
+    here = Path(__file__).resolve().parent
+    packaged = here / "_baselines"
+    if packaged.is_dir():
+        return packaged
+    return here.parent / "baselines"
 
 
 @lru_cache(maxsize=16)
@@ -49,7 +56,10 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 def dataset_recipes(dataset: str) -> dict[str, Any]:
     """The parsed ``baselines/<dataset>.toml``; a dataset without one gets no recipes (see :func:`load_recipe`)."""
-    path = baselines_dir() / f"{dataset}.toml"
+    root = baselines_dir()
+    if not root.is_dir():
+        raise RecipeError(f"no recipe directory at {root}; reinstall stbench or point STBENCH_BASELINES at baselines/")
+    path = root / f"{dataset}.toml"
     if not path.is_file():
         return {}
     return _load_toml(path)

@@ -48,6 +48,7 @@ class RunOptions:
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "auto"
     precision: str | None = None
+    memory_format: str | None = None  # nchw | channels_last | auto (issue 12); None = the recipe's / default
     out: Path = Path("results")
     resume: bool = False
     force: bool = False
@@ -75,7 +76,8 @@ class RunOptions:
         return cls(
             models=models, dataset=args.dataset, preset=args.preset or DEFAULT_PRESET,
             preset_given=args.preset is not None,
-            seeds=seeds, device=args.device, precision=args.precision, out=Path(args.out), resume=args.resume,
+            seeds=seeds, device=args.device, precision=args.precision,
+            memory_format=getattr(args, "memory_format", None), out=Path(args.out), resume=args.resume,
             force=args.force, shard=parse_shard(args.shard), data_root=args.data_root,
             overrides={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "accum_steps": args.accum_steps, "clip_grad": args.clip_grad, "train_size": args.train_size,
@@ -248,11 +250,10 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
 
     recipe = load_recipe(opts.dataset, model_name, opts.preset, opts.overrides, opts.sets)
     cfg = recipe.config
-    prec = _precision(make_precision, opts.precision or cfg.get("precision", "fp32"), device)
-    cfg["precision_resolved"] = prec.name
     names = run_metrics(dataset.spec.metrics, opts.metrics)
     torch.manual_seed(seed * 1000 + dist.rank)
     model = recipe.build_model(model_name)
+    prec = _choose_precision(opts, cfg, model, device, dist, con, old if resume_ckpt is not None else None)
     rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed, kind="model",
                     family="recurrent" if model.recurrent else "parallel", encoder=model.names["encoder"],
                     temporal=model.names["temporal"], decoder=model.names["decoder"],
@@ -275,7 +276,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
             write()
         model = prec.prepare(model)
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
-            _estimate(con, rec.profile["train_step_ms"], dataset, cfg, dist, opts.preset)
+            _estimate(con, rec.profile["train_step_ms"], dataset, cfg, dist, opts.preset, prec.label)
         with _Progress(con, f"{model_name} s{seed}") as prog:
             def on_epoch(row: dict[str, Any]) -> None:
                 rec.history.append(row)
@@ -328,12 +329,37 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     return rec
 
 
-def _precision(make_precision: Any, name: str, device: torch.device) -> Any:
-    """The precision policy; an unknown name is the user's to fix (one line), not a traceback."""
-    try:
-        return make_precision(name, device)
-    except ValueError as exc:
-        raise UserError(str(exc).splitlines()[0]) from None
+# ---------------------------------------------------------------------------------------------
+# precision and layout of a run (issue 12): measured when auto, reused on --resume, the same on every rank
+# ---------------------------------------------------------------------------------------------
+def _choose_precision(opts: RunOptions, cfg: dict[str, Any], model: Any, device: torch.device, dist: Any,
+                      con: Any, old: RunRecord | None) -> Any:
+    from stbench.precision import Precision, choose_precision
+
+    choice = None
+    if dist.master:
+        choice = (old.config if old is not None else {}).get("precision_choice")  # --resume keeps its choice
+        if not choice:
+            try:
+                c = choose_precision(model, int(cfg["batch_size"]), device,
+                                     opts.precision or cfg.get("precision", "fp32"),
+                                     opts.memory_format or cfg.get("memory_format"))
+            except ValueError as exc:  # an unknown precision / layout name is the user's to fix
+                raise UserError(str(exc).splitlines()[0]) from None
+            choice = c.as_dict()
+            if c.measured:
+                con.print(f"[dim]{c.line()}[/dim]")
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        box = [choice]
+        tdist.broadcast_object_list(box, src=0)
+        choice = box[0]
+    prec = Precision(choice["precision"], device, choice["memory_format"])
+    cfg["precision_resolved"] = prec.name
+    cfg["memory_format_resolved"] = prec.memory_format
+    cfg["precision_choice"] = choice
+    return prec
 
 
 def _finish(rec: RunRecord, t_start: float) -> None:
@@ -357,11 +383,12 @@ def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg:
     return d
 
 
-def _estimate(con: Any, step_ms: float, dataset: Any, cfg: dict[str, Any], dist: Any, preset: str) -> None:
+def _estimate(con: Any, step_ms: float, dataset: Any, cfg: dict[str, Any], dist: Any, preset: str,
+              label: str = "") -> None:
     n = dataset.num_batches("train", int(cfg["batch_size"]), world_size=dist.world_size, limit=cfg.get("train_size"))
     total = step_ms / 1e3 * n * int(cfg["epochs"])
     msg = (f"estimated training time: {_fmt_s(total)} ({int(cfg['epochs'])} epochs x {n} steps at a measured "
-           f"{step_ms:.0f} ms/step), plus evaluation")
+           f"{step_ms:.0f} ms/step{', ' + label if label else ''}), plus evaluation")
     con.print(("[bold yellow]" if preset == "paper" else "[dim]") + msg + ("[/bold yellow]" if preset == "paper"
                                                                             else "[/dim]"))
 

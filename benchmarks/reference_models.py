@@ -1,0 +1,303 @@
+"""Straightforward reference implementations of the seed models, written the way the papers and their
+public code describe them: plain PyTorch modules on contiguous NCHW tensors, nothing fused (the cells'
+gate convolutions are bias-free, as in the public code), no layout tricks. They exist only as the
+yardstick of ``reference_step.py`` (is stbench's fp32 step as fast as the obvious implementation of the
+same published architecture?); they are not part of the package. Parameter counts equal stbench's.
+
+Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): SimVP / gSTA / TAU with
+hid_S 64, N_S 4, hid_T 512, N_T 8 (MetaFormer mlp_ratio 8); ConvLSTM / PredRNN / PredRNN.V2 with
+patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5. Each model returns the training loss of its
+paper for ``(x, y, mask)``: MSE (TAU adds its differential-divergence term, PredRNN.V2 its decoupling
+loss); the recurrent ones run T_in + T_out - 1 steps with scheduled sampling driven by ``mask``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ---------------------------------------------------------------------------------------------
+# SimVP codec: 3x3 conv + GroupNorm(2) + SiLU; strides 1, 2, 1, 2; decoder: conv to 4C + PixelShuffle
+# ---------------------------------------------------------------------------------------------
+
+
+class ConvSC(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, up: bool = False) -> None:
+        super().__init__()
+        if up:
+            self.conv = nn.Sequential(nn.Conv2d(c_in, c_out * 4, 3, 1, 1), nn.PixelShuffle(2))
+        else:
+            self.conv = nn.Conv2d(c_in, c_out, 3, stride, 1)
+        self.norm = nn.GroupNorm(2, c_out)
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class SimVPCodec(nn.Module):
+    def __init__(self, C: int, hid_S: int, N_S: int) -> None:
+        super().__init__()
+        strides = [1 if i % 2 == 0 else 2 for i in range(N_S)]
+        self.enc = nn.ModuleList(ConvSC(C if i == 0 else hid_S, hid_S, s) for i, s in enumerate(strides))
+        self.dec = nn.ModuleList(ConvSC(hid_S, hid_S, up=(s == 2)) for s in reversed(strides))
+        self.readout = nn.Conv2d(hid_S, C, 1)
+
+    def encode(self, x):
+        skip = h = self.enc[0](x)
+        for layer in self.enc[1:]:
+            h = layer(h)
+        return h, skip
+
+    def decode(self, h, skip):
+        for layer in self.dec[:-1]:
+            h = layer(h)
+        return self.readout(self.dec[-1](h + skip))
+
+
+class SimVPStyle(nn.Module):
+    """encoder per frame -> translator on (B, T*hid_S, H/4, W/4) -> decoder per frame."""
+
+    def __init__(self, translator: nn.Module, T: int = 10, C: int = 1, hid_S: int = 64, N_S: int = 4,
+                 ddr_alpha: float = 0.0) -> None:
+        super().__init__()
+        self.codec = SimVPCodec(C, hid_S, N_S)
+        self.translator = translator
+        self.ddr_alpha = ddr_alpha
+
+    def forward(self, x, y, mask=None):
+        B, T, C, H, W = x.shape
+        h, skip = self.codec.encode(x.reshape(B * T, C, H, W))
+        _, c, h_, w_ = h.shape
+        z = self.translator(h.reshape(B, T * c, h_, w_)).reshape(B * T, c, h_, w_)
+        pred = self.codec.decode(z, skip).reshape(B, T, C, H, W)
+        loss = F.mse_loss(pred, y)
+        if self.ddr_alpha:  # TAU's differential divergence regularisation on the frame differences
+            dp = (pred[:, 1:] - pred[:, :-1]).reshape(B, T - 1, -1)
+            dy = (y[:, 1:] - y[:, :-1]).reshape(B, T - 1, -1)
+            loss = loss + self.ddr_alpha * F.kl_div(F.log_softmax(dp / 0.1, -1), F.softmax(dy / 0.1, -1),
+                                                    reduction="batchmean")
+        return loss
+
+
+# -- SimVP v1: inception U-Net --------------------------------------------------------------------
+class GroupConv(nn.Module):
+    def __init__(self, c_in: int, c_out: int, k: int, groups: int) -> None:
+        super().__init__()
+        groups = groups if c_in % groups == 0 else 1
+        self.conv = nn.Conv2d(c_in, c_out, k, 1, k // 2, groups=groups)
+        self.norm = nn.GroupNorm(groups, c_out)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class Inception(nn.Module):
+    def __init__(self, c_in: int, c_hid: int, c_out: int, kernels=(3, 5, 7, 11), groups: int = 8) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_hid, 1)
+        self.branches = nn.ModuleList(GroupConv(c_hid, c_out, k, groups) for k in kernels)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        return sum(b(x) for b in self.branches)
+
+
+class MidIncepNet(nn.Module):
+    def __init__(self, c: int, hid: int, N_T: int) -> None:
+        super().__init__()
+        self.enc = nn.ModuleList([Inception(c, hid // 2, hid)]
+                                 + [Inception(hid, hid // 2, hid) for _ in range(N_T - 1)])
+        self.dec = nn.ModuleList([Inception(hid, hid // 2, hid)]
+                                 + [Inception(2 * hid, hid // 2, hid) for _ in range(N_T - 2)]
+                                 + [Inception(2 * hid, hid // 2, c)])
+
+    def forward(self, x):
+        skips = []
+        for i, layer in enumerate(self.enc):
+            x = layer(x)
+            if i < len(self.enc) - 1:
+                skips.append(x)
+        x = self.dec[0](x)
+        for i, layer in enumerate(self.dec[1:], start=1):
+            x = layer(torch.cat([x, skips[-i]], dim=1))
+        return x
+
+
+# -- gSTA / TAU: MetaFormer blocks -----------------------------------------------------------------
+class LKA(nn.Module):
+    """depthwise 5x5 -> depthwise 7x7 dilation 3 -> 1x1 (to 2d for gSTA's gate, d for TAU)."""
+
+    def __init__(self, d: int, out: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(d, d, 5, padding=2, groups=d)
+        self.conv_spatial = nn.Conv2d(d, d, 7, padding=9, groups=d, dilation=3)
+        self.conv1 = nn.Conv2d(d, out, 1)
+
+    def forward(self, x):
+        return self.conv1(self.conv_spatial(self.conv0(x)))
+
+
+class GatedSpatialAttention(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.lka = LKA(d, 2 * d)
+
+    def forward(self, x):
+        f, g = torch.split(self.lka(x), x.shape[1], dim=1)
+        return torch.sigmoid(g) * f
+
+
+class TemporalAttention(nn.Module):
+    def __init__(self, d: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.lka = LKA(d, d)
+        r = max(d // reduction, 4)
+        self.fc = nn.Sequential(nn.Linear(d, d // r, bias=False), nn.ReLU(True), nn.Linear(d // r, d, bias=False),
+                                nn.Sigmoid())
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        se = self.fc(F.adaptive_avg_pool2d(x, 1).view(b, c)).view(b, c, 1, 1)
+        return se * self.lka(x) * x
+
+
+class MetaBlock(nn.Module):
+    def __init__(self, d: int, attention: nn.Module, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(d)
+        self.proj_1, self.act, self.attn, self.proj_2 = nn.Conv2d(d, d, 1), nn.GELU(), attention, nn.Conv2d(d, d, 1)
+        self.norm2 = nn.BatchNorm2d(d)
+        h = int(d * mlp_ratio)
+        self.fc1, self.dw, self.fc2 = nn.Conv2d(d, h, 1), nn.Conv2d(h, h, 3, 1, 1, groups=h), nn.Conv2d(h, d, 1)
+        self.ls1 = nn.Parameter(1e-2 * torch.ones(d))
+        self.ls2 = nn.Parameter(1e-2 * torch.ones(d))
+
+    def forward(self, x):
+        u = self.norm1(x)
+        a = self.proj_2(self.attn(self.act(self.proj_1(u)))) + u
+        x = x + self.ls1.view(1, -1, 1, 1) * a
+        m = self.fc2(F.gelu(self.dw(self.fc1(self.norm2(x)))))
+        return x + self.ls2.view(1, -1, 1, 1) * m
+
+
+class MidMetaNet(nn.Module):
+    def __init__(self, c: int, hid: int, N_T: int, attention, mlp_ratio: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [MetaBlock(c, attention(c), mlp_ratio), nn.Conv2d(c, hid, 1)]
+        layers += [MetaBlock(hid, attention(hid), mlp_ratio) for _ in range(N_T - 1)]
+        layers += [nn.Conv2d(hid, c, 1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# recurrent models on 4 x 4 patches
+# ---------------------------------------------------------------------------------------------
+def to_patches(x, p: int):
+    B, T, C, H, W = x.shape  # -> (B, T, C*p*p, H/p, W/p)
+    x = x.reshape(B, T, C, H // p, p, W // p, p).permute(0, 1, 2, 4, 6, 3, 5)
+    return x.reshape(B, T, C * p * p, H // p, W // p)
+
+
+class ConvLSTMCell(nn.Module):
+    def __init__(self, c_in: int, nh: int, k: int) -> None:
+        super().__init__()
+        self.conv_x = nn.Conv2d(c_in, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+
+    def forward(self, x, h, c):
+        i, f, g, o = torch.split(self.conv_x(x) + self.conv_h(h), h.shape[1], dim=1)
+        c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class STLSTMCell(nn.Module):
+    def __init__(self, c_in: int, nh: int, k: int) -> None:
+        super().__init__()
+        self.conv_x = nn.Conv2d(c_in, 7 * nh, k, 1, k // 2, bias=False)
+        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_m = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
+        self.conv_o = nn.Conv2d(2 * nh, nh, k, 1, k // 2, bias=False)
+        self.conv_last = nn.Conv2d(2 * nh, nh, 1, bias=False)
+
+    def forward(self, x, h, c, m):
+        nh = h.shape[1]
+        i_x, f_x, g_x, i_xp, f_xp, g_xp, o_x = torch.split(self.conv_x(x), nh, dim=1)
+        i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), nh, dim=1)
+        i_m, f_m, g_m = torch.split(self.conv_m(m), nh, dim=1)
+        delta_c = torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
+        c = torch.sigmoid(f_x + f_h + 1.0) * c + delta_c
+        delta_m = torch.sigmoid(i_xp + i_m) * torch.tanh(g_xp + g_m)
+        m = torch.sigmoid(f_xp + f_m + 1.0) * m + delta_m
+        mem = torch.cat([c, m], dim=1)
+        h = torch.sigmoid(o_x + o_h + self.conv_o(mem)) * torch.tanh(self.conv_last(mem))
+        return h, c, m, delta_c, delta_m
+
+
+class RecurrentStack(nn.Module):
+    """4 stacked cells over patch frames; T_in + T_out - 1 steps; scheduled sampling on the inputs after
+    T_in - 1 (mask 1 = true frame); loss = MSE of all next-frame predictions (+ PredRNN.V2 decoupling)."""
+
+    def __init__(self, kind: str, patch: int = 4, C: int = 1, num_hidden=(128, 128, 128, 128), k: int = 5,
+                 beta: float = 0.1) -> None:
+        super().__init__()
+        self.kind, self.patch, self.beta = kind, patch, beta
+        fc = C * patch * patch
+        cell = ConvLSTMCell if kind == "convlstm" else STLSTMCell
+        self.cells = nn.ModuleList(cell(fc if i == 0 else num_hidden[i - 1], nh, k) for i, nh in enumerate(num_hidden))
+        self.conv_last = nn.Conv2d(num_hidden[-1], fc, 1, bias=False)
+        if kind == "predrnn_v2":
+            self.adapter = nn.Conv2d(num_hidden[0], num_hidden[0], 1, bias=False)
+
+    def forward(self, x, y, mask):
+        p = self.patch
+        frames = to_patches(torch.cat([x, y], dim=1), p)  # (B, T, fc, h, w)
+        B, T, fc, hh, ww = frames.shape
+        t_in = x.shape[1]
+        h = [frames.new_zeros(B, cell.conv_h.in_channels, hh, ww) for cell in self.cells]
+        c = [torch.zeros_like(v) for v in h]
+        m = torch.zeros_like(h[0])
+        preds, decouple = [], []
+        x_gen = None
+        for t in range(T - 1):
+            if t < t_in:
+                net = frames[:, t]
+            else:
+                mt = mask[:, t - 1].view(B, 1, 1, 1)  # column t - 1 rules step t (stbench's mask layout)
+                net = mt * frames[:, t] + (1 - mt) * x_gen
+            for i, cell in enumerate(self.cells):
+                inp = net if i == 0 else h[i - 1]
+                if self.kind == "convlstm":
+                    h[i], c[i] = cell(inp, h[i], c[i])
+                else:
+                    h[i], c[i], m, dc, dm = cell(inp, h[i], c[i], m)
+                    if self.kind == "predrnn_v2":
+                        a = F.normalize(self.adapter(dc).flatten(2), dim=2)
+                        b = F.normalize(self.adapter(dm).flatten(2), dim=2)
+                        decouple.append(torch.abs(torch.cosine_similarity(a, b, dim=2)).mean())
+            x_gen = self.conv_last(h[-1])
+            preds.append(x_gen)
+        loss = F.mse_loss(torch.stack(preds, dim=1), frames[:, 1:])
+        if decouple:
+            loss = loss + self.beta * torch.stack(decouple).mean()
+        return loss
+
+
+def build(name: str) -> nn.Module:
+    """The published Moving MNIST configuration of ``name`` (a seed model)."""
+    T, hid_S, hid_T, N_T = 10, 64, 512, 8
+    c = T * hid_S
+    if name == "simvp":
+        return SimVPStyle(MidIncepNet(c, hid_T, N_T))
+    if name == "gsta":
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, GatedSpatialAttention, 8.0))
+    if name == "tau":
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, TemporalAttention, 8.0), ddr_alpha=0.1)
+    if name in ("convlstm", "predrnn", "predrnn_v2"):
+        return RecurrentStack(name)
+    raise KeyError(f"no reference implementation of '{name}'")

@@ -131,11 +131,32 @@ def plot(rows: list[dict], sweep: str, path: Path) -> None:
     plt.close(fig)
 
 
+def select_models(spec: str) -> list[str]:
+    """``--models``: names, ``+name`` (added to the seed models), or a family keyword resolved from the
+    registry (``all`` / ``recurrent`` / ``parallel``: every built-in published model, the zoo included)."""
+    from stbench.registry import MODELS
+
+    out: list[str] = []
+    for item in (m.strip() for m in spec.split(",")):
+        if not item:
+            continue
+        if item.startswith("+"):
+            out += [*SEED_MODELS, item[1:]]
+        elif item in ("all", "recurrent", "parallel"):
+            out += [n for n in MODELS.names() if not MODELS.entry(n).meta.get("tiny")
+                    and MODELS.entry(n).source == "built-in"
+                    and item in ("all", MODELS.entry(n).meta.get("family"))]
+        else:
+            out.append(item)
+    return list(dict.fromkeys(out))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(SEED_MODELS),
-                    help="comma list; seed models by default; '+name' adds to the seeds (e.g. +tau@patch)")
+                    help="comma list; seed models by default; '+name' adds to the seeds (e.g. +tau@patch); "
+                         "'all', 'recurrent', 'parallel': every registered published model (of that family)")
     ap.add_argument("--plugin", action="append", default=[], help="import a plugin file or module (repeatable)")
     ap.add_argument("--arch", choices=("paper", "quick"), default="quick")
     ap.add_argument("--quick", action="store_true", help="quick sizes, batch 4, few repetitions: minutes on a CPU")
@@ -170,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     load_entry_points()
     for spec in args.plugin:
         load_plugin(spec)
-    spec = args.models.strip()
-    models = list(SEED_MODELS) + [m for m in spec[1:].split(",") if m] if spec.startswith("+") else \
-        [m.strip() for m in spec.split(",") if m.strip()]
+    models = select_models(args.models)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else \
         [d.strip() for d in args.devices.split(",")]
     t_outs = [int(t) for t in args.t_out.split(",")]

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from stbench.models.base import STModel
 from stbench.models.recurrent import _CellStack
 from stbench.models.zoo import _named
+from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, SMOKE_PRESET
 from stbench.registry import MODELS, TEMPORAL
 
 
@@ -130,21 +131,18 @@ class PredRNNpp(_CellStack):
         return self.head(inp), (new_h, new_c, m, z), None
 
 
-PAPER_SIZES = dict(patch_size=4, num_hidden=(128, 128, 128, 128), filter_size=5)
-LINEAR_SS = {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000}  # OpenSTL configs/mmnist
+PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 
 
 @MODELS.register(
     family="recurrent", paper="PredRNN++ (ICML 2018)",
     presets={
-        "paper": {"lr": 1e-4, "model": {"num_hidden": [128, 128, 128, 128], "filter_size": 5, "patch_size": 4},
-                  "sampling": LINEAR_SS},
+        "paper": {"lr": 1e-4, "model": PAPER_RNN_MODEL, "sampling": LINEAR},
         "quick": {"epochs": 3, "lr": 2e-3, "model": {"num_hidden": [32, 32], "filter_size": 5},
                   "sampling": {"kind": "linear", "rate": 4e-3, "stop_iter": 250}},
-        "smoke": {"lr": 1e-3, "model": {"num_hidden": [8, 8], "filter_size": 3},
-                  "sampling": {"kind": "linear", "rate": 0.1, "stop_iter": 10}},
+        "smoke": SMOKE_PRESET,
     },
-    schedule=LINEAR_SS,
+    schedule=LINEAR,
 )
 def predrnnpp(**kw: Any) -> STModel:
     return _named("predrnnpp", "patch", "predrnnpp", PAPER_SIZES, kw)

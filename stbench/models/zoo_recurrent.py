@@ -22,6 +22,10 @@ REVERSE = {"kind": "reverse", "r_sampling_step_1": 25_000, "r_sampling_step_2": 
 QUICK_RNN = {"num_hidden": [32, 32], "filter_size": 5}
 SMOKE_RNN = {"num_hidden": [8, 8], "filter_size": 3}
 SMOKE_LINEAR = {"kind": "linear", "rate": 0.1, "stop_iter": 10}
+# shared by the PredRNN-family zoo (predrnnpp.py, mim.py, e3dlstm.py): OpenSTL's configs/mmnist sizes and
+# schedule, and the tiny smoke sizes
+PAPER_RNN_MODEL = {"num_hidden": [128, 128, 128, 128], "filter_size": 5, "patch_size": 4}
+SMOKE_PRESET = {"lr": 1e-3, "model": SMOKE_RNN, "sampling": SMOKE_LINEAR}
 
 
 def _presets(quick_epochs: int, quick_sampling: dict[str, Any], smoke_sampling: dict[str, Any],

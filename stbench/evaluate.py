@@ -294,7 +294,8 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
     net = prec.prepare(net.to(dev))
     t_eval = time.perf_counter()
     res, examples = T.evaluate(net, ds.batches("test", bs, limit=test_size), dev, prec,
-                               metrics=tuple(ds.spec.metrics), keep=N_EXAMPLES, per_sequence=True)
+                               metrics=tuple(ds.spec.metrics), keep=N_EXAMPLES, per_sequence=True,
+                               context=ds.spec.metric_context)
     eval_s = time.perf_counter() - t_eval
     per_sequence = res.pop("per_sequence", None)
     rec = RunRecord(model=model, dataset=dataset, preset=preset, seed=0, kind="evaluated", status="completed",

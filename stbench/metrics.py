@@ -54,7 +54,7 @@ frames and batches accumulate in float64 (float32 on devices without float64, e.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -284,6 +284,8 @@ class MetricDef:
     convention: str  # how it is computed, in words (stored in every record's metrics_meta)
     unit: str = ""
     per_frame: bool = True  # fn(pred, true) returns (B, T) per-frame values; else (B,) per sequence
+    #: keys of the dataset's metric context the function takes as keyword arguments (e.g. ``("std",)``)
+    needs: tuple[str, ...] = ()
 
     def as_meta(self) -> dict[str, Any]:
         """The fields other than ``name`` (what a registry entry's meta and a record's metrics_meta hold)."""
@@ -303,16 +305,20 @@ def convention_for(names: Sequence[str]) -> str:
 
 
 def register_metric(name: str, *, label: str | None = None, higher_is_better: bool, convention: str,
-                    unit: str = "", per_frame: bool = True) -> Callable[[Callable[..., torch.Tensor]], Any]:
+                    unit: str = "", per_frame: bool = True,
+                    needs: tuple[str, ...] = ()) -> Callable[[Callable[..., torch.Tensor]], Any]:
     """Register a metric in one decorator call; a plugin's metric is then usable by name everywhere::
 
         @register_metric("rmse", label="RMSE", higher_is_better=False, convention="sqrt of per-frame mean SE")
         def rmse(pred, true):                    # (B, T, C, H, W) float tensors -> (B, T)
             return ((pred - true) ** 2).mean(dim=(2, 3, 4)).sqrt()
 
-    ``stbench run --metrics +rmse`` adds it to a run's records and leaderboard.
+    ``stbench run --metrics +rmse`` adds it to a run's records and leaderboard. A metric that needs facts
+    about the dataset (weather's training std) declares them with ``needs=("std",)`` and is called as
+    ``fn(pred, true, std=...)`` with the values of the dataset's ``spec.metric_context`` (see
+    :func:`context_kwargs`); nothing is kept in module state.
     """
-    d = MetricDef(name, label or name.upper(), higher_is_better, convention, unit, per_frame)
+    d = MetricDef(name, label or name.upper(), higher_is_better, convention, unit, per_frame, tuple(needs))
 
     def add(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         METRICS.register(name, obj=fn, **d.as_meta())
@@ -332,7 +338,26 @@ def metric_def(name: str) -> MetricDef:
     meta = METRICS.entry(name).meta
     return MetricDef(name, meta.get("label") or name.upper(), bool(meta.get("higher_is_better", False)),
                      meta.get("convention") or "(no convention stated)", meta.get("unit", ""),
-                     bool(meta.get("per_frame", True)))
+                     bool(meta.get("per_frame", True)), tuple(meta.get("needs") or ()))
+
+
+def context_kwargs(names: Sequence[str], context: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """``{metric: {key: value}}``: the keyword arguments each metric that declares ``needs`` takes from
+    ``context`` (a dataset's ``spec.metric_context``); a missing key is a one-line error naming it."""
+    from stbench.errors import DataError
+
+    ctx = dict(context or {})
+    out: dict[str, dict[str, Any]] = {}
+    for n in names:
+        needs = () if n in _DEFS else metric_def(n).needs
+        missing = [k for k in needs if k not in ctx]
+        if missing:
+            raise DataError(f"metric '{n}' needs {', '.join(missing)} from the dataset's metric context, which has "
+                            f"{', '.join(sorted(ctx)) or 'nothing'}; evaluate it on a dataset loaded with its files "
+                            "(--data-root) or pass context=dataset.spec.metric_context")
+        if needs:
+            out[n] = {k: ctx[k] for k in needs}
+    return out
 
 
 BUILTIN_METRICS: tuple[MetricDef, ...] = (
@@ -372,7 +397,8 @@ def _resolve(names: Sequence[str] | str) -> dict[str, Callable[..., torch.Tensor
 
 
 def _per_frame(
-    fns: dict[str, Callable[..., torch.Tensor]], p: torch.Tensor, t: torch.Tensor
+    fns: dict[str, Callable[..., torch.Tensor]], p: torch.Tensor, t: torch.Tensor,
+    kwargs: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """(B, T) per-frame values for every requested metric; the built-ins share their passes."""
     out: dict[str, torch.Tensor] = {}
@@ -385,7 +411,7 @@ def _per_frame(
         out.update((n, vals[kind]) for n, kind in pixel.items())
     for n, f in fns.items():
         if n not in out:
-            v = f(p, t)
+            v = f(p, t, **(kwargs or {}).get(n, {}))
             if v.shape == p.shape[:1]:  # a per-sequence metric (MetricDef.per_frame False): same value per frame
                 v = v[:, None].expand(p.shape[:2])
             if v.shape != p.shape[:2]:
@@ -405,8 +431,9 @@ class MetricAccumulator:
     """
 
     def __init__(self, metrics: Sequence[str] | str = DEFAULT_METRICS, per_frame: bool = True,
-                 keep_sequences: bool = False) -> None:
+                 keep_sequences: bool = False, context: Mapping[str, Any] | None = None) -> None:
         self.fns = _resolve(metrics)
+        self.kwargs = context_kwargs(list(self.fns), context)  # what metrics with ``needs`` take from the dataset
         self.per_frame = per_frame
         self.keep_sequences = keep_sequences  # also keep each sequence's value (mean over its frames)
         self._frame_curves = [n for n in self.fns if n not in _DEFS or _DEFS[n].per_frame]
@@ -436,7 +463,7 @@ class MetricAccumulator:
             return
         step = max(1, _BATCH_ELEMS // p[0].numel())
         for i in range(0, B, step):
-            vals = _per_frame(self.fns, p[i : i + step], t[i : i + step])
+            vals = _per_frame(self.fns, p[i : i + step], t[i : i + step], self.kwargs)
             for n, v in vals.items():
                 if self.keep_sequences:
                     self._seq[n].append(v.mean(dim=1).to(_acc_dtype(v.device)))  # (B,)
@@ -463,13 +490,15 @@ def compute(
     true: Any,
     metrics: Sequence[str] | str = DEFAULT_METRICS,
     per_frame: bool = True,
+    context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Metrics of predictions against targets, numpy or torch, both ``(B, T, C, H, W)`` on [0, 1].
 
     Returns ``{"mse": float, ..., "per_frame": {"mse": [T floats], ...}}``: each overall value is
     the mean over all B*T frames, each curve the mean over the B sequences per predicted frame.
+    ``context`` is the dataset's ``spec.metric_context`` (needed by metrics that declare ``needs``).
     """
-    acc = MetricAccumulator(metrics, per_frame=per_frame)
+    acc = MetricAccumulator(metrics, per_frame=per_frame, context=context)
     acc.update(pred, true)
     return acc.result()
 

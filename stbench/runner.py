@@ -212,7 +212,7 @@ def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> li
             out.append(old)
             continue
         t0 = time.perf_counter()
-        acc = MetricAccumulator(metrics=names, keep_sequences=True)
+        acc = MetricAccumulator(metrics=names, keep_sequences=True, context=spec.metric_context)
         for x, y in dataset.batches("test", eval_batch_size(cfg), limit=cfg.get("test_size")):
             acc.update(floor_predictions(kind, x, spec.t_out), y)
         res = acc.result()

@@ -101,17 +101,19 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_steps:
 def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Precision,
              metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr"), keep: int = 0,
              on_batch: Callable[[], None] | None = None,
-             per_sequence: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+             per_sequence: bool = False,
+             context: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Metrics of ``model`` over ``batches`` in the published convention; the model never sees targets.
 
     ``keep`` > 0 also returns the first ``keep`` sequences (inputs, targets, preds) as uint8 arrays;
-    ``per_sequence`` adds ``res["per_sequence"] = {metric: (N,) array}`` (each sequence's mean over frames).
+    ``per_sequence`` adds ``res["per_sequence"] = {metric: (N,) array}`` (each sequence's mean over frames);
+    ``context`` is the dataset's ``spec.metric_context`` (e.g. weather's std for the de-normalised metrics).
     """
     from stbench.metrics import MetricAccumulator
 
     was = model.training
     model.eval()
-    acc = MetricAccumulator(metrics=metrics, keep_sequences=per_sequence)
+    acc = MetricAccumulator(metrics=metrics, keep_sequences=per_sequence, context=context)
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "targets": [], "preds": []}
     n_kept = 0
     for batch in batches:
@@ -141,7 +143,7 @@ def test(model: nn.Module, dataset: Any, cfg: dict[str, Any], device: torch.devi
     from stbench.recipes import eval_batch_size
 
     return evaluate(model, dataset.batches("test", eval_batch_size(cfg), limit=cfg.get("test_size")), device, prec,
-                    metrics=metrics, keep=keep, per_sequence=True)
+                    metrics=metrics, keep=keep, per_sequence=True, context=dataset.spec.metric_context)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +354,7 @@ class _Loop:
             return
         vres, _ = evaluate(self.raw, self.dataset.batches("val", self.eval_bs, limit=self.cfg.get("val_size")),
                            self.device, self.prec, metrics=tuple(self.cfg.get("val_metrics", ("mse",))),
-                           on_batch=self.hooks.on_eval_batch)
+                           on_batch=self.hooks.on_eval_batch, context=self.dataset.spec.metric_context)
         C, H, W = self.raw.in_shape[1:]
         row["val_mse"] = vres["mse"]  # the test metric's convention: per-frame SSE, test-time roll-out
         row["val_loss"] = vres["mse"] / (C * H * W)  # the same, per pixel

@@ -66,7 +66,7 @@ def test_denormalised_metrics_by_hand(tmp_path):
     ds = get_dataset("weather_t2m_5_625", data_root=str(tmp_path))
     true = torch.zeros(1, 2, 1, 32, 64)
     pred = true + 0.5  # half a std everywhere
-    res = metrics.compute(pred, true, metrics=ds.spec.metrics)
+    res = metrics.compute(pred, true, metrics=ds.spec.metrics, context=ds.spec.metric_context)
     s = float(ds.std[0])
     assert res["mse_denorm"] == pytest.approx((0.5 * s) ** 2)
     assert res["mae_denorm"] == pytest.approx(0.5 * s) and res["rmse_denorm"] == pytest.approx(0.5 * s)

@@ -52,6 +52,9 @@ class DatasetSpec:
     description: str = ""
     sizes: dict[str, int] = field(default_factory=dict)  # split -> number of sequences
     params: dict[str, Any] = field(default_factory=dict)  # the variant's configuration
+    #: facts some metrics need (``MetricDef.needs``), e.g. weather's training ``std`` per channel; they travel
+    #: with the dataset into evaluation, so two datasets in one process never share them
+    metric_context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def t_in(self) -> int:

@@ -1,15 +1,17 @@
 """WeatherBench 5.625 deg (Rasp et al. 2020) in OpenSTL's layout and normalisation: ``weather_t2m_5_625``,
-``weather_r_5_625``, ``weather_tcc_5_625``, ``weather_uv10_5_625`` (12 -> 12 hourly frames, 32 x 64).
+``weather_r_5_625``, ``weather_tcc_5_625``, ``weather_uv10_5_625`` (12 -> 12 hourly frames, 32 x 64) and the
+multi-variable ``weather_mv_4_4_s6_5_625`` / ``weather_mv_4_28_s6_5_625`` (4 -> 4 / 4 -> 28 frames, 12 channels).
 
 Files: ``<data_root>/weather_5_625deg/<variable dir>/<variable dir>*.nc`` (or ``<data_root>/weather/...``),
-read with xarray (optional extra: ``pip install stbench[weather]`` = xarray + netCDF4); every file of
-a variable is opened and concatenated along time in file-name order.
+read with xarray (optional extra: ``pip install stbench[weather]`` = xarray + netCDF4); the time stamps of
+all files of a variable are merged in time order and only the selected steps are read from each file.
 
-As OpenSTL's loader (``openstl/datasets/dataloader_weather.py``, facts only; REFERENCE.md section 6):
+As OpenSTL's loader (``openstl/datasets/dataloader_weather.py`` and ``dataset_constant.py``, facts only;
+REFERENCE.md section 6):
 
-- years: train 2010-2015, val 2016, test 2017-2018 (``sel(time=slice("2010", "2015"))``, whole years);
+- single variables: years train 2010-2015, val 2016, test 2017-2018 (``sel(time=slice("2010", "2015"))``);
 - within a split the time axis is cut with ``isel(time=slice(None, -1, step))``: the LAST time step
-  is dropped (step 1 = hourly);
+  is dropped (step 1 = hourly; the multi-variable sets use step 6 = 6-hourly);
 - samples: a window of 24 consecutive steps per start index, starts ``0 .. N - 25`` (OpenSTL's index
   range ``range(11, N - 13)``, which leaves out one window that would fit);
 - channels: ``t2m`` / ``tcc`` one each; ``r`` keeps the LAST pressure level only (``[:, -1:]``);
@@ -17,14 +19,28 @@ As OpenSTL's loader (``openstl/datasets/dataloader_weather.py``, facts only; REF
 - z-score per channel with the mean / std over (time, lat, lon) of the TRAINING years, reused for val
   and test (stbench accumulates them in float64; OpenSTL in float32, a difference in the 7th digit).
 
-Differences: OpenSTL validates on the test years; stbench validates on 2016 (its own val split).
-Values are z-scores (scale declared (-4, 4), typical, not a bound). Metrics are DE-NORMALISED per pixel
-in the variable's units, as the published weather tables: ``mse_denorm`` / ``mae_denorm`` /
-``rmse_denorm`` = per frame mean over C*H*W of (std_c * error)^2, |std_c * error|, and the square
-root of the former; the reported RMSE is the mean of per-frame RMSEs (OpenSTL's is sqrt of the mean
-MSE, slightly larger). The de-normalising std is that of the weather dataset most recently loaded in
-the process (one dataset per run).
-The multi-variable variants (``weather_mv_4_4_s6_5_625``, ``weather_mv_4_28_s6_5_625``) are NOT implemented.
+Multi-variable (``data_name = 'mv'`` in OpenSTL): the variables ``r, t, u, v`` (directories
+``relative_humidity``, ``temperature``, ``u_component_of_wind``, ``v_component_of_wind``) at the pressure levels
+150, 500 and 850 hPa (``sel(level=[150, 500, 850])``), channel order ``r150 r500 r850 t150 t500 t850 u150 u500
+u850 v150 v500 v850``; years train **1979**-2015 (OpenSTL's ``dataset_constant.py`` for the mv sets), val 2016,
+test 2017-2018; ``step = 6`` (6-hourly series). OpenSTL's frame offsets into that 6-hourly series are
+``idx_in = [-17, -11, -5, 0]`` and ``idx_out = [1, 7, 13, ...]`` (``1 + 6 i``): the offsets are multiplied by 6
+although the series is already 6-hourly, so consecutive frames are 36 h apart, except 30 h between the last two
+inputs and 6 h between the last input and the first target. ``indices="openstl"`` (the default) reproduces these
+samples (the ones behind the published numbers); ``indices="contiguous"`` gives consecutive 6-hourly frames
+(what the name "4 -> 28 = 7 days" describes). Starts run over ``range(17, N - idx_out[-1] - 1)`` as in OpenSTL.
+
+Differences: OpenSTL validates on the test years; stbench validates on 2016 (its own val split). OpenSTL's
+current loader z-scores val and test with their OWN statistics (its mv branch always, its single-variable
+branch since the multi-variable rewrite); stbench uses the training statistics for every split, as the issue and
+OpenSTL's earlier loader do. Values are z-scores (scale declared (-4, 4), typical, not a bound).
+
+Metrics are DE-NORMALISED per pixel in the variables' units, as the published weather tables:
+``mse_denorm`` / ``mae_denorm`` / ``rmse_denorm`` = per frame mean over C*H*W of (std_c * error)^2,
+|std_c * error|, and the square root of the former; the reported RMSE is the mean of per-frame RMSEs
+(OpenSTL's is sqrt of the mean MSE, slightly larger; for mv it is the mean over the four variables of each
+variable's RMSE). The std travels with the dataset: ``spec.metric_context["std"]`` (one value per channel),
+which evaluation passes to the metrics that declare ``needs=("std",)``; no module state.
 """
 
 from __future__ import annotations
@@ -48,9 +64,14 @@ VARIABLES = {
     "tcc": ("total_cloud_cover", "tcc"),
     "u10": ("10m_u_component_of_wind", "u10"),
     "v10": ("10m_v_component_of_wind", "v10"),
+    "t": ("temperature", "t"),
+    "u": ("u_component_of_wind", "u"),
+    "v": ("v_component_of_wind", "v"),
 }
-CHANNELS = {"t2m": ("t2m",), "r": ("r",), "tcc": ("tcc",), "uv10": ("u10", "v10")}
+CHANNELS = {"t2m": ("t2m",), "r": ("r",), "tcc": ("tcc",), "uv10": ("u10", "v10"), "mv": ("r", "t", "u", "v")}
 YEARS = {"train": ("2010", "2015"), "val": ("2016", "2016"), "test": ("2017", "2018")}
+MV_YEARS = {"train": ("1979", "2015"), "val": ("2016", "2016"), "test": ("2017", "2018")}
+MV_LEVELS = (150, 500, 850)  # hPa, OpenSTL's `level` of the mv sets
 GRID = (32, 64)
 INSTALL_HINT = "reading WeatherBench needs xarray and netCDF4; fix: pip install 'stbench[weather]'"
 
@@ -76,8 +97,30 @@ def files(data_root: str | Path, short: str) -> list[Path]:
     return sorted((weather_root(data_root) / d).glob(f"{d}*.nc"))
 
 
+def _one(xr: Any, f: Path, var: str, levels: tuple[int, ...] | None) -> tuple[str, str, Any]:
+    """(status, detail, time stamps) of one file."""
+    with xr.open_dataset(f) as ds:
+        if var not in ds:
+            return "missing", f"variable '{var}' not in the file", None
+        a = ds[var]
+        shape = tuple(a.sizes.get(k, 0) for k in ("lat", "lon"))
+        if "time" not in a.dims or shape != GRID:
+            return "wrong shape", f"dims {dict(a.sizes)}, expected time x lat 32 x lon 64", None
+        if levels is not None:
+            have = [int(x) for x in np.asarray(a["level"].values)] if "level" in a.dims else []
+            lack = [lv for lv in levels if lv not in have]
+            if lack:
+                return "wrong shape", f"levels {have or 'none'} lack {lack} (hPa), need a level axis with them", None
+        if not np.issubdtype(a.dtype, np.floating):
+            return "wrong dtype", f"{a.dtype}, expected float", None
+        return "ok", f"{dict(a.sizes)}", np.asarray(ds["time"].values)
+
+
 def check_rows(data_root: str | Path, variable: str) -> list[tuple[str, str, str]]:
-    """One row per .nc file of the variable's channels (opened, variable and grid checked)."""
+    """One row per .nc file of the variable's channels (opened, variable, grid, levels and dtype checked), then,
+    when every file of a variable is ok, one row saying whether its time stamps reach the split years."""
+    mv = variable == "mv"
+    years, levels = (MV_YEARS, MV_LEVELS) if mv else (YEARS, None)
     rows = []
     for short in CHANNELS[variable]:
         d, var = VARIABLES[short]
@@ -86,121 +129,182 @@ def check_rows(data_root: str | Path, variable: str) -> list[tuple[str, str, str
             rows.append((str(weather_root(data_root) / d / f"{d}*.nc"), "missing", "no NetCDF files"))
             continue
         xr = _xr()
+        stamps, bad = [], False
         for f in fs:
             try:
-                with xr.open_dataset(f) as ds:
-                    if var not in ds:
-                        rows.append((str(f), "missing", f"variable '{var}' not in the file"))
-                        continue
-                    a = ds[var]
-                    shape = tuple(a.sizes.get(k, 0) for k in ("lat", "lon"))
-                    if "time" not in a.dims or shape != GRID:
-                        rows.append((str(f), "wrong shape", f"dims {dict(a.sizes)}, expected time x lat 32 x lon 64"))
-                    elif not np.issubdtype(a.dtype, np.floating):
-                        rows.append((str(f), "wrong dtype", f"{a.dtype}, expected float"))
-                    else:
-                        rows.append((str(f), "ok", f"{dict(a.sizes)}"))
-            except (OSError, ValueError) as exc:
-                rows.append((str(f), "wrong dtype", f"not a readable NetCDF file ({' '.join(str(exc).split())[:80]})"))
+                status, detail, t = _one(xr, f, var, levels)
+            except (OSError, ValueError, KeyError) as exc:
+                why = " ".join(str(exc).split())[:80]
+                status, detail, t = "wrong dtype", f"not a readable NetCDF file ({why})", None
+            rows.append((str(f), status, detail))
+            bad |= status != "ok"
+            if t is not None:
+                stamps.append(t)
+        if not bad:
+            yrs = set(np.concatenate(stamps).astype("datetime64[Y]").astype(int) + 1970)
+            need = sorted({int(y) for pair in years.values() for y in pair})
+            lack = [y for y in need if y not in yrs]
+            rows.append((str(weather_root(data_root) / d), "out of range" if lack else "ok",
+                         f"no time stamps in {lack} (splits {_years_text(years)})" if lack
+                         else f"time stamps cover {_years_text(years)}"))
     return rows
 
 
-#: std per channel of the weather dataset loaded last (for the de-normalised metrics)
-_DENORM: dict[str, np.ndarray] = {}
+def _years_text(years: dict[str, tuple[str, str]]) -> str:
+    return ", ".join(f"{s} {a}-{b}" if a != b else f"{s} {a}" for s, (a, b) in years.items())
 
 
-def _std(pred: Any) -> Any:
+# -- de-normalised metrics: the std comes from the dataset's spec.metric_context, never module state --------------
+def _err(pred: Any, true: Any, std: Any) -> Any:
     import torch
 
-    if "std" not in _DENORM:
-        raise DataError("the de-normalised weather metrics need a weather dataset loaded first (its training std)")
-    std = torch.as_tensor(_DENORM["std"], dtype=torch.float64, device=pred.device)
-    return std.view(1, 1, -1, 1, 1)  # (1, 1, C, 1, 1)
-
-
-def _err(pred: Any, true: Any) -> Any:
-    import torch
-
-    d = (pred.to(torch.float64) - true.to(torch.float64)) * _std(pred)  # (B, T, C, H, W) in data units
+    s = torch.as_tensor(np.asarray(std, dtype=np.float64), device=pred.device).view(1, 1, -1, 1, 1)  # (1, 1, C, 1, 1)
+    if s.shape[2] != pred.shape[2]:
+        raise DataError(f"the de-normalising std has {s.shape[2]} channels but the predictions have {pred.shape[2]}")
+    d = (pred.to(s.dtype) - true.to(s.dtype)) * s  # (B, T, C, H, W) in data units
     return d.reshape(*d.shape[:2], -1)
 
 
-@register_metric("mse_denorm", label="MSE (denorm.)", unit="variable units^2", higher_is_better=False,
+@register_metric("mse_denorm", label="MSE (denorm.)", unit="variable units^2", higher_is_better=False, needs=("std",),
                   convention="weather: per frame MEAN over C*H*W of the squared error after de-normalising with the "
                   "training std per channel; mean over all (B, T) frames")
-def mse_denorm(pred: Any, true: Any) -> Any:
-    return _err(pred, true).pow(2).mean(dim=-1)
+def mse_denorm(pred: Any, true: Any, *, std: Any) -> Any:
+    return _err(pred, true, std).pow(2).mean(dim=-1)
 
 
-@register_metric("mae_denorm", label="MAE (denorm.)", unit="variable units", higher_is_better=False,
+@register_metric("mae_denorm", label="MAE (denorm.)", unit="variable units", higher_is_better=False, needs=("std",),
                   convention="weather: per frame MEAN over C*H*W of the absolute error after de-normalising; mean "
                   "over all (B, T) frames")
-def mae_denorm(pred: Any, true: Any) -> Any:
-    return _err(pred, true).abs().mean(dim=-1)
+def mae_denorm(pred: Any, true: Any, *, std: Any) -> Any:
+    return _err(pred, true, std).abs().mean(dim=-1)
 
 
 @register_metric("rmse_denorm", label="RMSE (denorm.)", unit="variable units", higher_is_better=False,
-                  convention="weather: per frame sqrt(MEAN squared de-normalised error); mean of per-frame values "
-                  "(OpenSTL reports sqrt of the mean MSE, slightly larger)")
-def rmse_denorm(pred: Any, true: Any) -> Any:
-    return _err(pred, true).pow(2).mean(dim=-1).sqrt()
+                  needs=("std",), convention="weather: per frame sqrt(MEAN squared de-normalised error); mean of "
+                  "per-frame values (OpenSTL reports sqrt of the mean MSE, slightly larger)")
+def rmse_denorm(pred: Any, true: Any, *, std: Any) -> Any:
+    return _err(pred, true, std).pow(2).mean(dim=-1).sqrt()
 
 
 class _Weather(Dataset):
+    """One WeatherBench variant: ``variable`` (a key of :data:`CHANNELS`), its years, levels and frame offsets."""
+
     name = ""
     variable = ""
+    years = YEARS
+    levels: tuple[int, ...] | None = None  # pressure levels to select (mv); None: the last level of a 4-D variable
 
     def __init__(self, *, data_root: str | None = None, seed: int = 0, t_in: int = 12, t_out: int = 12,
                  step: int = 1) -> None:
-        params = dict(variable=self.variable, t_in=int(t_in), t_out=int(t_out), step=int(step),
-                      train_years="2010-2015", val_years="2016", test_years="2017-2018")
+        self._setup(data_root, seed, t_in, t_out, step, np.arange(int(t_in) + int(t_out)))
+
+    def _setup(self, data_root: str | None, seed: int, t_in: int, t_out: int, step: int, offsets: np.ndarray,
+               **extra: Any) -> None:
+        y = self.years
+        params = dict(variable=self.variable, t_in=int(t_in), t_out=int(t_out), step=int(step), **extra,
+                      train_years=f"{y['train'][0]}-{y['train'][1]}", val_years="2016", test_years="2017-2018")
+        if self.levels:
+            params["levels"] = list(self.levels)
         super().__init__(data_root=data_root, seed=seed, **params)
-        self.frames = params["t_in"] + params["t_out"]
         self.step = params["step"]
+        self.offsets = np.asarray(offsets, dtype=np.int64)  # frame offsets of one sample, from its first frame
+        if len(self.offsets) != params["t_in"] + params["t_out"]:
+            raise ValueError(f"{self.name}: {len(self.offsets)} frame offsets for {params['t_in']} + {params['t_out']}")
         self.sizes: dict[str, int] = {}
+        context: dict[str, Any] = {}
         if data_root is not None:  # without it: the spec only (model building); reading asks for --data-root
             raise_on_bad(check_rows(data_root, self.variable))
-            _DENORM["std"] = self.std  # training statistics (reads the training years once)
-            self.sizes = {s: max(0, len(self._split(s)) - self.frames) for s in ("train", "val", "test")}
+            context = {"std": tuple(float(v) for v in self.std),  # training statistics (reads the training years)
+                       "mean": tuple(float(v) for v in self.mean), "channels": self.channel_names}
+            # OpenSTL's start range: range(-idx_in[0], N - idx_out[-1] - 1), i.e. N - last offset - 1 windows
+            self.sizes = {s: max(0, len(self._split(s)) - int(self.offsets[-1]) - 1) for s in ("train", "val", "test")}
         self.spec = DatasetSpec(
-            name=self.name, in_shape=(params["t_in"], len(CHANNELS[self.variable]), *GRID), t_out=params["t_out"],
+            name=self.name, in_shape=(params["t_in"], len(self.channel_names), *GRID), t_out=params["t_out"],
             scale=(-4.0, 4.0), metrics=("mse_denorm", "mae_denorm", "rmse_denorm"),
-            description=f"WeatherBench 5.625 deg {self.variable}, {params['t_in']} -> {params['t_out']} steps of "
-                        f"{self.step} h, z-scored with training (2010-2015) statistics; val 2016, test 2017-2018",
-            sizes=dict(self.sizes), params=params,
+            description=f"WeatherBench 5.625 deg {self.variable}, {params['t_in']} -> {params['t_out']} frames of "
+                        f"a {self.step} h series, z-scored with training ({params['train_years']}) statistics; "
+                        "val 2016, test 2017-2018",
+            sizes=dict(self.sizes), params=params, metric_context=context,
         )
 
-    @functools.lru_cache(maxsize=3)  # noqa: B019
-    def _raw(self, split: str) -> np.ndarray:
-        """(N, C, 32, 64) float32 raw values of a split (last step dropped, every ``step``-th kept)."""
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        if self.levels:
+            return tuple(f"{v}{lv}" for v in CHANNELS[self.variable] for lv in self.levels)
+        return CHANNELS[self.variable]
+
+    def _series(self, short: str, split: str) -> list[np.ndarray]:
+        """The split's steps of one variable as float32 (N, H, W) arrays, one per channel: the time stamps of all
+        files merged, the split's years selected, the last step dropped, every ``step``-th kept; only those read."""
+        import pandas as pd
+
         xr = _xr()
-        chans = []
-        for short in CHANNELS[self.variable]:
-            _, var = VARIABLES[short]
-            parts = []
-            for f in files(self.data_root, short):
-                with xr.open_dataset(f) as ds:
-                    parts.append(ds[var].load())
-            a = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
-            a = a.sel(time=slice(*YEARS[split])).isel(time=slice(None, -1, self.step))
-            v = np.asarray(a.values, dtype=np.float32)
-            if v.ndim == 4:  # (time, level, lat, lon): OpenSTL keeps the last level
-                v = v[:, -1]
-            chans.append(v)
-        return np.stack(chans, axis=1)
+        _, var = VARIABLES[short]
+        fs = files(self.data_root, short)
+        stamps = []
+        for f in fs:
+            with xr.open_dataset(f) as ds:
+                stamps.append(pd.DatetimeIndex(ds["time"].values))
+        every = pd.DatetimeIndex(np.concatenate([s.values for s in stamps])).sort_values()
+        a, b = self.years[split]
+        keep = every[(every.year >= int(a)) & (every.year <= int(b))][:-1:self.step]
+        parts = []
+        for f, s in zip(fs, stamps):
+            mine = keep[keep.isin(s)]
+            if len(mine) == 0:
+                continue
+            with xr.open_dataset(f) as ds:
+                arr = ds[var].sel(time=mine)
+                if self.levels:
+                    arr = arr.sel(level=list(self.levels)).transpose("time", "level", "lat", "lon")
+                parts.append((mine, np.asarray(arr.values, dtype=np.float32)))
+        if not parts:
+            return [np.zeros((0, *GRID), np.float32) for _ in (self.levels or (0,))]
+        order = np.argsort(np.concatenate([m.values for m, _ in parts]), kind="stable")
+        v = np.concatenate([p for _, p in parts])[order]
+        if v.ndim == 4 and self.levels:  # (time, level, lat, lon): one channel per selected level, in their order
+            return [np.ascontiguousarray(v[:, i]) for i in range(v.shape[1])]
+        if v.ndim == 4:  # single variable with levels (r): OpenSTL keeps the last level
+            v = v[:, -1]
+        return [v]
+
+    def _raw(self, split: str) -> np.ndarray:
+        """(N, C, 32, 64) float32 raw values of a split."""
+        return np.stack([c for short in CHANNELS[self.variable] for c in self._series(short, split)], axis=1)
 
     @functools.cached_property
+    def _train_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        raw = self._raw("train")
+        mean = np.array([raw[:, c].mean(dtype=np.float64) for c in range(raw.shape[1])])
+        std = np.array([raw[:, c].std(dtype=np.float64) for c in range(raw.shape[1])])
+        self._split_cache["train"] = self._normalise(raw, mean, std)  # the raw array is reused in place
+        return mean, std
+
+    @property
     def mean(self) -> np.ndarray:
-        return self._raw("train").mean(axis=(0, 2, 3), dtype=np.float64)
+        return self._train_stats[0]
+
+    @property
+    def std(self) -> np.ndarray:
+        return self._train_stats[1]
+
+    @staticmethod
+    def _normalise(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        for c in range(raw.shape[1]):  # channel by channel, in place (the multi-variable train split is GBs)
+            raw[:, c] -= np.float32(mean[c])
+            raw[:, c] /= np.float32(std[c])
+        return raw
 
     @functools.cached_property
-    def std(self) -> np.ndarray:
-        return self._raw("train").std(axis=(0, 2, 3), dtype=np.float64)
+    def _split_cache(self) -> dict[str, np.ndarray]:
+        return {}
 
-    @functools.lru_cache(maxsize=3)  # noqa: B019
     def _split(self, split: str) -> np.ndarray:
-        raw = self._raw(split)
-        return ((raw - self.mean[None, :, None, None]) / self.std[None, :, None, None]).astype(np.float32)
+        if split not in self._split_cache:
+            mean, std = self._train_stats
+            if split not in self._split_cache:
+                self._split_cache[split] = self._normalise(self._raw(split), mean, std)
+        return self._split_cache[split]
 
     def num_samples(self, split: str) -> int:
         self.check_split(split)
@@ -214,7 +318,7 @@ class _Weather(Dataset):
         if not 0 <= start <= stop <= n:
             raise IndexError(f"{self.name} {split}: sequences [{start}, {stop}) out of range [0, {n})")
         data = self._split(split)
-        idx = np.arange(start, stop)[:, None] + np.arange(self.frames)[None, :]  # (n, T)
+        idx = np.arange(start, stop)[:, None] + self.offsets[None, :]  # (n, T)
         return data[idx]  # (n, T, C, 32, 64) float32
 
 
@@ -226,6 +330,45 @@ def _variant(variable: str) -> type[_Weather]:
     DATASETS.register(name, obj=cls)
     register_checker([name], f"stbench.data.weather:check_{variable}")
     return cls
+
+
+def mv_offsets(t_out: int, indices: str = "openstl") -> np.ndarray:
+    """Frame offsets (into the 6-hourly series, from a sample's first frame) of a 4 -> ``t_out`` mv sample."""
+    if indices == "contiguous":
+        return np.arange(4 + int(t_out))
+    if indices != "openstl":
+        raise ValueError(f"unknown indices '{indices}'; use openstl (OpenSTL's samples) or contiguous")
+    idx_in = [1 + i * 6 for i in range(-3, 0)] + [0]  # OpenSTL dataset_constant.py: [-17, -11, -5, 0]
+    idx_out = [1 + i * 6 for i in range(int(t_out))]  # [1, 7, 13, ...]
+    return np.array(idx_in + idx_out) - idx_in[0]
+
+
+class _WeatherMV(_Weather):
+    variable = "mv"
+    years = MV_YEARS
+    levels = MV_LEVELS
+    default_t_out = 4
+
+    def __init__(self, *, data_root: str | None = None, seed: int = 0, t_out: int | None = None,
+                 indices: str = "openstl") -> None:
+        t_out = self.default_t_out if t_out is None else int(t_out)
+        self._setup(data_root, seed, 4, t_out, 6, mv_offsets(t_out, indices), indices=indices)
+
+
+@DATASETS.register("weather_mv_4_4_s6_5_625")
+class WeatherMV4(_WeatherMV):
+    """WeatherBench r, t, u, v at 150/500/850 hPa (12 channels), 4 -> 4 frames of the 6-hourly series."""
+
+    name = "weather_mv_4_4_s6_5_625"
+    default_t_out = 4
+
+
+@DATASETS.register("weather_mv_4_28_s6_5_625")
+class WeatherMV28(_WeatherMV):
+    """WeatherBench r, t, u, v at 150/500/850 hPa (12 channels), 4 -> 28 frames of the 6-hourly series."""
+
+    name = "weather_mv_4_28_s6_5_625"
+    default_t_out = 28
 
 
 def check_t2m(root: str | Path) -> list[tuple[str, str, str]]:
@@ -244,6 +387,11 @@ def check_uv10(root: str | Path) -> list[tuple[str, str, str]]:
     return check_rows(root, "uv10")
 
 
+def check_mv(root: str | Path) -> list[tuple[str, str, str]]:
+    return check_rows(root, "mv")
+
+
+register_checker(["weather_mv_4_4_s6_5_625", "weather_mv_4_28_s6_5_625"], "stbench.data.weather:check_mv")
 WeatherT2M = _variant("t2m")
 WeatherR = _variant("r")
 WeatherTCC = _variant("tcc")

@@ -91,7 +91,33 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_steps:
                                                    final_div_factor=float(cfg.get("final_div_factor", 1e4)))
     if name in ("none", "constant"):
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    raise ValueError(f"unknown scheduler '{name}' in the recipe; use onecycle or none")
+    if name == "cosine":
+        return cosine_scheduler(opt, cfg, total_steps)
+    raise ValueError(f"unknown scheduler '{name}' in the recipe; use onecycle, cosine or none")
+
+
+def cosine_lr(epoch: int, *, lr: float, epochs: int, min_lr: float = 1e-6, warmup_lr: float = 1e-5,
+              warmup_epochs: int = 0) -> float:
+    """The learning rate of (0-based) ``epoch`` under OpenSTL's ``sched = 'cosine'``: timm's CosineLRScheduler
+    with ``t_initial = epochs``, ``t_in_epochs=True``, one cycle, no warm-up prefix, stepped at the start of
+    every epoch. Warm-up epochs ramp linearly from ``warmup_lr``; the cosine runs over ALL epochs (warm-up
+    included), from ``lr`` at epoch 0 to ``min_lr`` at epoch ``epochs``."""
+    if epoch < warmup_epochs:
+        return warmup_lr + epoch * (lr - warmup_lr) / warmup_epochs
+    if epoch >= epochs:
+        return min_lr
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * epoch / epochs))
+
+
+def cosine_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int):
+    """Per-epoch cosine (:func:`cosine_lr`) as a ``LambdaLR`` stepped per optimizer step: the lr is constant
+    within an epoch. Recipe keys: ``min_lr`` (1e-6), ``warmup_lr`` (1e-5), ``warmup_epochs`` (0), OpenSTL's
+    defaults. Its state is the step count, so a resumed run continues the same lr sequence."""
+    epochs = max(1, int(cfg["epochs"]))
+    per_epoch = max(1, total_steps // epochs)
+    kw = dict(lr=float(cfg["lr"]), epochs=epochs, min_lr=float(cfg.get("min_lr", 1e-6)),
+              warmup_lr=float(cfg.get("warmup_lr", 1e-5)), warmup_epochs=int(cfg.get("warmup_epochs", 0)))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cosine_lr(step // per_epoch, **kw) / kw["lr"])
 
 
 # ---------------------------------------------------------------------------------------------

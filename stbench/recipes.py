@@ -147,16 +147,29 @@ class Recipe:
     def model_kw(self) -> dict[str, Any]:
         return dict(self.config.get("model", {}))
 
-    def build_model(self, name: str | None = None, **overrides: Any):
-        """The model at this recipe's architecture and the dataset's shapes."""
+    def build_model(self, name: str | None = None, *, spec: Any = None, data_root: str | None = None,
+                    **overrides: Any):
+        """The model at this recipe's architecture and the dataset's shapes: those of ``spec`` (the run's
+        dataset, already built from its files) when given, else of a spec built with ``data_root`` (datasets
+        whose shapes come from their files, e.g. ``well``, need it), else of the dataset without files."""
         import stbench
-        from stbench.data import get_spec
 
-        spec = get_spec(self.dataset, **self.config.get("data", {}))
+        if spec is None:
+            spec = self.dataset_spec(data_root)
         user = dict(self.config.get("model_overrides", {}))
         user.update(overrides)
         return stbench.create_model(name or self.model, in_shape=tuple(spec.in_shape), t_out=spec.t_out,
                                     recipe_defaults=self.model_kw, **user)
+
+    def dataset_spec(self, data_root: str | None = None) -> Any:
+        """The spec of this recipe's dataset variant (``data`` options), read from ``data_root`` when given."""
+        return _spec_of(self.dataset, data_root, dict(self.config.get("data", {})))
+
+
+def _spec_of(dataset: str, data_root: str | None, data: dict[str, Any]) -> Any:
+    from stbench.data import get_spec
+
+    return get_spec(dataset, data_root=data_root, **data)
 
 
 def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any] | None = None,

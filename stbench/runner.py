@@ -252,7 +252,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     cfg = recipe.config
     names = run_metrics(dataset.spec.metrics, opts.metrics)
     torch.manual_seed(seed * 1000 + dist.rank)
-    model = recipe.build_model(model_name)
+    model = recipe.build_model(model_name, spec=dataset.spec)  # the run's dataset: shapes read from its files
     prec = _choose_precision(opts, cfg, model, device, dist, con, old if resume_ckpt is not None else None)
     rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed, kind="model",
                     family="recurrent" if model.recurrent else "parallel", encoder=model.names["encoder"],
@@ -271,7 +271,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
 
     try:
         if opts.profile and dist.master:
-            rec.profile = _profile(model_name, recipe, device, prec, cfg)
+            rec.profile = _profile(model_name, recipe, device, prec, cfg, dataset.spec)
         if resume_ckpt is None:
             write()
         model = prec.prepare(model)
@@ -370,10 +370,11 @@ def _finish(rec: RunRecord, t_start: float) -> None:
 INFER_BATCH = 16  # the batch of the recorded inference throughput, whatever the recipe trains with
 
 
-def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg: dict[str, Any],
+             spec: Any = None) -> dict[str, Any]:
     from stbench.profile import profile_model
 
-    m = recipe.build_model(model_name)
+    m = recipe.build_model(model_name, spec=spec)
     # training step at the run's batch (it drives the time estimate); inference at one batch for every
     # model, so that the throughput column of a leaderboard compares like with like
     r = profile_model(m, name=model_name, device=device, precision=prec, batch=int(cfg["batch_size"]),

@@ -99,8 +99,10 @@ def test_new_builtin_file_is_found_with_no_other_edit(tmp_path):
     )
     out = _py("import stbench\nfrom stbench.registry import TEMPORAL\n"
               "m = stbench.create_model('identxyz_net', in_shape=(4, 1, 16, 16), t_out=4)\n"
-              "out = {'file': stbench.__file__, 'temporal': m.names['temporal'], 'source': TEMPORAL.entry('identxyz')"
-              ".source, 'before_list': 'stbench.models.metavp' in sys.modules, 'listed': stbench.list_models('ident*')}",
+              "out = {'file': stbench.__file__, 'temporal': m.names['temporal'],\n"
+              "       'source': TEMPORAL.entry('identxyz').source,\n"
+              "       'before_list': 'stbench.models.metavp' in sys.modules,\n"
+              "       'listed': stbench.list_models('ident*')}",
               root=tmp_path)
     assert Path(out["file"]).is_relative_to(tmp_path)
     assert out["temporal"] == "identxyz" and out["source"] == "built-in"

@@ -8,7 +8,8 @@
   at most ``sqrt`` of the mean per-pixel MSE (Jensen).
 - ``mse_px`` / ``mae_px``  per-frame MEAN (not sum) over C*H*W of the squared / absolute error.
 
-Importing this module registers them (``stbench.data`` imports it).
+Importing this module registers them (it is a ``stbench.metrics`` entry point, imported on the first
+lookup of one of its names).
 """
 
 from __future__ import annotations

@@ -9,6 +9,13 @@ listed without importing anything, imported on first use. ``REG.register("name",
 **meta)`` makes a lazy entry directly. Code that is not installed is loaded with
 ``load_plugin("path/to/file.py" | "package.module")`` (the CLI's ``--plugin``).
 
+stbench's own entry points name packages (``stbench.models``, ``stbench.data``) and modules
+(``stbench.metrics``) that are imported lazily, one file at a time: looking up a name imports only the
+files of those packages whose source registers (or mentions) that name, checks that the entry appeared,
+and otherwise imports all of them, so the text scan only decides what is imported first, never what is
+found. Listing (``names()``, wildcards) imports everything. A new built-in is one new file in one of
+those packages: no import line or list to add it to.
+
 A plugin that fails to import is never skipped silently: the failure is printed to stderr once,
 with the plugin's name and its error, and kept in :data:`PLUGIN_ERRORS` for ``stbench list``.
 
@@ -27,6 +34,8 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
+import pkgutil
+import re
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -88,10 +97,11 @@ def _source(label: str) -> Iterator[None]:
 class Registry:
     """Name -> component map for one kind (``temporal``, ``model``, ...)."""
 
-    def __init__(self, kind: str, group: str, base: type | None = None) -> None:
+    def __init__(self, kind: str, group: str, base: type | None = None, *, builtins: bool = False) -> None:
         self.kind = kind
         self.group = group
         self.base = base  # set later for kinds whose base class lives in another module
+        self.builtins = builtins  # stbench's built-in modules may register here (imported on lookup)
         self._entries: dict[str, Entry] = {}
 
     # -- registration -------------------------------------------------------------------------
@@ -104,6 +114,7 @@ class Registry:
         if isinstance(obj, str):
             if not name or ":" not in obj:
                 raise ValueError(f"a lazy {self.kind} needs name= and obj='module:attr', got {name!r}, {obj!r}")
+            self._builtin_first(name)
             if name in self._entries and self._entries[name].obj != obj:
                 old = self._entries[name]
                 raise RegistryError(f"duplicate {self.kind} name '{name}': already registered by {old.source}; "
@@ -117,6 +128,9 @@ class Registry:
                 raise ValueError(f"cannot infer a {self.kind} name for {o!r}; pass name=")
             if self.base is not None and inspect.isclass(o) and not issubclass(o, self.base):
                 raise TypeError(f"{self.kind} '{key}' must subclass {self.base.__name__}, got {o.__name__}")
+            source = BUILTIN if _is_builtin_module(getattr(o, "__module__", None)) else _CURRENT_SOURCE[-1]
+            if source != BUILTIN:
+                self._builtin_first(key)
             if key in self._entries:
                 old = self._entries[key]
                 if old.lazy and _target_of(o) == old.obj:  # the lazy entry's own target being imported
@@ -129,7 +143,7 @@ class Registry:
                     f"duplicate {self.kind} name '{key}': already registered by {old.source} "
                     f"({_where(old.obj)}); choose another name"
                 )
-            self._entries[key] = Entry(key, o, self.kind, _CURRENT_SOURCE[-1], dict(meta))
+            self._entries[key] = Entry(key, o, self.kind, source, dict(meta))
             return o
 
         return add(obj) if obj is not None else add
@@ -137,10 +151,18 @@ class Registry:
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
 
+    def _builtin_first(self, name: str) -> None:
+        """Before a plugin registers ``name``: import the built-in files that register it (if any), so that a
+        plugin reusing a built-in name is refused as a duplicate, as when every built-in was imported first."""
+        if self.builtins and name not in self._entries and _CURRENT_SOURCE[-1] != BUILTIN:
+            _import_builtins_for(self, name, fallback=False)
+
     # -- lookup ---------------------------------------------------------------------------------
     def names(self, pattern: str | None = None, *, include_tiny: bool | None = None) -> list[str]:
         """Registered names, filtered by :func:`match_names` when a pattern is given."""
         load_entry_points()
+        if self.builtins:
+            _import_all_builtins()
         return match_names({n: bool(e.meta.get("tiny")) for n, e in sorted(self._entries.items())}, pattern,
                            include_tiny=include_tiny)
 
@@ -152,10 +174,14 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         load_entry_points()
+        if name not in self._entries and self.builtins:
+            _import_builtins_for(self, name)
         return name in self._entries
 
     def entry(self, name: str) -> Entry:
         load_entry_points()
+        if name not in self._entries and self.builtins:
+            _import_builtins_for(self, name)
         try:
             e = self._entries[name]
         except KeyError:
@@ -204,12 +230,12 @@ def _where(obj: Any) -> str:
     return f"{mod}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
 
 
-MODELS = Registry("model", "stbench.models")
-ENCODERS = Registry("encoder", "stbench.encoders")
-DECODERS = Registry("decoder", "stbench.encoders")
-TEMPORAL = Registry("temporal module", "stbench.temporal")
-DATASETS = Registry("dataset", "stbench.datasets")
-METRICS = Registry("metric", "stbench.metrics")
+MODELS = Registry("model", "stbench.models", builtins=True)
+ENCODERS = Registry("encoder", "stbench.encoders", builtins=True)
+DECODERS = Registry("decoder", "stbench.encoders", builtins=True)
+TEMPORAL = Registry("temporal module", "stbench.temporal", builtins=True)
+DATASETS = Registry("dataset", "stbench.datasets", builtins=True)
+METRICS = Registry("metric", "stbench.metrics", builtins=True)
 
 # entry-point group -> the registry that a single class/function entry point is added to
 _GROUPS: dict[str, Registry] = {
@@ -244,7 +270,9 @@ def _add_loaded(obj: Any, name: str, group: str) -> None:
 
 
 def load_entry_points(force: bool = False) -> None:
-    """Import every entry point of the stbench groups once (built-ins first)."""
+    """Read every entry point of the stbench groups once: stbench's own modules are noted as built-in
+    roots (imported lazily, see :func:`_import_builtins_for`); plugins are imported (or, for a
+    ``"module:attr"`` value, listed as lazy entries)."""
     global _LOADED, _LOADING
     if (_LOADED and not force) or _LOADING:
         return
@@ -253,24 +281,24 @@ def load_entry_points(force: bool = False) -> None:
         eps = []
         for group in _GROUPS:
             eps += [(group, ep) for ep in entry_points(group=group)]
-        builtin_seen = any(_dist_name(ep) == "stbench" for _, ep in eps)
-        if not builtin_seen:  # running from a source tree that was never pip-installed
-            with _source(BUILTIN):
-                importlib.import_module("stbench.models")
-                importlib.import_module("stbench.data")
-                importlib.import_module("stbench.metrics")
+        # stbench's own roots, plus the defaults (a source tree never pip-installed, or installed metadata
+        # older than a root)
+        _set_builtin_roots([ep.value.strip() for _, ep in eps if _dist_name(ep) == "stbench" and ":" not in ep.value]
+                           + list(_DEFAULT_ROOTS))
         eps.sort(key=lambda ge: _dist_name(ge[1]) != "stbench")  # built-ins first
         for group, ep in eps:
             dist = _dist_name(ep)
             label = BUILTIN if dist == "stbench" else f"plugin {dist or ep.value}"
             with _source(label):
                 try:
-                    if ":" in ep.value and dist != "stbench":  # a single component: listed now, imported on use
+                    if ":" in ep.value:  # a single component: listed now, imported on use
                         reg = _GROUPS[group]
+                        reg._builtin_first(ep.name)
                         if ep.name not in reg._entries:
                             reg.register(ep.name, obj=ep.value.replace(" ", ""))
                         continue
-                    _add_loaded(ep.load(), ep.name, group)
+                    if dist != "stbench":
+                        _add_loaded(ep.load(), ep.name, group)
                 except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
                     if dist == "stbench":
                         raise
@@ -278,6 +306,107 @@ def load_entry_points(force: bool = False) -> None:
         _LOADED = True
     finally:
         _LOADING = False
+
+
+# -- built-in modules, imported on demand ------------------------------------------------------------
+_DEFAULT_ROOTS = ("stbench.models", "stbench.data", "stbench.metrics", "stbench.metrics_extra")  # pyproject.toml's
+_ROOTS: list[str] = []  # packages / modules named by stbench's own entry points
+_SOURCES: dict[str, str] | None = None  # module -> source text, for the built-in files that mention "register"
+_ALL_IMPORTED = False
+
+
+def _set_builtin_roots(roots: list[str]) -> None:
+    global _SOURCES, _ALL_IMPORTED
+    roots = list(dict.fromkeys(roots))
+    if roots != _ROOTS:
+        _ROOTS[:] = roots
+        _SOURCES, _ALL_IMPORTED = None, False
+
+
+def _is_builtin_module(module: str | None) -> bool:
+    return bool(module) and (module == "stbench" or module.startswith("stbench."))
+
+
+def _root_modules(root: str) -> list[tuple[str, str | None]]:
+    """(module, source file or None) for a root: a module itself, or a package and its direct submodules."""
+    spec = importlib.util.find_spec(root)  # imports the parent package only
+    if spec is None:
+        raise ModuleNotFoundError(f"stbench's built-in entry point names '{root}', which is not importable")
+    out = [(root, spec.origin if spec.has_location else None)]
+    for info in pkgutil.iter_modules(spec.submodule_search_locations or []):
+        if not info.ispkg:
+            path = Path(getattr(info.module_finder, "path", "")) / f"{info.name}.py"
+            out.append((f"{root}.{info.name}", str(path) if path.is_file() else None))
+    return out
+
+
+def _builtin_sources() -> dict[str, str]:
+    global _SOURCES
+    if _SOURCES is None:
+        out: dict[str, str] = {}
+        for root in _ROOTS:
+            for mod, path in _root_modules(root):
+                text = Path(path).read_text(encoding="utf-8") if path and path.endswith(".py") else ""
+                if "register" in text:
+                    out[mod] = text
+        _SOURCES = out
+    return _SOURCES
+
+
+_FSTRING = re.compile(r"""\b[rR]?[fF](["'])([^"'\n]*\{[^"'\n]*)\1""")
+
+
+def _candidates(name: str, *, strong_only: bool = False) -> list[str]:
+    """Built-in modules likely to register ``name``: first those that register it by a literal
+    (``.register("name"``, ``register_metric("name"``) or define ``def name(`` / ``class Name(``, then
+    (unless ``strong_only``) those that mention ``"name"`` or an f-string that can spell it."""
+    esc = re.escape(name)
+    strong = [re.compile(rf"""register\w*\(\s*["']{esc}["']"""),
+              re.compile(rf"^[ \t]*(?:def|class)[ \t]+{esc}\b", re.M | re.I)]
+    weak = re.compile(rf"""["']{esc}["']""")
+    first, second = [], []
+    for mod, text in _builtin_sources().items():
+        if any(p.search(text) for p in strong):
+            first.append(mod)
+        elif not strong_only and (weak.search(text) or any(
+                re.fullmatch(".+".join(map(re.escape, re.split(r"\{[^}]*\}", m.group(2)))), name)
+                for m in _FSTRING.finditer(text))):
+            second.append(mod)
+    return first + second
+
+
+def _import_builtin(module: str) -> None:
+    with _source(BUILTIN):
+        importlib.import_module(module)
+
+
+def _import_builtins_for(reg: Registry, name: str, *, fallback: bool = True) -> None:
+    """Import the built-in modules that register ``name`` on ``reg``: the likely ones first (stopping as
+    soon as the entry appears), then, with ``fallback``, the root packages and at last every built-in
+    module, so a name registered in an unusual way is still found."""
+    if not _ROOTS or _ALL_IMPORTED:
+        return
+    for mod in _candidates(name, strong_only=not fallback):
+        if mod not in sys.modules:
+            _import_builtin(mod)
+            if name in reg._entries:
+                return
+    if fallback:
+        for root in _ROOTS:
+            _import_builtin(root)
+        if name not in reg._entries:
+            _import_all_builtins()
+
+
+def _import_all_builtins() -> None:
+    """Import every built-in module (listing and wildcards need every name)."""
+    global _ALL_IMPORTED
+    if _ALL_IMPORTED:
+        return
+    for root in list(_ROOTS):
+        for mod, _ in _root_modules(root):
+            _import_builtin(mod)
+    _ALL_IMPORTED = True
 
 
 def _dist_name(ep: Any) -> str:

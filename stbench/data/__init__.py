@@ -6,8 +6,10 @@
     for x, y in ds.batches("train", 16, epoch=0):     # (16, 10, 1, 64, 64), (16, 20, 1, 64, 64)
         ...
 
-Importing this package registers the built-in datasets (it is the ``stbench.datasets`` entry point).
-Third-party datasets subclass :class:`Dataset` and register with ``@DATASETS.register("name")``.
+This package is the ``stbench.datasets`` entry point: the registry imports its files lazily, so
+``get_dataset("mmnist")`` imports only the file that registers ``mmnist``. A new built-in dataset is a
+new file here (no import line to add). Third-party datasets subclass :class:`Dataset` and register with
+``@DATASETS.register("name")``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from stbench import metrics_extra  # noqa: F401  (registration: rel_l2, rmse, ...)
-from stbench.data import human, kth, mmnist, ns2d, taxibj, weather, well  # noqa: F401  (registration)
 from stbench.data.digits import DataError
 from stbench.data.mmnist import MovingMNIST, Trajectories
 from stbench.data.spec import SPLITS, Dataset, DatasetSpec

@@ -32,8 +32,11 @@ def register_checker(names: tuple[str, ...] | list[str], target: str) -> None:
 
 def check(dataset: str, data_root: str | Path) -> list[Row]:
     """Rows ``(file, status, detail)`` for ``dataset``'s files under ``data_root``."""
-    import stbench.data  # noqa: F401  (the dataset modules register their checkers)
+    from stbench.registry import DATASETS
 
+    if dataset not in CHECKERS:  # a dataset's file registers its checker: import it, or all of them to list them
+        if dataset not in DATASETS or dataset not in CHECKERS:
+            DATASETS.names()
     target = CHECKERS.get(dataset)
     if target is None:
         known = ", ".join(sorted(CHECKERS))

@@ -1,24 +1,12 @@
-"""Built-in encoders, decoders, temporal modules and named models (imported through the
-``stbench`` entry points, like any plugin)."""
+"""Built-in encoders, decoders, temporal modules and named models: one file per method in this
+package, each registering its components with the decorators of :mod:`stbench.registry`.
 
-from stbench.models import (  # noqa: F401  (registration)
-    e3dlstm,
-    incepu,
-    mau,
-    metaformer,
-    metavp,
-    mim,
-    mmvp,
-    patch_codec,
-    phydnet,
-    predformer,
-    predrnnpp,
-    recurrent,
-    simvp_codec,
-    swinlstm,
-    zoo,  # noqa: F401
-    zoo_recurrent,
-)
+This package is the ``stbench.models`` / ``stbench.temporal`` / ``stbench.encoders`` entry point, and
+the registry imports its files lazily: ``create_model("tau")`` imports the files that register
+``tau`` and the parts it is built from, not every model. A new built-in is a new file here (no import
+line to add anywhere).
+"""
+
 from stbench.models.base import (
     Decoder,
     Encoder,

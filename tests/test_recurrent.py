@@ -142,13 +142,17 @@ def test_stlstm_cell_matches_gate_equations():
     cell = STLSTMCell(c_in, nh, k)
     x = torch.randn(2, c_in, 5, 6)
     h, c, m = (torch.randn(2, nh, 5, 6) for _ in range(3))
-    wxh, wxm = cell.conv_xh.weight, cell.conv_xm.weight  # [W_x | W_h] -> (i, f, g, o); [W_x' | W_m] -> (i', f', g')
+    wx, wh, wm = cell.conv_x.weight, cell.conv_h.weight, cell.conv_m.weight
+    # published gate order: conv_x (i, f, g, i', f', g', o), conv_h (i, f, g, o), conv_m (i', f', g')
 
-    def g_h(j):  # gate j from x and h
-        return _conv(x, wxh[j * nh:(j + 1) * nh, :c_in]) + _conv(h, wxh[j * nh:(j + 1) * nh, c_in:])
+    def blk(w, j):
+        return w[j * nh:(j + 1) * nh]
 
-    def g_m(j):  # gate j from x and M
-        return _conv(x, wxm[j * nh:(j + 1) * nh, :c_in]) + _conv(m, wxm[j * nh:(j + 1) * nh, c_in:])
+    def g_h(j):  # gate j of the C path from x and h; j = 3 is o
+        return _conv(x, blk(wx, 6 if j == 3 else j)) + _conv(h, blk(wh, j))
+
+    def g_m(j):  # gate j of the M path from x and M
+        return _conv(x, blk(wx, 3 + j)) + _conv(m, blk(wm, j))
 
     i, f, g = torch.sigmoid(g_h(0)), torch.sigmoid(g_h(1) + 1.0), torch.tanh(g_h(2))
     c_ref = f * c + i * g
@@ -163,14 +167,14 @@ def test_stlstm_cell_matches_gate_equations():
     assert all(mod.bias is None for mod in cell.modules() if isinstance(mod, nn.Conv2d))
 
 
-def test_stlstm_fused_shapes_equal_published_convs():
-    # conv_x (c_in -> 7nh), conv_h (nh -> 4nh), conv_m (nh -> 3nh) regrouped by gate: same parameter count
+def test_stlstm_convs_have_published_shapes():
+    # conv_x (c_in -> 7nh), conv_h (nh -> 4nh), conv_m (nh -> 3nh), conv_o (2nh -> nh, k), conv_last (1x1)
     c_in, nh, k = 16, 128, 5
     cell = STLSTMCell(c_in, nh, k)
-    assert cell.conv_xh.weight.shape == (4 * nh, c_in + nh, k, k)
-    assert cell.conv_xm.weight.shape == (3 * nh, c_in + nh, k, k)
-    published = (c_in * 7 * nh + nh * 4 * nh + nh * 3 * nh) * k * k
-    assert cell.conv_xh.weight.numel() + cell.conv_xm.weight.numel() == published
+    shapes = {n: tuple(p.shape) for n, p in cell.named_parameters()}
+    assert shapes == {"conv_x.weight": (7 * nh, c_in, k, k), "conv_h.weight": (4 * nh, nh, k, k),
+                      "conv_m.weight": (3 * nh, nh, k, k), "conv_o.weight": (nh, 2 * nh, k, k),
+                      "conv_last.weight": (nh, 2 * nh, 1, 1)}
 
 
 def test_zigzag_memory_flows_from_top_to_bottom():

@@ -5,17 +5,19 @@ Key map (OpenSTL commit c74deb5; ``nh`` = a layer's width, ``k`` = ``filter_size
 =====================================================  =============================================
 OpenSTL                                                stbench
 =====================================================  =============================================
-``cell_list.<l>.conv_x.0.weight`` (G*nh, c_in, k, k)   the x-columns of the fused gate convolutions
-``cell_list.<l>.conv_h.0.weight`` (4nh, nh, k, k)      ``temporal.cells.<l>.conv_xh.weight[:, c_in:]``
-``cell_list.<l>.conv_m.0.weight`` (3nh, nh, k, k)      ``temporal.cells.<l>.conv_xm.weight[:, c_in:]``
+``cell_list.<l>.conv_x.0.weight`` (G*nh, c_in, k, k)   ST-LSTM: ``temporal.cells.<l>.conv_x.weight``;
+                                                       ConvLSTM: ``conv_xh.weight[:, :c_in]``
+``cell_list.<l>.conv_h.0.weight`` (4nh, nh, k, k)      ST-LSTM: ``temporal.cells.<l>.conv_h.weight``;
+                                                       ConvLSTM: ``conv_xh.weight[:, c_in:]``
+``cell_list.<l>.conv_m.0.weight`` (3nh, nh, k, k)      ``temporal.cells.<l>.conv_m.weight`` (ST-LSTM)
 ``cell_list.<l>.conv_o.0.weight``, ``conv_last``       same names (ST-LSTM); ConvLSTM: unused, dropped
 ``conv_last.weight`` (C*p*p, nh_top, 1, 1)             ``temporal.head.weight``
 ``adapter.weight`` (PredRNNv2)                         ``temporal.adapter.weight``
 =====================================================  =============================================
 
-Our cells fuse the convolutions that read the same input: ConvLSTM's ``conv_xh`` = [conv_x | conv_h]
-(gates i, f, g, o in both); the ST-LSTM's ``conv_x`` holds the gates (i, f, g, i', f', g', o), so its
-blocks (i, f, g, o) join ``conv_h`` in ``conv_xh`` and (i', f', g') join ``conv_m`` in ``conv_xm``.
+Our ConvLSTM cell fuses the two convolutions that feed the same gates: ``conv_xh`` = [conv_x | conv_h]
+over [x, h] (gates i, f, g, o in both). The ST-LSTM cell keeps the published three convolutions and gate
+order, so its weights map by name.
 
 Quirks reproduced:
 - OpenSTL's ConvLSTM cell builds ``conv_o`` and ``conv_last`` and never uses them, nor its forget
@@ -111,8 +113,10 @@ def convert(method: str, cfg: dict[str, Any], sd: dict[str, Tensor]):
     unused: list[str] = []
     st_lstm = method != "convlstm"
     for li, cell in enumerate(tm.cells):
-        nh, k = cell.num_hidden, cell.conv_xh.kernel_size[0]
-        c_in = cell.conv_xh.in_channels - nh
+        nh = cell.num_hidden
+        first = cell.conv_x if st_lstm else cell.conv_xh
+        k = first.kernel_size[0]
+        c_in = first.in_channels - (0 if st_lstm else nh)
         pre = f"cell_list.{li}."
         wx = src.take(pre + "conv_x.0.weight", ((7 if st_lstm else 4) * nh, c_in, k, k))
         wh = src.take(pre + "conv_h.0.weight", (4 * nh, nh, k, k))
@@ -120,11 +124,9 @@ def convert(method: str, cfg: dict[str, Any], sd: dict[str, Tensor]):
             wx = wx[:, perm]  # OpenSTL's patch channel order -> ours
         if st_lstm:
             wm = src.take(pre + "conv_m.0.weight", (3 * nh, nh, k, k))
-            if wx is not None and wh is not None:
-                i, f, g, i_m, f_m, g_m, o = wx.split(nh, dim=0)
-                mapped[f"temporal.cells.{li}.conv_xh.weight"] = torch.cat([torch.cat([i, f, g, o]), wh], dim=1)
-                if wm is not None:
-                    mapped[f"temporal.cells.{li}.conv_xm.weight"] = torch.cat([torch.cat([i_m, f_m, g_m]), wm], 1)
+            for name, w in (("conv_x", wx), ("conv_h", wh), ("conv_m", wm)):
+                if w is not None:
+                    mapped[f"temporal.cells.{li}.{name}.weight"] = w
             for name, shape in (("conv_o", (nh, 2 * nh, k, k)), ("conv_last", (nh, 2 * nh, 1, 1))):
                 key = pre + (f"{name}.0.weight" if name == "conv_o" else f"{name}.weight")
                 w = src.take(key, shape)

@@ -54,13 +54,11 @@ def _predrnnpp(sd: dict[str, Tensor], L: int, perm: Tensor) -> tuple[dict[str, T
 
 
 def _stlstm(sd: dict[str, Tensor], src: str, dst: str, perm: Tensor) -> dict[str, Tensor]:
-    """PredRNN's ST-LSTM cell: conv_x (i, f, g, i', f', g', o), conv_h (i, f, g, o), conv_m (i', f', g')
-    -> conv_xh over [x, h] (i, f, g, o) and conv_xm over [x, m] (i', f', g')."""
-    wx = sd[src + "conv_x.0.weight"][:, perm].chunk(7, dim=0)
-    wh, wm = sd[src + "conv_h.0.weight"], sd[src + "conv_m.0.weight"]
+    """PredRNN's ST-LSTM cell: the same convolutions by name (its input columns in our patch order)."""
     return {
-        dst + "conv_xh.weight": torch.cat([torch.cat([wx[0], wx[1], wx[2], wx[6]], dim=0), wh], dim=1),
-        dst + "conv_xm.weight": torch.cat([torch.cat(wx[3:6], dim=0), wm], dim=1),
+        dst + "conv_x.weight": sd[src + "conv_x.0.weight"][:, perm],
+        dst + "conv_h.weight": sd[src + "conv_h.0.weight"],
+        dst + "conv_m.weight": sd[src + "conv_m.0.weight"],
         dst + "conv_o.weight": sd[src + "conv_o.0.weight"],
         dst + "conv_last.weight": sd[src + "conv_last.weight"],
     }

@@ -1,7 +1,7 @@
 """Named recurrent models: ConvLSTM, PredRNN and PredRNN.V2 with their Moving MNIST configs
 (patch 4, 4 x 128 hidden, filter 5), their recipe defaults per preset and their published
-scheduled-sampling ``schedule`` on the registry entry (used when a recipe has no ``sampling``),
-plus tiny variants for fast tests. ``create_model("convlstm@simvp")`` runs the same temporal
+scheduled-sampling ``schedule`` on the registry entry (used when a recipe has no ``sampling``); the
+``smoke`` preset carries the tiny test sizes. ``create_model("convlstm@simvp")`` runs the same temporal
 module over the SimVP encoder/decoder.
 """
 
@@ -14,7 +14,6 @@ from stbench.models.zoo import _named
 from stbench.registry import MODELS
 
 RNN = dict(patch_size=4, num_hidden=(128, 128, 128, 128), filter_size=5)
-RNN_TINY = dict(patch_size=4, num_hidden=(8, 8), filter_size=3)
 
 # published schedules (PredRNN / PredRNN-V2 papers' code; kinds in stbench.models.sampling)
 LINEAR = {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000}
@@ -66,17 +65,3 @@ def predrnn(**kw: Any) -> STModel:
 def predrnn_v2(**kw: Any) -> STModel:
     return _named("predrnn_v2", "patch", "predrnn_v2", dict(RNN, decouple_beta=0.1), kw)
 
-
-@MODELS.register(family="recurrent", tiny=True)
-def convlstm_tiny(**kw: Any) -> STModel:
-    return _named("convlstm_tiny", "patch", "convlstm", RNN_TINY, kw)
-
-
-@MODELS.register(family="recurrent", tiny=True)
-def predrnn_tiny(**kw: Any) -> STModel:
-    return _named("predrnn_tiny", "patch", "predrnn", RNN_TINY, kw)
-
-
-@MODELS.register(family="recurrent", tiny=True)
-def predrnn_v2_tiny(**kw: Any) -> STModel:
-    return _named("predrnn_v2_tiny", "patch", "predrnn_v2", dict(RNN_TINY, decouple_beta=0.1), kw)

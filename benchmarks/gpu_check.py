@@ -39,6 +39,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, SEED_MODELS, env_info, env_slug  # noqa: E402
 
+# the quick phase's models; with --dry, every phase runs these at their smoke sizes
+QUICK_MODELS = ("tau", "predrnn")
 PROFILE_FIELDS = ["model", "family", "precision", "params", "flops", "infer_batch", "infer_seq_per_s",
                   "infer_seq_per_s_min", "infer_seq_per_s_max", "infer_reps", "published_protocol_fps",
                   "published_protocol_batch", "published_protocol_reps", "status", "device", "torch", "seconds"]
@@ -84,7 +86,7 @@ def published_models(dry: bool) -> list[str]:
     import stbench
 
     if dry:
-        return ["tau_tiny", "predrnn_tiny"]
+        return list(QUICK_MODELS)  # built at their smoke sizes
     return stbench.list_models(include_tiny=False)
 
 
@@ -169,7 +171,7 @@ def phase_scaling(args: argparse.Namespace, device: torch.device, budget: Budget
     here = Path(__file__).resolve().parent
     cmd = [sys.executable, str(here / "scaling.py"), "--devices", str(device), "--out", str(out)]
     if args.dry:
-        cmd += ["--models", "tau_tiny,predrnn_tiny", "--arch", "quick", "--t-out", "10", "--res", "64",
+        cmd += ["--models", ",".join(QUICK_MODELS), "--arch", "smoke", "--t-out", "10", "--res", "64",
                 "--batch", "2", "--warmup", "1", "--reps", "2", "--retries", "0", "--threads", "1"]
     else:
         cmd += ["--models", ",".join(SEED_MODELS), "--arch", "paper", "--batch", "8", "--warmup", "2", "--reps", "5",
@@ -181,7 +183,7 @@ def phase_scaling(args: argparse.Namespace, device: torch.device, budget: Budget
 
 def phase_quick(args: argparse.Namespace, device: torch.device, budget: Budget, out: Path) -> Path:
     res = out / f"quick_{env_slug(device)}{'_dry' if args.dry else ''}"
-    models = "tau_tiny,predrnn_tiny" if args.dry else "tau,predrnn"
+    models = ",".join(QUICK_MODELS)
     preset = "smoke" if args.dry else "quick"
     prec = "fp32" if args.dry else amp_precision(device)
     cmd = [sys.executable, "-m", "stbench", "run", "--models", models, "--preset", preset, "--precision", prec,

@@ -13,8 +13,9 @@ step time (forward + loss + backward + Adam step; median), and peak memory of th
 Recurrent models train with the published scheduled-sampling mask at iteration 0 (all true frames)
 and are unrolled over T_in + T_out - 1 steps; parallel models roll out their T_in -> T_in map.
 
-Architectures: ``--arch quick`` builds each model at its ``quick`` preset size (baselines/mmnist.toml)
-and ``--arch paper`` at the published size; both with the data shape of each sweep point.
+Architectures: ``--arch quick`` builds each model at its ``quick`` preset size (its registry entry, then
+baselines/mmnist.toml), ``--arch paper`` at the published size and ``--arch smoke`` at the tiny ``smoke``
+size (a pipeline check, not a measurement); all with the data shape of each sweep point.
 Runs on CPU and, when present, on CUDA (``--devices``). Writes under results/benchmarks/:
 ``scaling_<env>.csv`` (one row per model x point, with device, torch version, threads, and the CPU
 load during the measurement) and ``scaling_<env>_tout.png`` / ``scaling_<env>_res.png``.
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list; seed models by default; '+name' adds to the seeds (e.g. +tau@patch); "
                          "'all', 'recurrent', 'parallel': every registered published model (of that family)")
     ap.add_argument("--plugin", action="append", default=[], help="import a plugin file or module (repeatable)")
-    ap.add_argument("--arch", choices=("paper", "quick"), default="quick")
+    ap.add_argument("--arch", choices=("paper", "quick", "smoke"), default="quick")
     ap.add_argument("--quick", action="store_true", help="quick sizes, batch 4, few repetitions: minutes on a CPU")
     ap.add_argument("--t-out", default="10,20,40")
     ap.add_argument("--res", default="64,128")

@@ -326,14 +326,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_eval_parser(sub: Any, common: Any) -> None:
-    ev = sub.add_parser("eval", help="evaluate a checkpoint (stbench's or OpenSTL's) on the test split; writes an "
-                                     "'evaluated' record", formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench eval --checkpoint mmnist_tau_one_ep2000.pth --model tau "
-                               "--from openstl --data-root data/\n"
-                               "  stbench eval --checkpoint w.pth --model gsta --from openstl --config "
-                               "configs/mmnist/simvp/SimVP_gSTA.py\n"
-                               "  stbench eval --checkpoint my_tau.pt --model tau   # stbench weights, paper sizes")
+def _add_eval_parser(command: Any) -> None:
+    ev = command("eval", cmd_eval, "evaluate a checkpoint (stbench's or OpenSTL's) on the test split; writes an "
+                 "'evaluated' record",
+                 "stbench eval --checkpoint mmnist_tau_one_ep2000.pth --model tau --from openstl --data-root data/",
+                 "stbench eval --checkpoint w.pth --model gsta --from openstl --config "
+                 "configs/mmnist/simvp/SimVP_gSTA.py",
+                 "stbench eval --checkpoint my_tau.pt --model tau   # stbench weights, paper sizes")
     ev.add_argument("--checkpoint", required=True, help="weights file, loaded with weights_only=True")
     ev.add_argument("--model", required=True, help="the stbench model the weights are for (e.g. tau, predrnn)")
     ev.add_argument("--dataset", default="mmnist")
@@ -350,8 +349,6 @@ def _add_eval_parser(sub: Any, common: Any) -> None:
     ev.add_argument("--rollout", default=None, choices=["frame", "latent"],
                     help="parallel models, T_out > T_in: frame (published, default) or latent roll-out")
     ev.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
-    common(ev)
-    ev.set_defaults(fn=cmd_eval)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,18 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,status,data}")
 
-    def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
-                        help="import a plugin that is not installed (repeatable)")
-        # SUPPRESS: a subcommand's --debug sets the flag, its absence does not reset `stbench --debug run`
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    commands: list[argparse.ArgumentParser] = []
 
-    r = sub.add_parser("run", help="train + evaluate + profile; one record per (model, dataset, preset, seed)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
-                              "  stbench run --models 'tau*,convlstm@simvp' --seeds 0,1,2 --epochs 3\n"
-                              "  torchrun --nproc-per-node 2 -m stbench run --models tau --preset quick\n"
-                              "  stbench run --models tau,simvp --shard 1/2   # second of two workers")
+    def command(name: str, fn: Any, help: str, *examples: str) -> argparse.ArgumentParser:
+        """The subcommand ``name``, run by ``fn``, with its help line and examples (the options every subcommand
+        has are added after its own, below)."""
+        sp = sub.add_parser(name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
+        sp.set_defaults(fn=fn)
+        commands.append(sp)
+        return sp
+
+    r = command("run", cmd_run, "train + evaluate + profile; one record per (model, dataset, preset, seed)",
+                "stbench run --models tau,predrnn --dataset mmnist --preset quick",
+                "stbench run --models 'tau*,convlstm@simvp' --seeds 0,1,2 --epochs 3",
+                "torchrun --nproc-per-node 2 -m stbench run --models tau --preset quick",
+                "stbench run --models tau,simvp --shard 1/2   # second of two workers")
     r.add_argument("--models", required=True, help="comma list; wildcards; model@encoder swaps the codec")
     r.add_argument("--dataset", default="mmnist")
     r.add_argument("--preset", default=None, help=f"paper | quick | smoke (default: {DEFAULT_PRESET})")
@@ -419,38 +420,26 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--slurm-extra", action="append", default=[], metavar="KEY=VALUE",
                     help="any other sbatch option, e.g. --slurm-extra account=myproj (repeatable)")
     lg.add_argument("--wait", action="store_true", help="wait for the submitted cells and exit 1 if any failed")
-    common(r)
-    r.set_defaults(fn=cmd_run)
 
-    rp = sub.add_parser("report", help="leaderboards and plots from run records",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench report\n  stbench report --results results --format md,csv")
+    rp = command("report", cmd_report, "leaderboards and plots from run records",
+                 "stbench report", "stbench report --results results --format md,csv")
     rp.add_argument("--results", default="results", help="directory holding records/ (default: results)")
     rp.add_argument("--format", default="term,md,csv,tex,html", help="comma list of term,md,csv,tex,html")
     rp.add_argument("--out", default=None, help="where to write files (default: <results>/report)")
-    common(rp)
-    rp.set_defaults(fn=cmd_report)
 
-    ls = sub.add_parser("list", help="what is registered, plugins included",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench list models 'tau*'\n  stbench list temporal --format json")
+    ls = command("list", cmd_list, "what is registered, plugins included",
+                 "stbench list models 'tau*'", "stbench list temporal --format json")
     ls.add_argument("what", choices=["models", "temporal", "encoders", "decoders", "datasets", "metrics"])
     ls.add_argument("pattern", nargs="?", default=None, help="wildcard filter")
     ls.add_argument("--format", choices=["table", "json"], default="table")
-    common(ls)
-    ls.set_defaults(fn=cmd_list)
 
-    st = sub.add_parser("status", help="one line per grid cell: queued / running / completed / failed",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench status\n  stbench status --results /shared/results")
+    st = command("status", cmd_status, "one line per grid cell: queued / running / completed / failed",
+                 "stbench status", "stbench status --results /shared/results")
     st.add_argument("--results", default="results", help="the --out of the runs (default: results)")
-    common(st)
-    st.set_defaults(fn=cmd_status)
 
-    pf = sub.add_parser("profile", help="params, FLOPs, throughput, training step, memory, MFU",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench profile --models simvp,gsta,tau --preset paper # published\n"
-                               "  stbench profile --models convlstm,predrnn --format json --batch 4")
+    pf = command("profile", cmd_profile, "params, FLOPs, throughput, training step, memory, MFU",
+                 "stbench profile --models simvp,gsta,tau --preset paper # published",
+                 "stbench profile --models convlstm,predrnn --format json --batch 4")
     pf.add_argument("--models", required=True)
     pf.add_argument("--dataset", default="mmnist")
     pf.add_argument("--preset", default=None,
@@ -472,21 +461,22 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--published-fps", action="store_true",
                     help="also run the published FPS protocol (batch 100, 100 reps, no warm-up; slow on CPU)")
     pf.add_argument("--format", choices=["table", "json"], default="table")
-    common(pf)
-    pf.set_defaults(fn=cmd_profile)
-    _add_eval_parser(sub, common)
+    _add_eval_parser(command)
 
     # -- data (datasets' standard files) -----------------------------------------------------------
-    dp = sub.add_parser("data", help="check a dataset's standard files",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="examples:\n  stbench data check --dataset taxibj --data-root data/\n"
-                               "  stbench data check --dataset kth --data-root data/ --format json")
+    dp = command("data", cmd_data, "check a dataset's standard files",
+                 "stbench data check --dataset taxibj --data-root data/",
+                 "stbench data check --dataset kth --data-root data/ --format json")
     dp.add_argument("action", choices=["check"])
     dp.add_argument("--dataset", required=True)
     dp.add_argument("--data-root", required=True, help="directory with the standard data files")
     dp.add_argument("--format", choices=["table", "json"], default="table")
-    common(dp)
-    dp.set_defaults(fn=cmd_data)
+
+    for sp in commands:  # after each subcommand's own options, as their help lists them
+        sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                        help="import a plugin that is not installed (repeatable)")
+        # SUPPRESS: a subcommand's --debug sets the flag, its absence does not reset `stbench --debug run`
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return p
 
 

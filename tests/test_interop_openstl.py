@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import smoke_model
 
 import stbench
 from stbench.cli import main
@@ -162,17 +163,17 @@ def test_missing_key_and_shape_mismatch():
 # ---------------------------------------------------------------------------------------------
 def test_frame_rollout_is_the_published_one():
     shape = (4, 1, 16, 16)
-    base = stbench.create_model("tau_tiny", in_shape=shape, t_out=4).eval()
+    base = smoke_model("tau", in_shape=shape, t_out=4).eval()
     x = torch.rand(2, *shape)
     with torch.no_grad():
         one = base(x).pred
         two = base(one).pred
         for t_out, expected in ((3, one[:, :3]), (6, torch.cat([one, two[:, :2]], 1)), (8, torch.cat([one, two], 1))):
-            m = stbench.create_model("tau_tiny", in_shape=shape, t_out=t_out).eval()
+            m = smoke_model("tau", in_shape=shape, t_out=t_out).eval()
             m.load_state_dict(base.state_dict())
             assert m.rollout == "frame"
             torch.testing.assert_close(m(x).pred, expected)
-    latent = stbench.create_model("tau_tiny", in_shape=shape, t_out=8, rollout="latent")
+    latent = smoke_model("tau", in_shape=shape, t_out=8, rollout="latent")
     assert latent.rollout == "latent" and latent.hparams["rollout"] == "latent"
     with pytest.raises(ValueError, match="rollout must be one of frame, latent"):
         latent.rollout = "pixels"

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import smoke_model
 from torch import nn
 
 import stbench
@@ -19,7 +20,7 @@ from stbench.models.sampling import SamplingSchedule, default_schedule, make_sch
 from stbench.registry import MODELS, TEMPORAL
 
 SMALL = dict(in_shape=(4, 1, 16, 16), t_out=3)  # patch 4 -> latent (16, 4, 4)
-TINY_RNN = ("convlstm_tiny", "predrnn_tiny", "predrnn_v2_tiny")
+SMOKE_RNN = ("convlstm", "predrnn", "predrnn_v2")  # at their smoke sizes: 2 x 8 hidden, filter 3
 
 
 def n_params(m: nn.Module) -> int:
@@ -288,12 +289,12 @@ def test_schedule_is_a_frozen_dataclass():
 
 
 # ---------------------------------------------------------------------------------------------
-# The time loop through STModel: teacher forcing, test mode, tiny variants
+# The time loop through STModel: teacher forcing, test mode, smoke sizes
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", TINY_RNN)
+@pytest.mark.parametrize("name", SMOKE_RNN)
 def test_teacher_forcing_with_eta_one_equals_hand_loop(name):
     torch.manual_seed(0)
-    model = stbench.create_model(name, **SMALL).train()
+    model = smoke_model(name, **SMALL).train()
     inputs, targets = small_batch()
     t_in, t_out = SMALL["in_shape"][0], SMALL["t_out"]
     mask = make_schedule("teacher").mask(0, inputs.shape[0], t_in, t_out, "cpu")
@@ -316,10 +317,10 @@ def test_teacher_forcing_with_eta_one_equals_hand_loop(name):
         torch.testing.assert_close(out.aux_loss, torch.stack(auxes).mean())
 
 
-@pytest.mark.parametrize("name", TINY_RNN)
+@pytest.mark.parametrize("name", SMOKE_RNN)
 def test_test_mode_never_reads_targets(name):
     torch.manual_seed(0)
-    model = stbench.create_model(name, **SMALL)
+    model = smoke_model(name, **SMALL)
     inputs, targets = small_batch()
     noise = torch.randn_like(targets) * 100
     for mode in (model.eval, model.train):
@@ -335,14 +336,14 @@ def test_test_mode_never_reads_targets(name):
         model(inputs, sampling_mask=free)
 
 
-@pytest.mark.parametrize("name", TINY_RNN)
-def test_tiny_forward_backward_and_determinism(name):
-    assert MODELS.entry(name).meta == {"family": "recurrent", "tiny": True}
+@pytest.mark.parametrize("name", SMOKE_RNN)
+def test_smoke_forward_backward_and_determinism(name):
+    assert MODELS.entry(name).meta["family"] == "recurrent"
     inputs, targets = small_batch()
     outs = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = stbench.create_model(name, **SMALL).train()
+        model = smoke_model(name, **SMALL).train()
         mask = make_schedule("reverse").mask(0, 2, 4, 3, "cpu", generator=torch.Generator().manual_seed(0))
         out = model(inputs, targets, sampling_mask=mask)
         assert out.pred.shape == targets.shape
@@ -357,7 +358,7 @@ def test_tiny_forward_backward_and_determinism(name):
 
 def test_channels_last_gives_the_same_forecast():
     torch.manual_seed(0)
-    model = stbench.create_model("predrnn_v2_tiny", **SMALL).eval()
+    model = smoke_model("predrnn_v2", **SMALL).eval()
     inputs, _ = small_batch()
     with torch.no_grad():
         ref = model(inputs)

@@ -9,7 +9,9 @@ def test_builtins_found_through_entry_points():
     names = TEMPORAL.names()
     assert {"incepu", "gsta", "tau"} <= set(names)
     assert TEMPORAL.entry("tau").source == "built-in"
-    assert {"simvp", "gsta", "tau", "simvp_tiny"} <= set(MODELS.names())
+    assert {"simvp", "gsta", "tau", "convlstm", "predrnn"} <= set(MODELS.names())
+    # tests build a model at its smoke preset sizes (tests/conftest.py:smoke_model): no built-in tiny twins
+    assert not [n for n in MODELS.names() if MODELS.entry(n).meta.get("tiny")]
 
 
 def test_unknown_name_suggests_and_lists():
@@ -38,7 +40,15 @@ def test_base_class_checked():
         reg.register("bad", obj=type("Bad", (), {}))
 
 
-def test_one_wildcard_rule_for_api_run_and_list(capsys):
+@pytest.fixture
+def tau_tiny():
+    """A tiny test variant (``tiny=True`` on its entry, as a plugin may declare one): no built-in has any."""
+    MODELS.register("tau_tiny", obj=lambda **kw: stbench.create_model("tau", **kw), family="parallel", tiny=True)
+    yield
+    MODELS.unregister("tau_tiny")
+
+
+def test_one_wildcard_rule_for_api_run_and_list(capsys, tau_tiny):
     """Before: list_models("tau*") included tau_tiny while `run --models 'tau*'` did not."""
     from stbench.cli import _model_rows, expand_models
 

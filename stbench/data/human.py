@@ -135,9 +135,7 @@ class Human36M(Dataset):
         return resize
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
-        n = self.num_samples(split)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"human {split}: sequences [{start}, {stop}) out of range [0, {n})")
+        self.check_range(split, start, stop)
         out = np.empty((stop - start, self.frames, 3, self.size, self.size), np.float32)
         for k, (prefix, begin) in enumerate(self.clips[split][start:stop]):
             for t in range(self.frames):

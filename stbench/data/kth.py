@@ -178,9 +178,7 @@ class _KTH(Dataset):
         import torch
         import torch.nn.functional as F
 
-        n = self.num_samples(split)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"{self.name} {split}: sequences [{start}, {stop}) out of range [0, {n})")
+        self.check_range(split, start, stop)
         starts, paths = self._clips(split)
         out = np.empty((stop - start, self.seq_len, 1, self.image_size, self.image_size), np.float32)
         for k, c in enumerate(starts[start:stop]):

@@ -279,20 +279,15 @@ class MovingMNIST(Dataset):
     def trajectories(self, split: str, start: int, stop: int, *, epoch: int = 0) -> Trajectories:
         """The motion of sequences ``[start, stop)`` of a generated split."""
         pool = self.digit_pool(split)
-        self._check_range(split, start, stop)
+        self.check_range(split, start, stop)
         return draw_trajectories(self.entropy(split, epoch), start, stop, num_digits=self.num_digits,
                                  frames=self.frames, free=self.free, pool_size=len(pool), speed=self.speed)
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
         """Sequences ``[start, stop)`` as ``(n, T_in + T_out, 1, H, W)`` uint8."""
-        self._check_range(split, start, stop)
+        self.check_range(split, start, stop)
         if split == "test" and self._test_path is not None:
             block = self._test_seq[: self.frames, start:stop]  # (T, n, H, W), file layout
             return np.ascontiguousarray(block.transpose(1, 0, 2, 3))[:, :, None]
         seq = render(self.digit_pool(split), self.trajectories(split, start, stop, epoch=epoch), self.image_size)
         return seq[:, :, None]  # (n, T, 1, H, W)
-
-    def _check_range(self, split: str, start: int, stop: int) -> None:
-        n = self.num_samples(split)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"mmnist {split}: sequences [{start}, {stop}) out of range [0, {n})")

@@ -287,9 +287,7 @@ class _NS2D(Dataset):
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
         """Windows ``[start, stop)`` as ``(n, T_in + T_out, 1, H, W)`` float32 (window ``i`` is window
         ``i % windows_per_traj`` of trajectory ``i // windows_per_traj``); ``epoch`` is ignored."""
-        n = self.num_samples(split)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"{self.name} {split}: sequences [{start}, {stop}) out of range [0, {n})")
+        self.check_range(split, start, stop)
         data = self._split(split)
         idx = np.arange(start, stop)
         traj, win = np.divmod(idx, self.windows_per_traj)

@@ -105,6 +105,12 @@ class Dataset:
             raise ValueError(f"unknown split '{split}' of dataset '{self.spec.name}'; "
                              f"choose one of {', '.join(SPLITS)}")
 
+    def check_range(self, split: str, start: int, stop: int) -> None:
+        """IndexError unless sequences ``[start, stop)`` lie in ``split`` (for :meth:`read`)."""
+        n = self.num_samples(split)
+        if not 0 <= start <= stop <= n:
+            raise IndexError(f"{self.spec.name} {split}: sequences [{start}, {stop}) out of range [0, {n})")
+
     def shard(self, split: str, *, rank: int = 0, world_size: int = 1, limit: int | None = None) -> range:
         """The sequence indices of ``split`` that ``rank`` of ``world_size`` reads (a contiguous block)."""
         self.check_split(split)

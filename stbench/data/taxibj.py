@@ -122,9 +122,7 @@ class TaxiBJ(Dataset):
         return self.spec.sizes[split]
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
-        n = self.num_samples(split)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"taxibj {split}: sequences [{start}, {stop}) out of range [0, {n})")
+        self.check_range(split, start, stop)
         a0 = self.ranges[split][0]
         src = "test" if split == "test" else "train"
         x = self._arrays[f"X_{src}"][a0 + start:a0 + stop]

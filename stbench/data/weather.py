@@ -314,9 +314,7 @@ class _Weather(Dataset):
         return self.sizes[split]
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
-        n = self.num_samples(split)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"{self.name} {split}: sequences [{start}, {stop}) out of range [0, {n})")
+        self.check_range(split, start, stop)
         data = self._split(split)
         idx = np.arange(start, stop)[:, None] + self.offsets[None, :]  # (n, T)
         return data[idx]  # (n, T, C, 32, 64) float32

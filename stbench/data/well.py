@@ -188,9 +188,7 @@ class Well(Dataset):
         return _h5().File(path, "r")
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
-        n = self.num_samples(split)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"well {split}: sequences [{start}, {stop}) out of range [0, {n})")
+        self.check_range(split, start, stop)
         out = np.empty((stop - start, self.frames, *self.spec.frame_shape), np.float32)
         for k, (path, tr, s) in enumerate(self.index[split][start:stop]):
             f = self._file(path)

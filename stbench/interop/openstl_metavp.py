@@ -1,6 +1,6 @@
 """OpenSTL's MetaVP translators (SimVP ``model_type`` convmixer ... vit) -> stbench temporal modules.
 
-One function per OpenSTL ``model_type``: ``map_<type>(cfg, sd_translator) -> dict`` takes the translator's
+One function name per OpenSTL ``model_type``: ``map_<type>(cfg, sd_translator) -> dict`` takes the translator's
 sub-state-dict (OpenSTL's keys with the leading ``hid.`` removed, e.g. ``enc.0.block.norm1.weight``)
 and returns it under the keys of the stbench temporal module (relative to ``temporal.``).
 
@@ -20,6 +20,7 @@ from typing import Any
 from torch import Tensor
 
 from stbench.errors import CheckpointError
+from stbench.interop.openstl_simvp import METAVP_TEMPORAL
 
 _KEY = re.compile(r"^enc\.(\d+)\.(block|reduction)\.(.+)$")
 _DROPPED = ("relative_position_index", "attn_mask")
@@ -47,36 +48,9 @@ def _structural(sd: Mapping[str, Tensor], renames: tuple[tuple[str, str], ...] =
     return out
 
 
-def map_convmixer(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return _structural(sd)
-
-
-def map_convnext(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return _structural(sd)
-
-
-def map_hornet(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return _structural(sd)
-
-
-def map_mlp(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return _structural(sd)
-
-
-def map_moga(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return _structural(sd)
-
-
-def map_poolformer(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return _structural(sd)
-
-
-def map_swin(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    # timm's SwinTransformerBlock: attn.{qkv,proj,relative_position_bias_table}, mlp.{fc1,fc2}, norm1/2
-    return _structural(sd)
-
-
-def map_uniformer(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def map_blocks(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The structural map alone: the types whose block-internal names are OpenSTL's (every type but van; swin and
+    vit are timm's blocks: attn.{qkv,proj[,relative_position_bias_table]}, mlp.{fc1,fc2}, norm1/2)."""
     return _structural(sd)
 
 
@@ -84,23 +58,10 @@ def map_van(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return _structural(sd, (("mlp.dwconv.dwconv.", "mlp.dwconv."),))  # OpenSTL wraps the dw conv once more
 
 
-def map_vit(cfg: dict[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    # timm's ViT Block: attn.{qkv,proj}, mlp.{fc1,fc2}, norm1/2 (ls1/ls2 are parameter-free Identities)
-    return _structural(sd)
-
+# one name per OpenSTL model_type: openstl_simvp.SIMVP_TRANSLATORS points at map_<model_type>
+map_convmixer = map_convnext = map_hornet = map_mlp = map_mlpmixer = map_moga = map_moganet = map_blocks
+map_poolformer = map_swin = map_uniformer = map_vit = map_blocks
 
 # OpenSTL model_type (lower case, with its aliases) -> (stbench temporal name, map function)
-MODEL_TYPES: dict[str, tuple[str, Any]] = {
-    "convmixer": ("convmixer", map_convmixer),
-    "convnext": ("convnext", map_convnext),
-    "hornet": ("hornet", map_hornet),
-    "mlp": ("mlpmixer", map_mlp),
-    "mlpmixer": ("mlpmixer", map_mlp),
-    "moga": ("moganet", map_moga),
-    "moganet": ("moganet", map_moga),
-    "poolformer": ("poolformer", map_poolformer),
-    "swin": ("swin", map_swin),
-    "uniformer": ("uniformer", map_uniformer),
-    "van": ("van", map_van),
-    "vit": ("vit", map_vit),
-}
+MODEL_TYPES: dict[str, tuple[str, Any]] = {t: (ours, map_van if t == "van" else map_blocks)
+                                           for t, ours in METAVP_TEMPORAL.items()}

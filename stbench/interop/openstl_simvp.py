@@ -51,23 +51,18 @@ from stbench.interop.openstl import load_mapped
 
 _METAVP = "stbench.interop.openstl_metavp"
 
+# OpenSTL's MetaVP model_types (lower-case, with their aliases) -> our temporal module; keys mapped by
+# openstl_metavp:map_<model_type>
+METAVP_TEMPORAL = {"convmixer": "convmixer", "convnext": "convnext", "hornet": "hornet", "mlp": "mlpmixer",
+                   "mlpmixer": "mlpmixer", "moga": "moganet", "moganet": "moganet", "poolformer": "poolformer",
+                   "swin": "swin", "uniformer": "uniformer", "van": "van", "vit": "vit"}
+
 # OpenSTL model_type (lower-case) -> (stbench temporal module, "module:function" mapping its keys)
 SIMVP_TRANSLATORS: dict[str, tuple[str, str]] = {
     "incepu": ("incepu", "stbench.interop.openstl_simvp:incepu_keys"),
     "gsta": ("gsta", "stbench.interop.openstl_simvp:metaformer_keys"),
     "tau": ("tau", "stbench.interop.openstl_simvp:metaformer_keys"),
-    "convmixer": ("convmixer", f"{_METAVP}:map_convmixer"),
-    "convnext": ("convnext", f"{_METAVP}:map_convnext"),
-    "hornet": ("hornet", f"{_METAVP}:map_hornet"),
-    "mlp": ("mlpmixer", f"{_METAVP}:map_mlp"),
-    "mlpmixer": ("mlpmixer", f"{_METAVP}:map_mlp"),
-    "moga": ("moganet", f"{_METAVP}:map_moga"),
-    "moganet": ("moganet", f"{_METAVP}:map_moga"),
-    "poolformer": ("poolformer", f"{_METAVP}:map_poolformer"),
-    "swin": ("swin", f"{_METAVP}:map_swin"),
-    "uniformer": ("uniformer", f"{_METAVP}:map_uniformer"),
-    "van": ("van", f"{_METAVP}:map_van"),
-    "vit": ("vit", f"{_METAVP}:map_vit"),
+    **{t: (ours, f"{_METAVP}:map_{t}") for t, ours in METAVP_TEMPORAL.items()},
 }
 
 # our temporal module -> the stbench named model it is (records / leaderboards use this name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from torch import Tensor, nn
 
@@ -22,6 +23,25 @@ def init_conv_(m: nn.Module) -> None:
         if m.weight is not None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def translator_stack(c: int, hid_T: int, N_T: int, make_block: Callable[[int, int], nn.Module]) -> nn.Sequential:
+    """The layers of a MetaFormer-style translator on time-folded channels (OpenSTL's MidMetaNet):
+    block 0 at ``c`` channels, a 1x1 conv to ``hid_T``, blocks 1 .. N_T - 1 at ``hid_T``, a 1x1 conv back to ``c``;
+    ``make_block(i, dim)`` builds block i. Where ``c == hid_T`` the published translator has no 1x1 conv: an
+    Identity stands there, so the indices never move (0 = block 0, 1 = its 1x1, 2 .. N_T = blocks 1 .. N_T - 1,
+    N_T + 1 = the last 1x1; the OpenSTL key maps rely on them). Layers are built in that order."""
+
+    def one_by_one(c_in: int, c_out: int) -> nn.Module:
+        return nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    layers: list[nn.Module] = []
+    for i in range(N_T):
+        layers.append(make_block(i, c if i == 0 else hid_T))
+        if i == 0:
+            layers.append(one_by_one(c, hid_T))
+    layers.append(one_by_one(hid_T, c))
+    return nn.Sequential(*layers)
 
 
 class ConvNormAct(nn.Module):

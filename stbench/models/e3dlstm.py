@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from stbench.models.base import RecurrentTemporal, STModel
 from stbench.models.recurrent import hidden_sizes
 from stbench.models.zoo import _named
-from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, SMOKE_PRESET
+from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
 
@@ -150,16 +150,10 @@ class E3DLSTM(RecurrentTemporal):
 PAPER_SIZES = dict(RNN, l1_alpha=1.0)  # the published loss: MSE + L1
 
 
-@MODELS.register(
-    family="recurrent", paper="E3D-LSTM (ICLR 2019)",
-    presets={
-        "paper": {"lr": 1e-4, "model": PAPER_RNN_MODEL, "sampling": LINEAR},
-        # patch 8 (8 x 8 latent): the recall attention costs (w*H*W)^2 per step, 16x less than at patch 4
-        "quick": {"epochs": 6, "lr": 2e-3, "model": {"num_hidden": [16, 16], "filter_size": 5, "patch_size": 8},
-                  "sampling": {"kind": "linear", "rate": 2e-3, "stop_iter": 500}},
-        "smoke": SMOKE_PRESET,
-    },
-    schedule=LINEAR,
-)
+# quick at patch 8 (8 x 8 latent): the recall attention costs (w*H*W)^2 per step, 16x less than at patch 4
+@MODELS.register(family="recurrent", paper="E3D-LSTM (ICLR 2019)", schedule=LINEAR,
+                 presets=rnn_presets(6, {"kind": "linear", "rate": 2e-3, "stop_iter": 500}, paper_lr=1e-4,
+                                     paper_model=PAPER_RNN_MODEL,
+                                     quick_model={"num_hidden": [16, 16], "filter_size": 5, "patch_size": 8}))
 def e3dlstm(**kw: Any) -> STModel:
     return _named("e3dlstm", "patch", "e3dlstm", PAPER_SIZES, kw)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stbench.layers import ConvMlp, DropPath, init_conv_
+from stbench.layers import ConvMlp, DropPath, init_conv_, translator_stack
 from stbench.models.base import ParallelTemporal
 from stbench.registry import TEMPORAL
 
@@ -109,16 +109,8 @@ class MetaTranslator(ParallelTemporal):
         T, C = in_shape[:2]
         c = T * C
         dpr = [drop_path * i / (N_T - 1) for i in range(N_T)]  # stochastic depth grows linearly
-        dims = [c] + [hid_T] * (N_T - 1)
-        layers: list[nn.Module] = []
-        # the 1x1 convs change the width; when T*C == hid_T there is nothing to change and the published
-        # translator has no conv there (an Identity keeps the block indices the same)
-        for i, d in enumerate(dims):
-            layers.append(MetaBlock(d, self.attention_cls(d), mlp_ratio, drop, dpr[i]))
-            if i == 0:
-                layers.append(nn.Conv2d(c, hid_T, 1) if c != hid_T else nn.Identity())
-        layers.append(nn.Conv2d(hid_T, c, 1) if c != hid_T else nn.Identity())
-        self.blocks = nn.Sequential(*layers)
+        self.blocks = translator_stack(
+            c, hid_T, N_T, lambda i, d: MetaBlock(d, self.attention_cls(d), mlp_ratio, drop, dpr[i]))
         self.apply(init_conv_)
 
     def forward(self, z: Tensor) -> Tensor:

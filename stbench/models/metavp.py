@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stbench.layers import DropPath, init_conv_
+from stbench.layers import DropPath, init_conv_, translator_stack
 from stbench.models.base import ParallelTemporal
 from stbench.models.zoo import _named
 from stbench.registry import MODELS, TEMPORAL
@@ -476,16 +476,9 @@ class MetaVPTranslator(ParallelTemporal):
         T, C, H, W = in_shape
         c = T * C
         dpr = [1e-2 + (drop_path - 1e-2) * i / (N_T - 1) for i in range(N_T - 1)] + [drop_path]
-        layers: list[nn.Module] = []
-        for i in range(N_T):
-            dim = c if i == 0 else hid_T
-            same = 0 < i < N_T - 1 or c == hid_T  # block input width == block output width
-            layers.append(self.make_block(dim, layer_i=i, same_width=same, resolution=(H, W), mlp_ratio=mlp_ratio,
-                                          drop=drop, drop_path=dpr[i]))
-            if i == 0:
-                layers.append(nn.Conv2d(c, hid_T, 1) if c != hid_T else nn.Identity())
-        layers.append(nn.Conv2d(hid_T, c, 1) if c != hid_T else nn.Identity())
-        self.blocks = nn.Sequential(*layers)
+        self.blocks = translator_stack(c, hid_T, N_T, lambda i, dim: self.make_block(
+            dim, layer_i=i, same_width=0 < i < N_T - 1 or c == hid_T,  # block input width == block output width
+            resolution=(H, W), mlp_ratio=mlp_ratio, drop=drop, drop_path=dpr[i]))
         self.apply(init_conv_)
 
     def forward(self, z: Tensor) -> Tensor:

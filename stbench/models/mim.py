@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from stbench.models.base import STModel
 from stbench.models.recurrent import STLSTMCell, _CellStack
 from stbench.models.zoo import _named
-from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, SMOKE_PRESET
+from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
 
@@ -150,15 +150,8 @@ class MIM(_CellStack):
 PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 
 
-@MODELS.register(
-    family="recurrent", paper="MIM (CVPR 2019)",
-    presets={
-        "paper": {"lr": 5e-4, "model": PAPER_RNN_MODEL, "sampling": LINEAR},
-        "quick": {"epochs": 3, "lr": 2e-3, "model": {"num_hidden": [32, 32], "filter_size": 5},
-                  "sampling": {"kind": "linear", "rate": 4e-3, "stop_iter": 250}},
-        "smoke": SMOKE_PRESET,
-    },
-    schedule=LINEAR,
-)
+@MODELS.register(family="recurrent", paper="MIM (CVPR 2019)", schedule=LINEAR,
+                 presets=rnn_presets(3, {"kind": "linear", "rate": 4e-3, "stop_iter": 250},
+                                     paper_model=PAPER_RNN_MODEL))
 def mim(**kw: Any) -> STModel:
     return _named("mim", "patch", "mim", PAPER_SIZES, kw)

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from stbench.models.base import STModel
 from stbench.models.recurrent import _CellStack
 from stbench.models.zoo import _named
-from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, SMOKE_PRESET
+from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
 
@@ -134,15 +134,8 @@ class PredRNNpp(_CellStack):
 PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 
 
-@MODELS.register(
-    family="recurrent", paper="PredRNN++ (ICML 2018)",
-    presets={
-        "paper": {"lr": 1e-4, "model": PAPER_RNN_MODEL, "sampling": LINEAR},
-        "quick": {"epochs": 3, "lr": 2e-3, "model": {"num_hidden": [32, 32], "filter_size": 5},
-                  "sampling": {"kind": "linear", "rate": 4e-3, "stop_iter": 250}},
-        "smoke": SMOKE_PRESET,
-    },
-    schedule=LINEAR,
-)
+@MODELS.register(family="recurrent", paper="PredRNN++ (ICML 2018)", schedule=LINEAR,
+                 presets=rnn_presets(3, {"kind": "linear", "rate": 4e-3, "stop_iter": 250}, paper_lr=1e-4,
+                                     paper_model=PAPER_RNN_MODEL))
 def predrnnpp(**kw: Any) -> STModel:
     return _named("predrnnpp", "patch", "predrnnpp", PAPER_SIZES, kw)

@@ -1,7 +1,7 @@
 """Named compositions: the published models with their Moving MNIST configs and their recipe
 defaults per preset (``presets=`` on the registry entry: ``paper`` = published training keys at the
-published sizes, ``quick`` = a CPU-sized version, ``smoke`` = tiny sizes for tests), plus tiny
-variants kept for tests that build a model without a recipe. ``create_model("tau@patch")`` is the
+published sizes, ``quick`` = a CPU-sized version, ``smoke`` = tiny sizes for tests; a test builds a
+model at them with ``tests/conftest.py:smoke_model``). ``create_model("tau@patch")`` is the
 named model ``tau`` with its encoder/decoder swapped for ``patch``; a bare temporal-module name
 (e.g. a plugin) composes with the SimVP codec.
 """
@@ -13,8 +13,6 @@ from typing import Any
 from stbench.models.base import STModel
 from stbench.models.compose import build
 from stbench.registry import MODELS
-
-TINY = dict(hid_S=8, N_S=2, hid_T=16, N_T=2)
 
 
 def _named(name: str, encoder: str, temporal: str, defaults: dict[str, Any], kw: dict[str, Any]) -> STModel:
@@ -58,17 +56,3 @@ def gsta(**kw: Any) -> STModel:
 def tau(**kw: Any) -> STModel:
     return _named("tau", "simvp", "tau", dict(META, ddr_alpha=0.1), kw)
 
-
-@MODELS.register(family="parallel", tiny=True)
-def simvp_tiny(**kw: Any) -> STModel:
-    return _named("simvp_tiny", "simvp", "incepu", TINY, kw)
-
-
-@MODELS.register(family="parallel", tiny=True)
-def gsta_tiny(**kw: Any) -> STModel:
-    return _named("gsta_tiny", "simvp", "gsta", dict(TINY, mlp_ratio=2.0), kw)
-
-
-@MODELS.register(family="parallel", tiny=True)
-def tau_tiny(**kw: Any) -> STModel:
-    return _named("tau_tiny", "simvp", "tau", dict(TINY, mlp_ratio=2.0, ddr_alpha=0.1), kw)

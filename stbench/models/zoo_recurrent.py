@@ -1,7 +1,7 @@
 """Named recurrent models: ConvLSTM, PredRNN and PredRNN.V2 with their Moving MNIST configs
 (patch 4, 4 x 128 hidden, filter 5), their recipe defaults per preset and their published
-scheduled-sampling ``schedule`` on the registry entry (used when a recipe has no ``sampling``),
-plus tiny variants for fast tests. ``create_model("convlstm@simvp")`` runs the same temporal
+scheduled-sampling ``schedule`` on the registry entry (used when a recipe has no ``sampling``); the
+``smoke`` preset carries the tiny test sizes. ``create_model("convlstm@simvp")`` runs the same temporal
 module over the SimVP encoder/decoder.
 """
 
@@ -14,7 +14,6 @@ from stbench.models.zoo import _named
 from stbench.registry import MODELS
 
 RNN = dict(patch_size=4, num_hidden=(128, 128, 128, 128), filter_size=5)
-RNN_TINY = dict(patch_size=4, num_hidden=(8, 8), filter_size=3)
 
 # published schedules (PredRNN / PredRNN-V2 papers' code; kinds in stbench.models.sampling)
 LINEAR = {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000}
@@ -22,32 +21,35 @@ REVERSE = {"kind": "reverse", "r_sampling_step_1": 25_000, "r_sampling_step_2": 
 QUICK_RNN = {"num_hidden": [32, 32], "filter_size": 5}
 SMOKE_RNN = {"num_hidden": [8, 8], "filter_size": 3}
 SMOKE_LINEAR = {"kind": "linear", "rate": 0.1, "stop_iter": 10}
-# shared by the PredRNN-family zoo (predrnnpp.py, mim.py, e3dlstm.py): OpenSTL's configs/mmnist sizes and
-# schedule, and the tiny smoke sizes
+# OpenSTL's configs/mmnist sizes, written into the paper preset of the PredRNN-family zoo (predrnnpp.py, mim.py,
+# e3dlstm.py)
 PAPER_RNN_MODEL = {"num_hidden": [128, 128, 128, 128], "filter_size": 5, "patch_size": 4}
-SMOKE_PRESET = {"lr": 1e-3, "model": SMOKE_RNN, "sampling": SMOKE_LINEAR}
 
 
-def _presets(quick_epochs: int, quick_sampling: dict[str, Any], smoke_sampling: dict[str, Any],
-             paper_sampling: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """paper: published lr and schedule; quick: 2 x 32 hidden, the schedule compressed into the run's steps
-    (2,000 sequences / batch 16 = 125 steps per epoch; a dataset recipe that changes the budget compresses
-    it again, as baselines/mmnist.toml does); smoke: 2 x 8 hidden."""
-    return {"paper": {"lr": 5e-4, "sampling": paper_sampling},
-            "quick": {"epochs": quick_epochs, "lr": 2e-3, "sampling": quick_sampling, "model": QUICK_RNN},
+def rnn_presets(quick_epochs: int, quick_sampling: dict[str, Any], *, paper_sampling: dict[str, Any] = LINEAR,
+                paper_lr: float = 5e-4, paper_model: dict[str, Any] | None = None,
+                quick_model: dict[str, Any] = QUICK_RNN,
+                smoke_sampling: dict[str, Any] = SMOKE_LINEAR) -> dict[str, dict[str, Any]]:
+    """The presets of a recurrent model. paper: published lr and schedule (and sizes, when given); quick: 2 x 32
+    hidden, the schedule compressed into the run's steps (2,000 sequences / batch 16 = 125 steps per epoch; a
+    dataset recipe that changes the budget compresses it again, as baselines/mmnist.toml does); smoke: 2 x 8
+    hidden."""
+    paper = {"lr": paper_lr, "sampling": paper_sampling, **({"model": paper_model} if paper_model else {})}
+    return {"paper": paper,
+            "quick": {"epochs": quick_epochs, "lr": 2e-3, "sampling": quick_sampling, "model": quick_model},
             "smoke": {"lr": 1e-3, "sampling": smoke_sampling, "model": SMOKE_RNN}}
 
 
 # ConvLSTM's step is cheaper than PredRNN's: the same ~5 minute quick budget buys 8 epochs, and its
 # eta reaches 0 after 2/3 of training (667 of 1,000 steps); PredRNN's after 334 of 500
-CONVLSTM_PRESETS = _presets(8, {"kind": "linear", "rate": 1.5e-3, "stop_iter": 667}, SMOKE_LINEAR,
-                            {"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
-PREDRNN_PRESETS = _presets(4, {"kind": "linear", "rate": 3e-3, "stop_iter": 334}, SMOKE_LINEAR,
-                           {"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
-PREDRNN_V2_PRESETS = _presets(
+CONVLSTM_PRESETS = rnn_presets(8, {"kind": "linear", "rate": 1.5e-3, "stop_iter": 667},
+                               paper_sampling={"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
+PREDRNN_PRESETS = rnn_presets(4, {"kind": "linear", "rate": 3e-3, "stop_iter": 334},
+                              paper_sampling={"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
+PREDRNN_V2_PRESETS = rnn_presets(
     4, {"kind": "reverse", "r_sampling_step_1": 167, "r_sampling_step_2": 334, "r_exp_alpha": 33},
-    {"kind": "reverse", "r_sampling_step_1": 5, "r_sampling_step_2": 10, "r_exp_alpha": 5},
-    {"kind": "reverse", "r_sampling_step_1": 25000, "r_sampling_step_2": 50000, "r_exp_alpha": 5000})
+    smoke_sampling={"kind": "reverse", "r_sampling_step_1": 5, "r_sampling_step_2": 10, "r_exp_alpha": 5},
+    paper_sampling={"kind": "reverse", "r_sampling_step_1": 25000, "r_sampling_step_2": 50000, "r_exp_alpha": 5000})
 
 
 @MODELS.register(family="recurrent", paper="ConvLSTM (NeurIPS 2015), ConvLSTM-S of OpenSTL",
@@ -66,17 +68,3 @@ def predrnn(**kw: Any) -> STModel:
 def predrnn_v2(**kw: Any) -> STModel:
     return _named("predrnn_v2", "patch", "predrnn_v2", dict(RNN, decouple_beta=0.1), kw)
 
-
-@MODELS.register(family="recurrent", tiny=True)
-def convlstm_tiny(**kw: Any) -> STModel:
-    return _named("convlstm_tiny", "patch", "convlstm", RNN_TINY, kw)
-
-
-@MODELS.register(family="recurrent", tiny=True)
-def predrnn_tiny(**kw: Any) -> STModel:
-    return _named("predrnn_tiny", "patch", "predrnn", RNN_TINY, kw)
-
-
-@MODELS.register(family="recurrent", tiny=True)
-def predrnn_v2_tiny(**kw: Any) -> STModel:
-    return _named("predrnn_v2_tiny", "patch", "predrnn_v2", dict(RNN_TINY, decouple_beta=0.1), kw)

@@ -16,7 +16,8 @@ timed interleaved (one warm-up round, then up to ``--reps`` rounds each timing e
 rotating order, no new round after ``--budget`` seconds), so that a change in the machine's load hits all
 variants alike. Reported: best and median step per variant and ``ratio`` = stbench best / ref best
 (<= 1.0: stbench is no slower), with the 1-minute load average and the CPU stall share (PSI) over each
-model's measurement. Writes results/benchmarks/reference_step_<env>_<ATen capability>.csv.
+model's measurement. Writes results/benchmarks/reference_step_<env>_<ATen capability>.csv (a model measured
+again replaces its row; the other models' rows stay).
 """
 
 from __future__ import annotations
@@ -102,11 +103,16 @@ def main(argv: list[str] | None = None) -> int:
               f"(best of {r['reps']}; load {load['loadavg_1m']:.2f}, stall {load['cpu_stall']:.2f})", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"reference_step_{env_slug(device)}_{cap.lower()}.csv"
+    rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    if path.exists():  # keep the earlier rows of the models not measured this time, in their order
+        with open(path, newline="") as f:
+            old = list(csv.DictReader(f))
+        new = {r["model"]: r for r in rows}
+        rows = [new.pop(r["model"], r) for r in old] + list(new.values())
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         w.writeheader()
-        for r in rows:
-            w.writerow({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
+        w.writerows(rows)
     print(f"wrote {path}")
     return 0
 

@@ -87,7 +87,9 @@ def measure_point(model_name: str, args: argparse.Namespace, device: torch.devic
 # ---------------------------------------------------------------------------------------------
 def plot(rows: list[dict], sweep: str, path: Path) -> None:
     """Three panels (inference latency, training step, peak memory) against T_out or resolution.
-    Parallel models: solid lines, circles; recurrent: dashed lines, squares; Okabe-Ito colours."""
+    Parallel models: solid lines, circles; recurrent: dashed lines, squares. Up to 8 models share one
+    row of panels (Okabe-Ito colours); more (the whole zoo) get one row per family, the same y range
+    down each column so that the families compare, and a legend per row beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,31 +100,45 @@ def plot(rows: list[dict], sweep: str, path: Path) -> None:
     fixed = min(int(r[fixed_key]) for r in rows)
     sel = [r for r in rows if int(r[fixed_key]) == fixed]
     models = list(dict.fromkeys(r["model"] for r in sel))
+    family = {r["model"]: r["family"] for r in sel}
+    groups = [models] if len(models) <= 8 else \
+        [[m for m in models if family[m] == f] for f in ("parallel", "recurrent")]
+    groups = [g for g in groups if g]
     panels = [("infer_ms", "inference latency per batch (ms)"), ("train_step_ms", "training step (ms)"),
               ("peak_mem_mb", "peak memory of a training step (MiB)")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
+    wide = len(groups) > 1
+    fig, axes = plt.subplots(len(groups), 3, figsize=(18 if wide else 15, 4.8 * len(groups)), squeeze=False,
+                             sharey="col", constrained_layout=True)
     xs_all = sorted({int(r[xkey]) for r in sel})
-    for ax, (key, label) in zip(axes, panels):
-        for i, m in enumerate(models):
-            pts = sorted((int(r[xkey]), float(r[key])) for r in sel if r["model"] == m and r[key] not in ("", None))
-            pts = [(x, y) for x, y in pts if y > 0]
-            if not pts:
-                continue
-            rec = next(r for r in sel if r["model"] == m)["family"] == "recurrent"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=OKABE_ITO[i % len(OKABE_ITO)],
-                    linestyle="--" if rec else "-", marker="s" if rec else "o", markersize=6, linewidth=2,
-                    label=f"{m} ({'recurrent' if rec else 'parallel'})")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.xaxis.set_major_locator(FixedLocator(xs_all))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else ""))
-        ax.set_xlabel("T_out (frames predicted)" if sweep == "tout" else "resolution (H = W, px)")
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=9, loc="best")
+    for row_axes, group in zip(axes, groups):
+        colours = OKABE_ITO if len(group) <= len(OKABE_ITO) else \
+            [plt.get_cmap("tab20")(i % 20) for i in range(len(group))]
+        for ax, (key, label) in zip(row_axes, panels):
+            for i, m in enumerate(group):
+                pts = sorted((int(r[xkey]), float(r[key])) for r in sel
+                             if r["model"] == m and r[key] not in ("", None))
+                pts = [(x, y) for x, y in pts if y > 0]
+                if not pts:
+                    continue
+                rec = family[m] == "recurrent"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colours[i % len(colours)],
+                        linestyle="--" if rec else "-", marker="s" if rec else "o", markersize=5 if wide else 6,
+                        linewidth=1.6 if wide else 2, label=f"{m} ({'recurrent' if rec else 'parallel'})")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.xaxis.set_major_locator(FixedLocator(xs_all))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else ""))
+            ax.set_xlabel("T_out (frames predicted)" if sweep == "tout" else "resolution (H = W, px)")
+            ax.set_ylabel(label)
+            ax.grid(True, which="both", alpha=0.3)
+        if wide:
+            row_axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                                title=f"{family[group[0]]} models", title_fontsize=9)
+        else:
+            row_axes[0].legend(fontsize=9, loc="best")
     r0 = sel[0]
     what = f"T_in = {r0['t_in']}, " + (f"{fixed} x {fixed} px" if sweep == "tout" else f"T_out = {fixed}")
     fig.suptitle(f"Cost vs {'forecast horizon' if sweep == 'tout' else 'resolution'} — {what}, batch {r0['batch']}, "

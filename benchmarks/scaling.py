@@ -57,8 +57,8 @@ def measure_point(model_name: str, args: argparse.Namespace, device: torch.devic
     from stbench.precision import make_precision
     from stbench.profile import profile_model
 
-    prec = make_precision(args.precision, device)
     model = build(model_name, args.arch, t_out, res)
+    prec = make_precision(args.precision, device, model=model)
 
     def run():
         torch.manual_seed(0)

@@ -193,7 +193,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         want = args.precision or recipe.config.get("precision", "fp32")
         fmt = args.memory_format or recipe.config.get("memory_format")
         try:
-            prec = candidates(want, fmt, device) if not args.no_train else make_precision(want, device, fmt)
+            prec = (candidates(want, fmt, device, model) if not args.no_train
+                    else make_precision(want, device, fmt, model))
         except ValueError as exc:  # an unknown precision / layout name: one line, as `run` says it
             raise UserError(str(exc).splitlines()[0]) from None
         r = profile_model(model, name=name, device=device, precision=prec, batch=args.batch, warmup=args.warmup,

@@ -277,7 +277,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
     out = Path(out)
     check_writable(out)
     dev = resolve_device(device)
-    prec = make_precision(precision, dev)
+    prec = make_precision(precision, dev, model=net)
     test_size = test_size if test_size is not None else paper_cfg.get("test_size")
     bs = int(batch_size or paper_cfg.get("eval_batch_size", 16))
     src_cfg = cfg_info.get("source_config", {})

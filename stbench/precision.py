@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from stbench.errors import UserError
+
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MEMORY_FORMATS = ("nchw", "channels_last", "auto")
 
@@ -128,8 +130,24 @@ class Precision:
         return self.name == "fp16"
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.channels_last and not supports_channels_last(model):
+            name = getattr(model, "names", {}).get("model", type(model).__name__)
+            raise UserError(f"model '{name}' {nchw_only_reason(model)}; use --memory-format nchw (or auto)")
         model = model.to(self.device)
         return to_memory_format(model, torch.channels_last if self.channels_last else torch.contiguous_format)
+
+
+def nchw_only_reason(model: torch.nn.Module) -> str | None:
+    """Why ``model`` must run NCHW (a module's ``channels_last_unsupported`` text), or None."""
+    for m in model.modules():
+        reason = getattr(m, "channels_last_unsupported", None)
+        if reason:
+            return str(reason)
+    return None
+
+
+def supports_channels_last(model: torch.nn.Module | None) -> bool:
+    return model is None or nchw_only_reason(model) is None
 
 
 def to_memory_format(model: torch.nn.Module, fmt: torch.memory_format) -> torch.nn.Module:
@@ -142,19 +160,26 @@ def to_memory_format(model: torch.nn.Module, fmt: torch.memory_format) -> torch.
     return model
 
 
-def make_precision(name: str, device: torch.device, memory_format: str | None = None) -> Precision:
+def make_precision(name: str, device: torch.device, memory_format: str | None = None,
+                   model: torch.nn.Module | None = None) -> Precision:
     """Without measuring: ``auto`` precision as :func:`resolve_precision`, ``auto``/None layout as
-    :func:`default_memory_format`."""
+    :func:`default_memory_format` (NCHW for a ``model`` that cannot run channels_last)."""
     mf = check_memory_format(memory_format)
+    if mf in (None, "auto") and not supports_channels_last(model):
+        mf = "nchw"
     return Precision(resolve_precision(name, device), device, None if mf == "auto" else mf)
 
 
 # ---------------------------------------------------------------------------------------------
 # measured choice
 # ---------------------------------------------------------------------------------------------
-def candidates(precision: str, memory_format: str | None, device: torch.device) -> list[Precision]:
+def candidates(precision: str, memory_format: str | None, device: torch.device,
+               model: torch.nn.Module | None = None) -> list[Precision]:
     """The (precision, layout) pairs ``choose_precision`` times: what the device supports, narrowed by
-    a forced precision and / or layout. ``memory_format`` None with a forced precision = its default."""
+    a forced precision and / or layout. ``memory_format`` None with a forced precision = its default.
+    A ``model`` that cannot run channels_last gets NCHW candidates only."""
+    if not supports_channels_last(model) and memory_format in (None, "auto"):
+        memory_format = "nchw"
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
     check_memory_format(memory_format)
@@ -276,7 +301,7 @@ def choose_precision(model: torch.nn.Module, batch: int, device: torch.device, p
     """Time up to ``reps`` interleaved optimizer steps (after ``warmup``; no new round after ``budget_s``) of
     a copy of ``model`` under each candidate and return the fastest (best step). ``model`` and the global
     RNG are untouched."""
-    cands = candidates(precision, memory_format, device)
+    cands = candidates(precision, memory_format, device, model)
     if len(cands) == 1:
         return Choice(cands[0], False, batch, {}, {}, 0.0)
     t0 = time.perf_counter()

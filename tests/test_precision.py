@@ -98,3 +98,23 @@ def test_run_records_the_measured_choice(tmp_path):
     assert choice["measured"] and set(choice["candidates_step_ms"]) == {"fp32 nchw", "fp32 channels_last"}
     assert rec["config"]["memory_format_resolved"] == choice["memory_format"] == rec["profile"]["memory_format"]
     assert f"ms/step, fp32 {choice['memory_format']})" in r.stdout  # the estimate says what it measured
+
+
+def test_a_model_that_cannot_run_channels_last_gets_nchw_only():
+    # MMVP declares channels_last unsupported (a torch CPU backward that corrupts the heap): auto layouts
+    # give NCHW only, a forced channels_last is refused in one line
+    import pytest
+    import torch
+    from conftest import smoke_model
+
+    from stbench.errors import UserError
+    from stbench.precision import Precision, candidates, make_precision
+
+    dev = torch.device("cpu")
+    mmvp, tau = smoke_model("mmvp"), smoke_model("tau")
+    assert {c.memory_format for c in candidates("auto", None, dev, mmvp)} == {"nchw"}
+    assert {c.memory_format for c in candidates("auto", None, dev, tau)} == {"nchw", "channels_last"}
+    assert make_precision("bf16", dev, None, mmvp).memory_format == "nchw"  # bf16's default is channels_last
+    assert make_precision("bf16", dev, None, tau).memory_format == "channels_last"
+    with pytest.raises(UserError, match="memory-format nchw"):
+        Precision("fp32", dev, "channels_last").prepare(mmvp)

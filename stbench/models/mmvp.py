@@ -289,6 +289,10 @@ class Enhancer(nn.Module):
 class MMVPTemporal(ParallelTemporal):
     """MMVP on the 2x space-to-depth latent (B, T, 4C, H/2, W/2) of the ``patch`` codec (patch_size=2)."""
 
+    #: torch 2.13's CPU kernels corrupt the heap in this model's channels_last backward (glibc aborts with
+    #: "free(): invalid size" at 128 x 128, smoke sizes; NCHW runs clean), so MMVP trains NCHW only
+    channels_last_unsupported = "trains NCHW only (channels_last corrupts memory in its CPU backward, torch 2.13)"
+
     def __init__(self, *, in_shape: tuple[int, int, int, int], t_out: int, hid_S: int = 32, hid_T: int = 192,
                  rrdb_encoder_num: int = 2, rrdb_decoder_num: int = 2, rrdb_enhance_num: int = 2,
                  downsample_setting: str | list[int] = "2,2,2") -> None:

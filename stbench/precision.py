@@ -150,6 +150,12 @@ def supports_channels_last(model: torch.nn.Module | None) -> bool:
     return model is None or nchw_only_reason(model) is None
 
 
+def layout_for(model: torch.nn.Module | None, memory_format: str | None) -> str | None:
+    """``memory_format`` as asked, except that an unforced one (None / ``auto``) is NCHW for a ``model``
+    that cannot run channels_last."""
+    return "nchw" if memory_format in (None, "auto") and not supports_channels_last(model) else memory_format
+
+
 def to_memory_format(model: torch.nn.Module, fmt: torch.memory_format) -> torch.nn.Module:
     """``model.to(memory_format=fmt)`` for the 4-D tensors only: torch refuses that call outright when a
     model holds a 5-D weight (a Conv3d, as in MMVP and E3D-LSTM); those keep their layout."""
@@ -164,9 +170,7 @@ def make_precision(name: str, device: torch.device, memory_format: str | None = 
                    model: torch.nn.Module | None = None) -> Precision:
     """Without measuring: ``auto`` precision as :func:`resolve_precision`, ``auto``/None layout as
     :func:`default_memory_format` (NCHW for a ``model`` that cannot run channels_last)."""
-    mf = check_memory_format(memory_format)
-    if mf in (None, "auto") and not supports_channels_last(model):
-        mf = "nchw"
+    mf = layout_for(model, check_memory_format(memory_format))
     return Precision(resolve_precision(name, device), device, None if mf == "auto" else mf)
 
 
@@ -178,8 +182,7 @@ def candidates(precision: str, memory_format: str | None, device: torch.device,
     """The (precision, layout) pairs ``choose_precision`` times: what the device supports, narrowed by
     a forced precision and / or layout. ``memory_format`` None with a forced precision = its default.
     A ``model`` that cannot run channels_last gets NCHW candidates only."""
-    if not supports_channels_last(model) and memory_format in (None, "auto"):
-        memory_format = "nchw"
+    memory_format = layout_for(model, memory_format)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
     check_memory_format(memory_format)

@@ -390,3 +390,30 @@ def test_wide_log_axis_labels_only_2x_and_5x_minor_ticks():
     assert fmt(3e10) == "" and fmt(4e11) == ""
     ax.set_xlim(1.2e10, 8e10)  # within a decade every minor tick may be labelled
     assert fmt(3e10) == "30G"
+
+
+def test_many_models_fit_their_figures(tmp_path):
+    """With the whole zoo (20+ models) the training-curve legend ran off the bottom of the figure and the
+    example strip's longest row labels off its left edge."""
+    import matplotlib as mpl
+
+    from stbench.report.plots import RC, _examples, _training_curves
+
+    quick = tmp_path / "records" / "mmnist" / "quick"
+    names = [f"model_with_a_long_name_{k:02d}" for k in range(22)]
+    for k, name in enumerate(names):
+        write_record(tmp_path, make_record(name, mse=20.0 + k, examples=f"{name}__seed0_examples.npz"))
+        write_examples(quick / f"{name}__seed0_examples.npz", 0)
+    res = build_report(tmp_path, tmp_path / "out", formats=["md"], plots=False, baselines_dir=tmp_path)
+    lb = next(b for b in res.boards if b.key == ("mmnist", "quick"))
+    with mpl.rc_context(RC):  # as make_plots draws them
+        figs = _training_curves(lb)[0], _examples(lb)[0]
+    for fig in figs:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        fx0, fy0, fx1, fy1 = fig.bbox.extents
+        parts = [*fig.legends, *fig.axes]
+        for part in parts:
+            x0, y0, x1, y1 = part.get_tightbbox(renderer).extents
+            assert x0 >= fx0 - 1 and y0 >= fy0 - 1 and x1 <= fx1 + 1 and y1 <= fy1 + 1, type(part).__name__
+    assert [t.get_text() for t in figs[0].legends[0].get_texts()] == names

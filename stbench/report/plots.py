@@ -13,6 +13,7 @@ A plot whose data is missing is skipped with a note. Figures are built with ``ma
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
+from matplotlib.textpath import TextPath
 
 from stbench.report.cells import METRIC_LABELS, si
 from stbench.report.tables import Leaderboard
@@ -35,6 +37,7 @@ OTHER_FAMILY_STYLE = ("#009E73", "^")
 FLOOR_COLOUR = "#333333"
 FLOOR_DASHES = ("--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LEGEND_BESIDE = 12  # line-plot legends with more entries go below the panels
 RC = {
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
     "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
@@ -275,10 +278,20 @@ def _per_model_curves(lb: Leaderboard, extract) -> dict[str, tuple[np.ndarray, n
     return out
 
 
+def _text_width_in(text: str, size: float) -> float:
+    return TextPath((0, 0), text, size=size).get_extents().width / 72
+
+
 def _line_panels(lb: Leaderboard, panels: list[tuple[str, str, dict]], xlabel: str, what: str,
                  log_ratio: float = 20.0, sharey: bool = False) -> Figure:
     styles = model_styles(lb)
-    fig = Figure(figsize=(3.3 * len(panels) + 1.5, 3.5), layout="constrained")
+    models = {m for _, _, curves in panels for m in curves}
+    # a legend beside the panels holds about a dozen entries; more go below them, as many columns as fit
+    width = 3.3 * len(panels) + (0.3 if len(models) > LEGEND_BESIDE else 1.5)
+    entry_in = 0.6 + max(_text_width_in(styles[m]["label"], RC["legend.fontsize"]) for m in models)  # + handle
+    ncol = 0 if len(models) <= LEGEND_BESIDE else max(1, min(len(models), int((width - 0.2) / entry_in)))
+    legend_rows = math.ceil(len(models) / ncol) if ncol else 0
+    fig = Figure(figsize=(width, 3.5 + 0.17 * legend_rows), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=sharey)[0]
     handles: dict[str, Line2D] = {}
@@ -299,7 +312,10 @@ def _line_panels(lb: Leaderboard, panels: list[tuple[str, str, dict]], xlabel: s
         ax.set_ylabel(ylabel)
         ax.xaxis.get_major_locator().set_params(integer=True)
     order = [m for m in lb.table["model"] if m in handles]
-    fig.legend(handles=[handles[m] for m in order], loc="outside right upper")
+    if ncol:
+        fig.legend(handles=[handles[m] for m in order], loc="outside lower center", ncol=ncol)
+    else:
+        fig.legend(handles=[handles[m] for m in order], loc="outside right upper")
     _suptitle(fig, lb, what)
     return fig
 
@@ -388,7 +404,9 @@ def _mosaic(rows: list[np.ndarray], ncols: int, pad: int) -> np.ndarray:
 def _strip_axis(ax, rows: list[np.ndarray], labels: list[str], frame_names: list[str], ticks: list[int],
                 title: str, ncols: int, pad: int) -> None:
     h, w = rows[0].shape[1:3]
-    ax.imshow(_mosaic(rows, ncols, pad), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    # aspect "auto": an equal-aspect image axes is shrunk after the layout has reserved its label margin, and
+    # its row labels then run off the figure; _examples sizes the figure for square pixels instead
+    ax.imshow(_mosaic(rows, ncols, pad), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
     ax.set_yticks([r * (h + pad) + h / 2 for r in range(len(labels))], labels)
     ax.set_xticks([c * (w + pad) + w / 2 for c in ticks], [frame_names[c] for c in ticks])
     ax.tick_params(length=0, labelsize=7)
@@ -444,7 +462,7 @@ def _examples(lb: Leaderboard, max_sequences: int = 2) -> tuple[Figure | None, l
     out_labels = ["ground truth"] + [floor_label.get(m, m) for m, _ in preds]
 
     width = 7.0
-    cell = (width - 1.3) / ncols
+    cell = (width - 1.3) / ncols  # a first guess at a frame's size in inches; corrected below
     fig = Figure(figsize=(width, cell * n * (2 + len(preds)) + 1.1 * n + 0.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(2 * n, 1, gridspec_kw={"height_ratios": [1, len(out_labels)] * n}))
@@ -455,7 +473,23 @@ def _examples(lb: Leaderboard, max_sequences: int = 2) -> tuple[Figure | None, l
         _strip_axis(axes[2 * s + 1], [_to_display(ref["targets"][s])] + [_to_display(p[s]) for _, p in preds],
                     out_labels, out_names, out_ticks, "ground truth and predictions", ncols, pad)
     _suptitle(fig, lb, "Example predictions")
+    _square_pixels(fig, axes)
     return fig, notes
+
+
+def _square_pixels(fig: Figure, axes: Sequence) -> None:
+    """Give the figure (one column of image axes) the height and height ratios at which every image shows square
+    pixels. The width the layout leaves the axes does not depend on the height, so one layout pass gives the
+    axes' width and the height taken by titles, tick labels and padding."""
+    fig.get_layout_engine().execute(fig)
+    w, h = fig.get_size_inches()
+    axes_h = sum(ax.get_position().height for ax in axes) * h
+    needed = []
+    for ax in axes:
+        img_h, img_w = ax.get_images()[0].get_array().shape[:2]
+        needed.append(ax.get_position().width * w * img_h / img_w)
+    axes[0].get_subplotspec().get_gridspec().set_height_ratios(needed)
+    fig.set_size_inches(w, h - axes_h + sum(needed))
 
 
 # ---------------------------------------------------------------------------------------------

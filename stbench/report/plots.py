@@ -23,8 +23,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter
 from matplotlib.textpath import TextPath
+from matplotlib.ticker import LogFormatter
 
 from stbench.report.cells import METRIC_LABELS, si
 from stbench.report.tables import Leaderboard

@@ -163,13 +163,9 @@ class Recipe:
 
     def dataset_spec(self, data_root: str | None = None) -> Any:
         """The spec of this recipe's dataset variant (``data`` options), read from ``data_root`` when given."""
-        return _spec_of(self.dataset, data_root, dict(self.config.get("data", {})))
+        from stbench.data import get_spec
 
-
-def _spec_of(dataset: str, data_root: str | None, data: dict[str, Any]) -> Any:
-    from stbench.data import get_spec
-
-    return get_spec(dataset, data_root=data_root, **data)
+        return get_spec(self.dataset, data_root=data_root, **self.config.get("data", {}))
 
 
 def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any] | None = None,

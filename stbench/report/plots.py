@@ -287,11 +287,13 @@ def _line_panels(lb: Leaderboard, panels: list[tuple[str, str, dict]], xlabel: s
     styles = model_styles(lb)
     models = {m for _, _, curves in panels for m in curves}
     # a legend beside the panels holds about a dozen entries; more go below them, as many columns as fit
-    width = 3.3 * len(panels) + (0.3 if len(models) > LEGEND_BESIDE else 1.5)
-    entry_in = 0.6 + max(_text_width_in(styles[m]["label"], RC["legend.fontsize"]) for m in models)  # + handle
-    ncol = 0 if len(models) <= LEGEND_BESIDE else max(1, min(len(models), int((width - 0.2) / entry_in)))
-    legend_rows = math.ceil(len(models) / ncol) if ncol else 0
-    fig = Figure(figsize=(width, 3.5 + 0.17 * legend_rows), layout="constrained")
+    below = len(models) > LEGEND_BESIDE
+    width, height, ncol = 3.3 * len(panels) + (0.3 if below else 1.5), 3.5, 1
+    if below:
+        entry_in = 0.6 + max(_text_width_in(styles[m]["label"], RC["legend.fontsize"]) for m in models)  # + handle
+        ncol = max(1, min(len(models), int((width - 0.2) / entry_in)))
+        height += 0.17 * math.ceil(len(models) / ncol)
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=sharey)[0]
     handles: dict[str, Line2D] = {}
@@ -312,10 +314,8 @@ def _line_panels(lb: Leaderboard, panels: list[tuple[str, str, dict]], xlabel: s
         ax.set_ylabel(ylabel)
         ax.xaxis.get_major_locator().set_params(integer=True)
     order = [m for m in lb.table["model"] if m in handles]
-    if ncol:
-        fig.legend(handles=[handles[m] for m in order], loc="outside lower center", ncol=ncol)
-    else:
-        fig.legend(handles=[handles[m] for m in order], loc="outside right upper")
+    fig.legend(handles=[handles[m] for m in order], loc="outside lower center" if below else "outside right upper",
+               ncol=ncol)
     _suptitle(fig, lb, what)
     return fig
 

@@ -132,6 +132,43 @@ def count_flops(model: nn.Module) -> int:
             model.train(was_training)
 
 
+class _TrainForecast(nn.Module):
+    """A training-mode forward for tracers: targets given, and for recurrent modules a teacher-forcing mask
+    (every input step reads the true frame, so a codec model also encodes the true frames, as in training)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        mask = None
+        if self.model.recurrent:
+            mask = torch.ones(x.shape[0], x.shape[1] + y.shape[1] - 2, device=x.device)
+        out = self.model(x, y, sampling_mask=mask)
+        return out.pred if out.aux_loss is None else (out.pred, out.aux_loss)
+
+
+def count_train_flops(model: nn.Module) -> int:
+    """fvcore FLOPs of ONE training-mode forward of ONE sequence (targets given, teacher forcing for recurrent
+    modules); the training-FLOPs convention of :mod:`stbench.budget` multiplies it by 3 (forward + backward)."""
+    with _quiet_fvcore():
+        from fvcore.nn import FlopCountAnalysis
+
+        was_training = model.training
+        model.train()
+        dev = next(model.parameters()).device
+        try:
+            x = torch.zeros(1, *model.in_shape, device=dev)
+            y = torch.zeros(1, model.t_out, *model.in_shape[1:], device=dev)
+            fca = FlopCountAnalysis(_TrainForecast(model), (x, y))
+            fca.unsupported_ops_warnings(False)
+            fca.uncalled_modules_warnings(False)
+            with torch.no_grad():
+                return int(fca.total())
+        finally:
+            model.train(was_training)
+
+
 def _timed(fn, device: torch.device, warmup: int, reps: int, budget_s: float | None = None) -> list[float]:
     """Seconds of up to ``reps`` timed calls after ``warmup`` untimed ones; no new call once ``budget_s``
     (warm-up included) is used, but at least one timed call."""

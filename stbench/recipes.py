@@ -183,7 +183,10 @@ def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any]
     mrec = data.get("models", {}).get(base, {})
     _merge(cfg, mrec.get(preset, {}))
     cfg.setdefault("lr", 1e-3)
-    for k, v in (overrides or {}).items():
+    overrides = dict(overrides or {})
+    if overrides.get("budget") is None and overrides.get("epochs") is not None:
+        cfg.pop("budget", None)  # --epochs asks for that many epochs instead of the preset's budget
+    for k, v in overrides.items():
         if v is not None:
             cfg[k] = v
     user_sets: dict[str, Any] = {}
@@ -196,7 +199,7 @@ def load_recipe(dataset: str, model: str, preset: str, overrides: dict[str, Any]
         cfg["model_overrides"] = model_over
     if "sampling" not in cfg and schedule:
         cfg["sampling"] = dict(schedule)
-    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    missing = [k for k in REQUIRED_KEYS if k not in cfg and not (k == "epochs" and cfg.get("budget"))]
     if missing and not data:
         from stbench.registry import DATASETS
 

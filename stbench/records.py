@@ -67,6 +67,7 @@ class RunRecord:
     checkpoint: dict[str, Any] | None = None  # "evaluated": {"file", "sha256", "source"} of the weights evaluated
     source: str | None = None  # "evaluated": whose checkpoint it is (stbench | openstl | predformer)
     rollout: str | None = None  # how T_out frames were made: frame | latent (parallel) | recurrent
+    budget: dict[str, Any] | None = None  # training budget and what was spent: stbench.budget.budget_record
     config: dict[str, Any] = field(default_factory=dict)  # the resolved recipe the run used
     env: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)  # started_at, finished_at, train_s, eval_s, total_s

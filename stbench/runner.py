@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,9 @@ class RunOptions:
     threads: int | None = None
     quiet: bool = False
     metrics: list[str] = field(default_factory=list)  # "+name": registered metrics added to the dataset's
+    budget: str | None = None  # "samples=4000" | "flops=2e15" | "seconds=600"; None = the preset's (stbench.budget)
     debug: bool = False  # print the traceback of a run that fails (the run is still recorded as failed)
+    weights: bool = True  # keep the tested weights + model card beside the record (stbench.weights); --no-weights
 
     @classmethod
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
@@ -80,11 +82,21 @@ class RunOptions:
             memory_format=getattr(args, "memory_format", None), out=Path(args.out), resume=args.resume,
             force=args.force, shard=parse_shard(args.shard), data_root=args.data_root,
             overrides={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                       "budget": _parse_budget(getattr(args, "budget", None)),
                        "accum_steps": args.accum_steps, "clip_grad": args.clip_grad, "train_size": args.train_size,
                        "val_size": args.val_size, "test_size": args.test_size},
             sets=list(args.set), profile=not args.no_profile, threads=args.threads,
             metrics=parse_metrics(getattr(args, "metrics", None)), debug=bool(getattr(args, "debug", False)),
+            weights=not getattr(args, "no_weights", False),
+            budget=_parse_budget(getattr(args, "budget", None)),
         )
+
+
+def _parse_budget(text: str | None) -> str | None:
+    """A ``--budget`` value checked before anything runs (one-line error), kept as its canonical label."""
+    from stbench.budget import Budget
+
+    return Budget.parse(text).label if text else None
 
 
 def parse_metrics(spec: str | None) -> list[str]:
@@ -272,11 +284,12 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     try:
         if opts.profile and dist.master:
             rec.profile = _profile(model_name, recipe, device, prec, cfg, dataset.spec)
+        _plan_training(rec, cfg, model, dataset, dist, resume=old if resume_ckpt is not None else None)
         if resume_ckpt is None:
             write()
         model = prec.prepare(model)
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
-            _estimate(con, rec.profile["train_step_ms"], dataset, cfg, dist, opts.preset, prec.label)
+            _estimate(con, rec.profile["train_step_ms"], cfg, opts.preset, prec.label)
         with _Progress(con, f"{model_name} s{seed}") as prog:
             def on_epoch(row: dict[str, Any]) -> None:
                 rec.history.append(row)
@@ -290,6 +303,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
             model, state = T.train(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=cpath,
                                    resume=resume_ckpt, dist=dist, hooks=hooks)
         rec.timing["train_s"] = round(state.train_s, 3)
+        _record_budget(rec, cfg, state, dist, device)
         per_sequence = None
         if dist.master:
             t0 = time.perf_counter()
@@ -306,6 +320,10 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
                 ex_path = rpath.with_suffix(".examples.npz")
                 atomic_write_npz(ex_path, examples)
                 rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
+            if opts.weights:  # the tested (best-validation) weights and their model card, beside the record
+                from stbench.weights import save_model
+
+                save_model(model, rec, dataset.spec, rpath, per_sequence)
             rec.status = "completed"
     except T.NonFiniteLoss as exc:
         rec.status, rec.reason = "failed", str(exc)
@@ -327,6 +345,53 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     if rec.status == "failed":
         con.print(f"[red]{model_name} seed {seed} failed: {rec.reason}[/red]")
     return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# the training budget of a run (docs/protocol.md, "Training budgets"): planned before training, recorded after
+# ---------------------------------------------------------------------------------------------
+PLAN_KEYS = ("epochs", "train_batches", "time_limit_s", "sampling", "train_flops_per_seq", "plan")
+
+
+def _plan_training(rec: RunRecord, cfg: dict[str, Any], model: Any, dataset: Any, dist: Any,
+                   resume: RunRecord | None) -> None:
+    """Set the run's length (``epochs``, ``train_batches``, ``time_limit_s``) and its scheduled-sampling
+    schedule in ``cfg`` (and the record's config) from its budget; a resumed run keeps its first plan."""
+    from stbench.budget import Budget, plan, resolve_sampling
+    from stbench.profile import count_train_flops
+
+    old = (resume.config if resume is not None else {}) or {}
+    if old.get("train_batches"):
+        cfg.update({k: old[k] for k in PLAN_KEYS if k in old})
+    else:
+        budget = Budget.parse(cfg["budget"]) if cfg.get("budget") else None
+        try:
+            flops_seq = count_train_flops(model)
+        except Exception:  # noqa: BLE001 - a model fvcore cannot trace still trains; only a flops budget needs it
+            flops_seq = None
+        bs, accum = int(cfg["batch_size"]), max(1, int(cfg.get("accum_steps", 1)))
+        per_epoch = dataset.num_batches("train", bs, world_size=dist.world_size, limit=cfg.get("train_size"))
+        kw = dict(batches_per_epoch=max(1, per_epoch), batch_size=bs, accum=accum, world_size=dist.world_size)
+        step_ms = (rec.profile or {}).get("train_step_ms")
+        p = plan(budget, epochs=int(cfg.get("epochs") or 0), train_flops_per_seq=flops_seq,
+                 step_s=step_ms / 1e3 if step_ms else None, **kw)
+        recipe_steps = plan(None, epochs=int(cfg["epochs"]), **kw).steps if cfg.get("epochs") else p.steps
+        cfg.update(epochs=p.epochs, train_batches=p.batches, train_flops_per_seq=flops_seq, plan=asdict(p))
+        if p.time_limit_s is not None:
+            cfg["time_limit_s"] = p.time_limit_s
+        if cfg.get("sampling"):
+            cfg["sampling"] = resolve_sampling(cfg["sampling"], steps=p.steps, recipe_steps=recipe_steps)
+    rec.config.update({k: cfg[k] for k in PLAN_KEYS if k in cfg})
+
+
+def _record_budget(rec: RunRecord, cfg: dict[str, Any], state: Any, dist: Any, device: torch.device) -> None:
+    from stbench.budget import Budget, Plan, budget_record
+
+    budget = Budget.parse(cfg["budget"]) if cfg.get("budget") else None
+    bs = int(cfg["batch_size"])
+    rec.budget = budget_record(budget, Plan(**cfg["plan"]), samples_seen=state.batches_done * bs * dist.world_size,
+                               train_flops_per_seq=cfg.get("train_flops_per_seq"), train_s=state.train_s,
+                               device=rec.env.get("device_name") or str(device), stopped_by=state.stopped_by)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,12 +449,14 @@ def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg:
     return d
 
 
-def _estimate(con: Any, step_ms: float, dataset: Any, cfg: dict[str, Any], dist: Any, preset: str,
+def _estimate(con: Any, step_ms: float, cfg: dict[str, Any], preset: str,
               label: str = "") -> None:
-    n = dataset.num_batches("train", int(cfg["batch_size"]), world_size=dist.world_size, limit=cfg.get("train_size"))
-    total = step_ms / 1e3 * n * int(cfg["epochs"])
-    msg = (f"estimated training time: {_fmt_s(total)} ({int(cfg['epochs'])} epochs x {n} steps at a measured "
-           f"{step_ms:.0f} ms/step{', ' + label if label else ''}), plus evaluation")
+    p = cfg["plan"]
+    total = step_ms / 1e3 * p["batches"]
+    budget = f"budget {cfg['budget']}: " if cfg.get("budget") else ""
+    msg = (f"estimated training time: {_fmt_s(total)} ({budget}{p['samples']} sequences, {p['batches']} steps "
+           f"in {p['epochs']} epochs, at a measured {step_ms:.0f} ms/step{', ' + label if label else ''}), "
+           "plus evaluation")
     con.print(("[bold yellow]" if preset == "paper" else "[dim]") + msg + ("[/bold yellow]" if preset == "paper"
                                                                             else "[/dim]"))
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stbench.budget import make_plan
 from stbench.errors import CheckpointError
 from stbench.precision import Precision, synchronize
 from stbench.records import atomic_write_bytes
@@ -64,6 +65,8 @@ class TrainState:
     train_s: float = 0.0
     batch_in_epoch: int = 0  # > 0 only in a checkpoint written on Ctrl-C in the middle of an epoch
     partial: dict[str, Any] | None = None  # that epoch's running sums at the interruption
+    batches_done: int = 0  # micro-batches trained on (each of batch_size sequences per rank)
+    stopped_by: str = "plan"  # "plan" (all planned batches) or "time" (a seconds budget ran out first)
 
 
 def _to(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, prec: Precision):
@@ -188,7 +191,8 @@ def save_checkpoint(path: Path, *, model: nn.Module, opt, sched, scaler, state: 
         "scaler": scaler.state_dict(),
         "state": {"epoch": state.epoch, "global_step": state.global_step, "best_val": state.best_val,
                   "best_epoch": state.best_epoch, "history": state.history, "train_s": state.train_s,
-                  "batch_in_epoch": state.batch_in_epoch, "partial": state.partial},
+                  "batch_in_epoch": state.batch_in_epoch, "partial": state.partial,
+                  "batches_done": state.batches_done, "stopped_by": state.stopped_by},
         "best_model": best_state,
         "rng_cpu": rng[0] if rng else torch.get_rng_state(),
         "rng_gen": rng[1] if rng else gen.get_state(),
@@ -254,7 +258,6 @@ class _Loop:
 
             self.ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
         self.fwd = self.ddp if self.ddp is not None else model
-        self.epochs = int(cfg["epochs"])
         self.bs = int(cfg["batch_size"])
         self.eval_bs = eval_batch_size(cfg)
         self.accum = max(1, int(cfg.get("accum_steps", 1)))
@@ -266,8 +269,13 @@ class _Loop:
 
             raise RecipeError(f"train split has fewer than one batch of {self.bs}; lower --batch-size or raise "
                               "--train-size")
+        # the run's length: cfg["train_batches"] (set from a budget by the runner) or epochs x batches per epoch
+        self.plan = make_plan(int(cfg.get("train_batches") or int(cfg["epochs"]) * self.n_batches),
+                              batches_per_epoch=self.n_batches, batch_size=self.bs, accum=self.accum,
+                              world_size=dist.world_size, time_limit_s=cfg.get("time_limit_s"))
+        self.epochs = self.plan.epochs
         self.opt = make_optimizer(model, cfg)
-        self.sched = make_scheduler(self.opt, cfg, self.epochs * math.ceil(self.n_batches / self.accum))
+        self.sched = make_scheduler(self.opt, {**cfg, "epochs": self.epochs}, self.plan.steps)
         self.scaler = torch.amp.GradScaler(device.type, enabled=prec.needs_scaler())
         self.schedule = make_schedule(cfg.get("sampling")) if model.recurrent else None
         self.gen = torch.Generator(device=device).manual_seed(10_000 + seed * 100 + dist.rank)
@@ -287,7 +295,8 @@ class _Loop:
         self.scaler.load_state_dict(ckpt["scaler"])
         s = ckpt["state"]
         self.state = TrainState(s["epoch"], s["global_step"], s["best_val"], s["best_epoch"], list(s["history"]),
-                                s.get("train_s", 0.0), s.get("batch_in_epoch", 0), s.get("partial"))
+                                s.get("train_s", 0.0), s.get("batch_in_epoch", 0), s.get("partial"),
+                                s.get("batches_done", 0), s.get("stopped_by", "plan"))
         self.best_state = ckpt.get("best_model")
         torch.set_rng_state(ckpt["rng_cpu"])
         self.gen.set_state(ckpt["rng_gen"])
@@ -321,12 +330,14 @@ class _Loop:
         batches = self.dataset.batches("train", self.bs, epoch=epoch, rank=self.dist.rank,
                                        world_size=self.dist.world_size, limit=self.train_limit, drop_last=True)
         t_in, t_out = self.raw.in_shape[0], self.raw.t_out
-        for i, batch in enumerate(itertools.islice(batches, skip, None), start=skip):
+        n_here = self.plan.batches_in_epoch(epoch)  # the last epoch of a budget may be partial
+        limit_s = self.plan.time_limit_s
+        for i, batch in enumerate(itertools.islice(batches, skip, n_here), start=skip):
             x, y = _to(batch, dev, self.prec)
             mask = None
             if self.schedule is not None:
                 mask = self.schedule.mask(st.global_step, x.shape[0], t_in, t_out, dev, generator=self.gen)
-            last_micro = (i + 1) % self.accum == 0 or i + 1 == self.n_batches
+            last_micro = (i + 1) % self.accum == 0 or i + 1 == n_here
             no_sync = self.ddp is not None and not last_micro
             with self.ddp.no_sync() if no_sync else contextlib.nullcontext():
                 with self.prec.autocast():
@@ -341,20 +352,27 @@ class _Loop:
             n_seen += x.shape[0]
             if last_micro:
                 self._update()
+                st.batches_done = epoch * self.n_batches + i + 1
                 self.snap = {"epoch": epoch, "batches": i + 1, "rng": (torch.get_rng_state(), self.gen.get_state()),
                              "loss_sum": loss_sum.clone(), "finite": finite.clone(), "n_seen": n_seen, "t0": t0}
                 if hooks.after_update:
                     hooks.after_update(epoch + 1, i + 1)
-            if (i + 1) % log_every == 0 or i + 1 == self.n_batches:
+            if (i + 1) % log_every == 0 or i + 1 == n_here:
                 if not bool(finite):  # host sync only every log_every batches
                     raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, batch {i + 1}")
                 if hooks.on_step:
                     el = time.perf_counter() - t0
                     hooks.on_step(i + 1, float(loss_sum) / (i + 1), n_seen * self.dist.world_size / max(el, 1e-9))
+            if limit_s is not None and last_micro:
+                synchronize(dev)
+                if st.train_s + time.perf_counter() - t0 >= limit_s:  # a seconds budget is spent
+                    st.stopped_by = "time"
+                    n_here = i + 1
+                    break
         synchronize(dev)
         epoch_s = time.perf_counter() - t0
         st.train_s += epoch_s
-        return {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(1, self.n_batches),
+        return {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(1, n_here),
                 "lr": self.opt.param_groups[0]["lr"], "epoch_s": round(epoch_s, 3),
                 "samples_per_s": round(n_seen * self.dist.world_size / max(epoch_s, 1e-9), 2)}
 
@@ -427,6 +445,8 @@ def train(
         hooks.on_start(loop.epochs, loop.n_batches)
     try:
         for epoch in range(loop.state.epoch, loop.epochs):
+            if loop.state.stopped_by == "time":  # resumed after a seconds budget ran out: nothing left
+                break
             row = loop.one_epoch(epoch, log_every)
             loop.validate_and_select(row)
             loop.state.history.append(row)
@@ -438,6 +458,8 @@ def train(
                 hooks.after_checkpoint(loop.state.epoch)
             if dist.enabled:
                 torch.distributed.barrier()
+            if loop.state.stopped_by == "time":
+                break
     except KeyboardInterrupt:
         loop.save_interrupted()
         raise

@@ -36,7 +36,7 @@ def test_plugin_without_toml_gets_its_own_sizes_and_schedule(plugin):
     r = load_recipe("mmnist", plugin, "smoke")
     assert issubclass(TEMPORAL.get(plugin), RecurrentTemporal)
     assert r.config["model"] == {"num_hidden": [4], "filter_size": 3} and r.config["lr"] == 2e-3
-    assert r.config["epochs"] == 2 and r.config["batch_size"] == 4  # the dataset's [presets.smoke]
+    assert r.config["budget"] == "samples=32" and r.config["batch_size"] == 4  # the dataset's [presets.smoke]
     assert r.config["sampling"]["kind"] == "reverse" and r.config["sampling"]["r_sampling_step_2"] == 20
     model = r.build_model()
     assert model.hparams["num_hidden"] == [4] and model.names["encoder"] == "simvp"
@@ -63,9 +63,10 @@ def test_order_registry_then_toml_then_cli(tmp_path, monkeypatch):
 
 def test_recurrent_seed_models_train_with_their_schedule():
     assert load_recipe("mmnist", "predrnn_v2", "paper").config["sampling"]["kind"] == "reverse"
-    # the entry's schedule (667 of 1,000 steps) re-compressed by the Moving MNIST recipe's smaller budget
-    assert MODELS.entry("convlstm").meta["presets"]["quick"]["sampling"]["stop_iter"] == 667
-    assert load_recipe("mmnist", "convlstm@simvp", "quick").config["sampling"]["stop_iter"] == 334
+    # quick schedules are relative to the run's steps (stbench.budget.resolve_sampling lays them over the budget)
+    assert MODELS.entry("convlstm").meta["presets"]["quick"]["sampling"]["relative"] is True
+    cfg = load_recipe("mmnist", "convlstm@simvp", "quick").config
+    assert cfg["sampling"]["stop_iter"] == 0.6667 and cfg["budget"] == "samples=4000" and "epochs" not in cfg
     assert "sampling" not in load_recipe("mmnist", "tau", "quick").config
 
 

@@ -153,7 +153,7 @@ PAPER_SIZES = dict(RNN, l1_alpha=1.0)  # the published loss: MSE + L1
 # quick at patch 8 (8 x 8 latent): the recall attention grows with the square of the latent grid, and a patch-4
 # step costs 8x a patch-8 one; 2 x 32 hidden (2 x 16 learned too little in 6 epochs: test MSE 158.4)
 @MODELS.register(family="recurrent", paper="E3D-LSTM (ICLR 2019)", schedule=LINEAR,
-                 presets=rnn_presets(5, {"kind": "linear", "rate": 2.4e-3, "stop_iter": 417}, paper_lr=1e-4,
+                 presets=rnn_presets(paper_lr=1e-4,
                                      paper_model=PAPER_RNN_MODEL,
                                      quick_model={"num_hidden": [32, 32], "filter_size": 5, "patch_size": 8}))
 def e3dlstm(**kw: Any) -> STModel:

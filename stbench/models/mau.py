@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
 from stbench.models.recurrent import hidden_sizes
 from stbench.models.zoo import _named
+from stbench.models.zoo_recurrent import QUICK_LINEAR
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
 
@@ -207,9 +208,8 @@ MAU_PAPER = dict(num_hidden=(64, 64, 64, 64), filter_size=5, sr_size=4, tau=5, c
     presets={
         "paper": {"lr": 1e-3, "batch_size": 16, "model": {},
                   "sampling": {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000}},
-        # quick: a training step of 2 x 16 costs about 0.85 of ConvLSTM's quick step (2 x 32), so the same 8 epochs
-        "quick": {"epochs": 8, "lr": 2e-3, "model": {"num_hidden": [16, 16], "filter_size": 5, "tau": 5},
-                  "sampling": {"kind": "linear", "rate": 1.5e-3, "stop_iter": 667}},
+        "quick": {"lr": 2e-3, "model": {"num_hidden": [16, 16], "filter_size": 5, "tau": 5},
+                  "sampling": QUICK_LINEAR},
         "smoke": {"lr": 1e-3, "model": {"num_hidden": [8, 8], "filter_size": 3, "tau": 2},
                   "sampling": {"kind": "linear", "rate": 0.1, "stop_iter": 10}},
     },

@@ -151,7 +151,6 @@ PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 
 
 @MODELS.register(family="recurrent", paper="MIM (CVPR 2019)", schedule=LINEAR,
-                 presets=rnn_presets(3, {"kind": "linear", "rate": 4e-3, "stop_iter": 250},
-                                     paper_model=PAPER_RNN_MODEL))
+                 presets=rnn_presets(paper_model=PAPER_RNN_MODEL))
 def mim(**kw: Any) -> STModel:
     return _named("mim", "patch", "mim", PAPER_SIZES, kw)

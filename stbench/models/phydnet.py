@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
 from stbench.models.zoo import _named
+from stbench.models.zoo_recurrent import QUICK_LINEAR
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
 
@@ -231,9 +232,8 @@ PHYDNET_SCHEDULE = {"kind": "linear", "draw": "batch", "start": 1.0, "rate": 4.8
     family="recurrent", paper="PhyDNet (CVPR 2020)",
     presets={
         "paper": {"lr": 1e-3, "batch_size": 16, "model": {}, "sampling": PHYDNET_SCHEDULE},
-        # quick: a step costs about 1.5 ConvLSTM quick steps, so 5 epochs (625 iterations at 2,000 / 16)
-        "quick": {"epochs": 5, "lr": 2e-3, "model": {"nf": 16, "rnn_hidden": [32, 32]},
-                  "sampling": {"kind": "linear", "draw": "batch", "rate": 2.4e-3, "stop_iter": 417}},
+        "quick": {"lr": 2e-3, "model": {"nf": 16, "rnn_hidden": [32, 32]},
+                  "sampling": {**QUICK_LINEAR, "draw": "batch"}},
         "smoke": {"lr": 1e-3, "model": {"nf": 16, "rnn_hidden": [32]},
                   "sampling": {"kind": "linear", "draw": "batch", "rate": 0.1, "stop_iter": 10}},
     },

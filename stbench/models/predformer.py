@@ -261,7 +261,7 @@ PREDFORMER_QUAD = dict(PREDFORMER, Ndepth=8)
 # OneCycle (the parser default, final_div_factor 1e4), fp32
 _PAPER_RECIPE = {"epochs": 2000, "batch_size": 16, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
                  "scheduler": "onecycle"}
-_QUICK = {"epochs": 5, "batch_size": 4, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
+_QUICK = {"batch_size": 4, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
           "model": dict(patch_size=8, dim=64, heads=4, dim_head=16, scale_dim=2, depth=1, Ndepth=2)}
 _SMOKE = {"lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
           "model": dict(patch_size=8, dim=16, heads=2, dim_head=8, scale_dim=2, depth=1, Ndepth=1)}
@@ -274,7 +274,7 @@ def predformer(**kw: Any) -> Any:
 
 
 # the quadruplet model is deeper at every preset (8 vs 6 layers at paper size): one more layer here
-_QUICK_QUAD = {**_QUICK, "epochs": 4, "model": dict(_QUICK["model"], Ndepth=3)}
+_QUICK_QUAD = {**_QUICK, "model": dict(_QUICK["model"], Ndepth=3)}
 _SMOKE_QUAD = {**_SMOKE, "model": dict(_SMOKE["model"], Ndepth=2)}
 
 

@@ -135,7 +135,7 @@ PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 
 
 @MODELS.register(family="recurrent", paper="PredRNN++ (ICML 2018)", schedule=LINEAR,
-                 presets=rnn_presets(3, {"kind": "linear", "rate": 4e-3, "stop_iter": 250}, paper_lr=1e-4,
+                 presets=rnn_presets(paper_lr=1e-4,
                                      paper_model=PAPER_RNN_MODEL))
 def predrnnpp(**kw: Any) -> STModel:
     return _named("predrnnpp", "patch", "predrnnpp", PAPER_SIZES, kw)

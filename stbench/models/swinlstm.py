@@ -346,8 +346,7 @@ SWINLSTM_PAPER = dict(patch_size=2, embed_dim=128, depths_downsample=(2, 6), dep
         # the paper's code: constant-lr Adam, batch 16, 2000 epochs (OpenSTL's config: the same with onecycle)
         "paper": {"epochs": 2000, "lr": 1e-4, "batch_size": 16, "scheduler": "none", "model": {},
                   "sampling": {"kind": "free"}},
-        # quick: E 16 costs about 1.7 ConvLSTM quick steps a step (E 32: 4x), so 4 epochs
-        "quick": {"epochs": 4, "lr": 1e-3,
+        "quick": {"lr": 1e-3,
                   "model": {"embed_dim": 16, "depths_downsample": [2, 2], "depths_upsample": [2, 2],
                             "num_heads": [2, 4]}, "sampling": {"kind": "free"}},
         "smoke": {"lr": 1e-3, "sampling": {"kind": "free"},

@@ -21,33 +21,33 @@ REVERSE = {"kind": "reverse", "r_sampling_step_1": 25_000, "r_sampling_step_2": 
 QUICK_RNN = {"num_hidden": [32, 32], "filter_size": 5}
 SMOKE_RNN = {"num_hidden": [8, 8], "filter_size": 3}
 SMOKE_LINEAR = {"kind": "linear", "rate": 0.1, "stop_iter": 10}
+# quick: the published schedules laid over the run's budget (stbench.budget.resolve_sampling): eta falls to 0
+# after two thirds of the optimizer steps (PredRNN.V2: r_eta rises over the second third), whatever the budget
+QUICK_LINEAR = {"kind": "linear", "relative": True, "stop_iter": 2 / 3}
+QUICK_REVERSE = {"kind": "reverse", "relative": True, "r_sampling_step_1": 1 / 3, "r_sampling_step_2": 2 / 3,
+                 "r_exp_alpha": 1 / 15}
 # OpenSTL's configs/mmnist sizes, written into the paper preset of the PredRNN-family zoo (predrnnpp.py, mim.py,
 # e3dlstm.py)
 PAPER_RNN_MODEL = {"num_hidden": [128, 128, 128, 128], "filter_size": 5, "patch_size": 4}
 
 
-def rnn_presets(quick_epochs: int, quick_sampling: dict[str, Any], *, paper_sampling: dict[str, Any] = LINEAR,
+def rnn_presets(quick_sampling: dict[str, Any] = QUICK_LINEAR, *, paper_sampling: dict[str, Any] = LINEAR,
                 paper_lr: float = 5e-4, paper_model: dict[str, Any] | None = None,
                 quick_model: dict[str, Any] = QUICK_RNN,
                 smoke_sampling: dict[str, Any] = SMOKE_LINEAR) -> dict[str, dict[str, Any]]:
     """The presets of a recurrent model. paper: published lr and schedule (and sizes, when given); quick: 2 x 32
-    hidden, the schedule compressed into the run's steps (2,000 sequences / batch 16 = 125 steps per epoch; a
-    dataset recipe that changes the budget compresses it again, as baselines/mmnist.toml does); smoke: 2 x 8
-    hidden."""
+    hidden, the schedule relative to the run's steps (the amount of training is the dataset preset's budget, the
+    same for every model); smoke: 2 x 8 hidden."""
     paper = {"lr": paper_lr, "sampling": paper_sampling, **({"model": paper_model} if paper_model else {})}
     return {"paper": paper,
-            "quick": {"epochs": quick_epochs, "lr": 2e-3, "sampling": quick_sampling, "model": quick_model},
+            "quick": {"lr": 2e-3, "sampling": quick_sampling, "model": quick_model},
             "smoke": {"lr": 1e-3, "sampling": smoke_sampling, "model": SMOKE_RNN}}
 
 
-# ConvLSTM's step is cheaper than PredRNN's: the same ~5 minute quick budget buys 8 epochs, and its
-# eta reaches 0 after 2/3 of training (667 of 1,000 steps); PredRNN's after 334 of 500
-CONVLSTM_PRESETS = rnn_presets(8, {"kind": "linear", "rate": 1.5e-3, "stop_iter": 667},
-                               paper_sampling={"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
-PREDRNN_PRESETS = rnn_presets(4, {"kind": "linear", "rate": 3e-3, "stop_iter": 334},
-                              paper_sampling={"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
+CONVLSTM_PRESETS = rnn_presets(paper_sampling={"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
+PREDRNN_PRESETS = rnn_presets(paper_sampling={"kind": "linear", "rate": 2e-5, "stop_iter": 50000})
 PREDRNN_V2_PRESETS = rnn_presets(
-    4, {"kind": "reverse", "r_sampling_step_1": 167, "r_sampling_step_2": 334, "r_exp_alpha": 33},
+    QUICK_REVERSE,
     smoke_sampling={"kind": "reverse", "r_sampling_step_1": 5, "r_sampling_step_2": 10, "r_exp_alpha": 5},
     paper_sampling={"kind": "reverse", "r_sampling_step_1": 25000, "r_sampling_step_2": 50000, "r_exp_alpha": 5000})
 

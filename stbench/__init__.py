@@ -8,6 +8,7 @@ Stable Python API::
     model = stbench.create_model("convlstm@simvp")  # ConvLSTM over the SimVP encoder/decoder
 
     records = stbench.load_records("results")   # -> [RunRecord, ...] (schema in results/README.md)
+    pred = stbench.predict("results/records/mmnist/quick/tau__seed0.safetensors", x, t_out=30)  # a kept model
 
 Heavy modules (torch models) are imported on first use, not at ``import stbench``.
 """
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from stbench.models.base import STModel
     from stbench.records import RunRecord
 
-__all__ = ["__version__", "list_models", "create_model", "resolve_model_name", "load_records"]
+__all__ = ["__version__", "list_models", "create_model", "resolve_model_name", "load_records", "predict"]
 
 
 def list_models(pattern: str | None = None, *, include_tiny: bool | None = None) -> list[str]:
@@ -50,6 +51,19 @@ def load_records(results_dir: str | Path = "results", *, warn: bool = True) -> l
         for w in warnings:
             print(f"stbench: warning: {w}", file=sys.stderr)
     return [rec for _, rec in found]
+
+
+def predict(model_or_path: Any, array: Any, *, t_out: int | None = None, **kw: Any) -> Any:
+    """Predicted frames, float32 ``(N, t_out, C, H, W)``, for ``array`` ``(N, T, C, H, W)`` or ``(T, C, H, W)``.
+
+    ``model_or_path``: a ``.safetensors`` kept by ``stbench run`` (its model card gives the model and the dataset's
+    normalisation, applied to ``array`` and undone on the result), or a model (``array`` on its scale). ``t_out``
+    (default: the trained horizon) may exceed the trained one: rolled out as ``stbench eval`` does. Options:
+    ``batch_size``, ``device``, ``model`` (must match the card). See :mod:`stbench.inference`.
+    """
+    from stbench.inference import predict as _predict
+
+    return _predict(model_or_path, array, t_out=t_out, **kw)
 
 
 def resolve_model_name(name: str) -> tuple[str, str | None, str | None]:

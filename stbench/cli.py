@@ -300,12 +300,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stbench.report import EmptyResultsError, build_report
+    from stbench.report import FORMATS, EmptyResultsError, build_report
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    bad = sorted(set(formats) - {"term", "md", "csv", "tex", "html"})
+    bad = sorted(set(formats) - set(FORMATS))
     if bad:
-        raise UserError(f"unknown report format(s) {', '.join(bad)}; choose from term,md,csv,tex,html")
+        raise UserError(f"unknown report format(s) {', '.join(bad)}; choose from {','.join(FORMATS)}")
     try:
         res = build_report(Path(args.results), Path(args.out) if args.out else None, formats, console=_console())
     except EmptyResultsError as exc:
@@ -467,9 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--wait", action="store_true", help="wait for the submitted cells and exit 1 if any failed")
 
     rp = command("report", cmd_report, "leaderboards and plots from run records",
-                 "stbench report", "stbench report --results results --format md,csv")
+                 "stbench report", "stbench report --results results --format md,csv",
+                 "stbench report --format site   # interactive static site under <results>/report/site")
     rp.add_argument("--results", default="results", help="directory holding records/ (default: results)")
-    rp.add_argument("--format", default="term,md,csv,tex,html", help="comma list of term,md,csv,tex,html")
+    rp.add_argument("--format", default="term,md,csv,tex,html", help="comma list of term,md,csv,tex,html,site")
     rp.add_argument("--out", default=None, help="where to write files (default: <results>/report)")
 
     ls = command("list", cmd_list, "what is registered, plugins included",

@@ -33,6 +33,14 @@ built-ins are :data:`BUILTIN_METRICS`; every table, plot and record takes labels
 conventions from these definitions. :func:`compute` / :class:`MetricAccumulator` accept any
 registered name.
 
+Pooled metrics (``MetricDef.pooled``; :class:`PooledMetric`, :func:`register_pooled_metric`) are the
+other kind: a contingency score such as CSI is not a mean of per-frame scores but a ratio of COUNTS
+summed over the whole test set. Their function returns per-frame counts ``(B, T, K)``; the accumulator
+sums them over every sequence (per predicted frame for the curve, over all frames for the value) and
+takes the ratio once, at the end. Metrics of one ``group`` share one counting pass. Per sequence they
+keep the counts (``sequences()["<group>.counts"]``, ``(N, K)`` summed over the sequence's frames), so
+a bootstrap resamples sequences and re-pools (:func:`pooled_resample`), never averages ratios.
+
 Speed. SSIM runs on all frames at once: the four moment maps (x, y, x^2 + y^2, xy) are stacked
 into one tensor and box-filtered with shifted-slice sums (valid 7x7 windows only, which is exactly
 scikit-image's crop of (win_size - 1) // 2 pixels per side), in cache-sized chunks of frames. Measured
@@ -69,11 +77,14 @@ __all__ = [
     "METRIC_CONVENTION",
     "convention_for",
     "MetricAccumulator",
+    "PooledMetric",
     "compute",
     "floor_predictions",
     "metrics_meta",
     "metric_def",
     "register_metric",
+    "register_pooled_metric",
+    "pooled_resample",
     "MetricDef",
     "BUILTIN_METRICS",
     "mae",
@@ -286,6 +297,8 @@ class MetricDef:
     per_frame: bool = True  # fn(pred, true) returns (B, T) per-frame values; else (B,) per sequence
     #: keys of the dataset's metric context the function takes as keyword arguments (e.g. ``("std",)``)
     needs: tuple[str, ...] = ()
+    #: counts pooled over the test set, one ratio at the end (a :class:`PooledMetric`), not a mean of values
+    pooled: bool = False
 
     def as_meta(self) -> dict[str, Any]:
         """The fields other than ``name`` (what a registry entry's meta and a record's metrics_meta hold)."""
@@ -327,6 +340,58 @@ def register_metric(name: str, *, label: str | None = None, higher_is_better: bo
     return add
 
 
+@dataclass(frozen=True)
+class PooledMetric:
+    """A metric pooled over the test set: per-frame counts summed over every sequence, one ratio at the end.
+
+    ``counts(pred, true) -> (B, T, K)`` non-negative counts per frame (e.g. hits, false alarms, misses,
+    correct negatives); ``ratio(S) -> (...)`` the score of summed counts ``S`` of shape ``(..., K)``.
+    Metrics with the same ``group`` share one ``counts`` function: it runs once per batch for all of them.
+    Called like a plain metric, it gives each frame's own ratio (what the score means for a lone frame).
+    """
+
+    group: str
+    counts: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ratio: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        return self.ratio(self.counts(pred, true).to(_acc_dtype(pred.device)))
+
+
+def register_pooled_metric(name: str, *, group: str, counts: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                           ratio: Callable[[torch.Tensor], torch.Tensor], label: str | None = None,
+                           higher_is_better: bool, convention: str, unit: str = "") -> PooledMetric:
+    """Register a pooled metric (see :class:`PooledMetric`); usable by name like any other metric."""
+    obj = PooledMetric(group, counts, ratio)
+    d = MetricDef(name, label or name.upper(), higher_is_better, convention, unit, True, (), True)
+    METRICS.register(name, obj=obj, **d.as_meta())
+    return obj
+
+
+def pooled_resample(name: str, per_sequence: Mapping[str, np.ndarray], n_boot: int, seed: int = 0,
+                    ) -> np.ndarray | None:
+    """``n_boot`` bootstrap values of the pooled metric ``name``: each resamples the test sequences with
+    replacement, sums their stored counts (``per_sequence["<group>.counts"]``, ``(N, K)``) and takes the
+    ratio. None when ``name`` is not a pooled metric or its counts are not stored."""
+    try:
+        fn = _resolve([name])[name]
+    except Exception:  # noqa: BLE001 - an unknown metric in an old record has no pooled counts
+        return None
+    if not isinstance(fn, PooledMetric) or f"{fn.group}.counts" not in per_sequence:
+        return None
+    counts = np.asarray(per_sequence[f"{fn.group}.counts"], dtype=np.float64)  # (N, K)
+    n = len(counts)
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(0, n_boot, 64):  # resample weights in blocks: (b, N) @ (N, K), never (b, N, K)
+        idx = rng.integers(0, n, size=(min(64, n_boot - i), n))
+        w = np.stack([np.bincount(row, minlength=n) for row in idx]).astype(np.float64)  # (b, N)
+        out.append(fn.ratio(torch.from_numpy(w @ counts)).numpy())
+    return np.concatenate(out)
+
+
 def metric_def(name: str) -> MetricDef:
     """The definition of a registered metric (built-in or plugin); unknown names raise RegistryError.
 
@@ -338,7 +403,7 @@ def metric_def(name: str) -> MetricDef:
     meta = METRICS.entry(name).meta
     return MetricDef(name, meta.get("label") or name.upper(), bool(meta.get("higher_is_better", False)),
                      meta.get("convention") or "(no convention stated)", meta.get("unit", ""),
-                     bool(meta.get("per_frame", True)), tuple(meta.get("needs") or ()))
+                     bool(meta.get("per_frame", True)), tuple(meta.get("needs") or ()), bool(meta.get("pooled", False)))
 
 
 def context_kwargs(names: Sequence[str], context: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -427,31 +492,44 @@ class MetricAccumulator:
 
     The sums stay on the device of the first batch (float64 where supported); ``update`` never
     moves data to the host, so a CUDA evaluation loop is not synchronised per batch. ``result()``
-    returns exactly what :func:`compute` returns for the concatenated batches.
+    returns exactly what :func:`compute` returns for the concatenated batches. Pooled metrics
+    (:class:`PooledMetric`) sum counts instead of values and take their ratio in ``result()``.
     """
 
     def __init__(self, metrics: Sequence[str] | str = DEFAULT_METRICS, per_frame: bool = True,
                  keep_sequences: bool = False, context: Mapping[str, Any] | None = None) -> None:
-        self.fns = _resolve(metrics)
+        every = _resolve(metrics)
+        self.names = list(every)  # the requested order, both kinds
+        self.pooled = {n: f for n, f in every.items() if isinstance(f, PooledMetric)}
+        self.fns = {n: f for n, f in every.items() if n not in self.pooled}  # means of per-frame values
+        self.groups = {f.group: f.counts for f in self.pooled.values()}  # one counting pass per group
         self.kwargs = context_kwargs(list(self.fns), context)  # what metrics with ``needs`` take from the dataset
         self.per_frame = per_frame
-        self.keep_sequences = keep_sequences  # also keep each sequence's value (mean over its frames)
-        self._frame_curves = [n for n in self.fns if n not in _DEFS or _DEFS[n].per_frame]
-        if any(n not in _DEFS for n in self.fns):
-            self._frame_curves = [n for n in self.fns if metric_def(n).per_frame]
+        self.keep_sequences = keep_sequences  # also keep each sequence's value (mean over its frames) / counts
+        self._frame_curves = [n for n in every if n not in _DEFS or _DEFS[n].per_frame]
+        if any(n not in _DEFS for n in every):
+            self._frame_curves = [n for n in every if metric_def(n).per_frame]
         self.reset()
 
     def reset(self) -> None:
-        self._sums: dict[str, torch.Tensor] = {}
+        self._sums: dict[str, torch.Tensor] = {}  # metric -> (T,) sums of values; group -> (T, K) sums of counts
         self._seq: dict[str, list[torch.Tensor]] = {n: [] for n in self.fns}
+        self._seq.update({f"{g}.counts": [] for g in self.groups})
         self._t: int | None = None
         self.n_sequences = 0
 
     def sequences(self) -> dict[str, np.ndarray]:
-        """Per-sequence values ``{metric: (N,) float64}`` in the order seen (needs ``keep_sequences=True``)."""
+        """Per-sequence values ``{metric: (N,) float64}`` in the order seen (needs ``keep_sequences=True``); for
+        pooled metrics their counts, ``{"<group>.counts": (N, K)}`` summed over each sequence's frames."""
         if not self.keep_sequences:
             raise ValueError("construct MetricAccumulator(keep_sequences=True) to keep per-sequence values")
         return {n: torch.cat(v).cpu().double().numpy() if v else np.zeros(0) for n, v in self._seq.items()}
+
+    def _add(self, key: str, s: torch.Tensor) -> None:
+        if key in self._sums:
+            self._sums[key] += s.to(self._sums[key].device, self._sums[key].dtype)
+        else:
+            self._sums[key] = s.to(_acc_dtype(s.device))
 
     def update(self, pred: Any, true: Any) -> None:
         p, t = _pair(pred, true)
@@ -463,25 +541,39 @@ class MetricAccumulator:
             return
         step = max(1, _BATCH_ELEMS // p[0].numel())
         for i in range(0, B, step):
-            vals = _per_frame(self.fns, p[i : i + step], t[i : i + step], self.kwargs)
+            pc, tc = p[i : i + step], t[i : i + step]
+            vals = _per_frame(self.fns, pc, tc, self.kwargs) if self.fns else {}
             for n, v in vals.items():
                 if self.keep_sequences:
                     self._seq[n].append(v.mean(dim=1).to(_acc_dtype(v.device)))  # (B,)
-                s = v.sum(dim=0)  # (T,)
-                if n in self._sums:
-                    self._sums[n] += s.to(self._sums[n].device, self._sums[n].dtype)
-                else:
-                    self._sums[n] = s.to(_acc_dtype(s.device))
+                self._add(n, v.sum(dim=0))  # (T,)
+            for g, counts in self.groups.items():
+                c = counts(pc, tc).to(_acc_dtype(pc.device))  # (B, T, K)
+                if c.ndim != 3 or c.shape[:2] != pc.shape[:2]:
+                    raise ValueError(f"pooled metric group '{g}' returned counts of shape {tuple(c.shape)}, "
+                                     "expected (B, T, K)")
+                if self.keep_sequences:
+                    self._seq[f"{g}.counts"].append(c.sum(dim=1))  # (B, K)
+                self._add(g, c.sum(dim=0))  # (T, K)
         self.n_sequences += B
 
     def result(self) -> dict[str, Any]:
         if not self.n_sequences:
             raise ValueError("no predictions accumulated: call update(pred, true) first")
-        names = list(self.fns)
-        curves = (torch.stack([self._sums[n] for n in names]) / self.n_sequences).cpu().double()  # (M, T)
-        res: dict[str, Any] = {n: float(curves[j].mean()) for j, n in enumerate(names)}
+        curves: dict[str, torch.Tensor] = {}
+        values: dict[str, float] = {}
+        if self.fns:
+            names = list(self.fns)
+            means = (torch.stack([self._sums[n] for n in names]) / self.n_sequences).cpu().double()  # (M, T)
+            for j, n in enumerate(names):
+                curves[n], values[n] = means[j], float(means[j].mean())
+        for n, f in self.pooled.items():
+            s = self._sums[f.group].cpu().double()  # (T, K) counts pooled over the sequences, per predicted frame
+            curves[n] = f.ratio(s)  # (T,): pooled per lead time
+            values[n] = float(f.ratio(s.sum(dim=0)))  # pooled over every frame and pixel: not the mean of the curve
+        res: dict[str, Any] = {n: values[n] for n in self.names}
         if self.per_frame:
-            res["per_frame"] = {n: curves[j].tolist() for j, n in enumerate(names) if n in self._frame_curves}
+            res["per_frame"] = {n: curves[n].tolist() for n in self.names if n in self._frame_curves}
         return res
 
 

@@ -52,8 +52,27 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOTSTRAP, level: float = C
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
+def pooled_ci(metric: str, seqs: dict[str, np.ndarray], n_boot: int = N_BOOTSTRAP,
+              level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of a POOLED metric (CSI ...): sequences resampled, their stored counts summed
+    and the ratio taken per resample (:func:`stbench.metrics.pooled_resample`); NaN if it is not pooled."""
+    from stbench.metrics import pooled_resample
+
+    vals = pooled_resample(metric, seqs, n_boot) if seqs else None
+    vals = vals[np.isfinite(vals)] if vals is not None else np.zeros(0)
+    if len(vals) < 2:
+        return math.nan, math.nan
+    a = (1 - level) / 2
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+
+
 def _per_sequence(g: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per-sequence test values of a model, averaged over its seeds (same test sequences), per metric."""
+    return {m: v.mean(axis=0) for m, v in _per_sequence_runs(g).items()}
+
+
+def _per_sequence_runs(g: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-sequence test values of a model's runs, per metric: (seeds, sequences), rows in seed order."""
     arrays = []
     for f in g["per_sequence_file"]:
         if not isinstance(f, str):
@@ -69,7 +88,7 @@ def _per_sequence(g: pd.DataFrame) -> dict[str, np.ndarray]:
     for m in arrays[0]:
         vals = [a.get(m) for a in arrays]
         if all(v is not None and v.shape == vals[0].shape for v in vals):
-            out[m] = np.mean(np.stack(vals), axis=0)
+            out[m] = np.stack(vals)
     return out
 
 
@@ -91,17 +110,24 @@ class Leaderboard:
     metrics_meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its definition (label...)
     provenance: str = ""  # where the numbers come from: runs, dates, stbench version / commit, devices
     warnings: list[str] = field(default_factory=list)
+    budget: str | None = None  # the training budget every ranked row had ("samples=4000"); None: none stated
+    budget_split: bool = False  # the (dataset, preset) holds records of several budgets: one board per budget
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.dataset, self.preset
+    def key(self) -> tuple[str, ...]:
+        return (self.dataset, self.preset, self.budget or "") if self.budget_split else (self.dataset, self.preset)
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset}, preset {self.preset}" + (f", budget {self.budget}" if self.budget else "")
 
     @property
     def slug(self) -> str:
         def safe(name: str) -> str:
             return "".join(c if c.isalnum() or c in "-._" else "-" for c in name)
 
-        return f"{safe(self.dataset)}_{safe(self.preset)}"
+        extra = f"_{safe(self.budget or 'unknown')}" if self.budget_split else ""
+        return f"{safe(self.dataset)}_{safe(self.preset)}{extra}"
 
 
 def _order_key(dataset: str, preset: str) -> tuple[str, int, str]:
@@ -119,8 +145,10 @@ def _mean(values: pd.Series) -> float:
     return float(vals.mean()) if len(vals) else math.nan
 
 
-def _aggregate(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    rows = []
+def _aggregate(runs: pd.DataFrame, metrics: list[str]) -> tuple[pd.DataFrame, dict[tuple[str, Any], Any]]:
+    """One row per model (and evaluated checkpoint); also each row's per-sequence values by seed, keyed by
+    (model, checkpoint), for the paired statistics."""
+    rows, per_seq = [], {}
     # an evaluated checkpoint (stbench eval) is a row of its own beside the trained runs of its model
     ckpt = runs["checkpoint"] if "checkpoint" in runs else pd.Series([None] * len(runs), index=runs.index)
     for (model, checkpoint), g in runs.assign(checkpoint=ckpt.fillna("")).groupby(["model", "checkpoint"],
@@ -135,19 +163,25 @@ def _aggregate(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
             "params": _first_number(g["params"]), "flops": _first_number(g["flops"]),
             "infer_seq_per_s": _mean(g["infer_seq_per_s"]), "train_s": _mean(g["train_s"]),
             "epochs": _first_number(g["epochs"]),
+            "budget": first.get("budget"), "samples_seen": _mean(g["samples_seen"]),
+            "train_flops": _mean(g["train_flops"]), "tuning": first.get("tuning"),
         }
-        seqs = _per_sequence(g)
+        by_seed = _per_sequence_runs(g)
+        per_seq[(model, checkpoint or None)] = by_seed
+        seqs = {m: v.mean(axis=0) for m, v in by_seed.items()}
         for m in metrics:
             vals = g[m].dropna() if m in g else pd.Series(dtype=float)
             row[f"{m}_mean"] = float(vals.mean()) if len(vals) else math.nan
             row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
-            row[f"{m}_ci_lo"], row[f"{m}_ci_hi"] = bootstrap_ci(seqs[m]) if m in seqs else (math.nan, math.nan)
+            row[f"{m}_ci_lo"], row[f"{m}_ci_hi"] = bootstrap_ci(seqs[m]) if m in seqs else pooled_ci(m, seqs)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), per_seq
 
 
-def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool]) -> pd.DataFrame:
-    """Trained models sorted by the sort metric (ranks 1..k, ties share a rank), floors after them."""
+def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool],
+          per_seq: dict[tuple[str, Any], Any] | None = None) -> pd.DataFrame:
+    """Trained models sorted by the sort metric, floors after them. A model's rank is its position, except that
+    the members of a tie group (:mod:`stbench.report.paired`) share the rank of the group's best model."""
     is_floor = table["kind"] == "floor"
     sort_metric = SORT_METRIC if SORT_METRIC in metrics else (metrics[0] if metrics else None)
     if sort_metric is None:
@@ -160,8 +194,8 @@ def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool]) -> p
         finite = models[col].where(models[col].apply(math.isfinite))  # NaN / inf: listed, never ranked
         ranks = finite.rank(method="min", ascending=asc).astype("Int64")
     tied = [False] * len(models)
-    if sort_metric is not None and f"{sort_metric}_ci_lo" in models:
-        ranks, tied = _ties(models, sort_metric, ranks)
+    if sort_metric is not None and per_seq:
+        models, ranks, tied = _paired(models, sort_metric, higher[sort_metric], ranks, per_seq)
     models = models.assign(rank=ranks, tied=tied)
     floors = floors.assign(rank=pd.array([pd.NA] * len(floors), dtype="Int64"), tied=False)
     out = pd.concat([models, floors], ignore_index=True)
@@ -173,18 +207,32 @@ def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool]) -> p
     return out[["rank"] + [c for c in out.columns if c != "rank"]]
 
 
-def _ties(models: pd.DataFrame, metric: str, ranks: pd.Series) -> tuple[pd.Series, list[bool]]:
-    """Models in ranked order whose 95% intervals of ``metric`` overlap the previous model's share its rank
-    (a chain of overlaps is one tie); ``tied`` marks every model in such a group."""
-    lo, hi = models[f"{metric}_ci_lo"].tolist(), models[f"{metric}_ci_hi"].tolist()
+def _paired(models: pd.DataFrame, metric: str, higher: bool, ranks: pd.Series,
+            per_seq: dict[tuple[str, Any], Any]) -> tuple[pd.DataFrame, pd.Series, list[bool]]:
+    """Paired differences to the best model (``<metric>_diff``, ``_diff_lo``, ``_diff_hi``, ``_p_holm``) and tie
+    groups from :func:`stbench.report.paired.paired_ranking`, for the rows whose per-sequence values exist."""
+    from stbench.report.paired import paired_ranking
+
+    keys = list(zip(models["model"], models["checkpoint"].where(models["checkpoint"].notna(), None)))
+    usable = [i for i, k in enumerate(keys)
+              if metric in per_seq.get(k, {}) and not pd.isna(ranks.iloc[i])]
+    lengths = {per_seq[keys[i]][metric].shape[1] for i in usable}
     out, tied = list(ranks), [False] * len(models)
-    for i in range(1, len(models)):
-        if pd.isna(out[i]) or pd.isna(out[i - 1]) or any(math.isnan(v) for v in (lo[i], hi[i], lo[i - 1], hi[i - 1])):
-            continue
-        if lo[i] <= hi[i - 1] and lo[i - 1] <= hi[i]:
-            out[i] = out[i - 1]
-            tied[i] = tied[i - 1] = True
-    return pd.Series(out, index=ranks.index, dtype="Int64"), tied
+    cols = {c: [math.nan] * len(models) for c in ("diff", "diff_lo", "diff_hi", "p_holm")}
+    if len(usable) >= 2 and len(lengths) == 1:
+        labels = [str(i) for i in usable]
+        res = paired_ranking(labels, [per_seq[keys[i]][metric] for i in usable], higher_is_better=higher)
+        pos = [int(lbl) for lbl in res.models]  # row indices in the paired ranking's order (the same means)
+        leader_rank: dict[int, Any] = {}
+        for j, (row, g) in enumerate(zip(pos, res.groups)):
+            leader_rank.setdefault(g, out[row])
+            out[row] = leader_rank[g]
+            tied[row] = res.groups.count(g) > 1
+            d, lo, hi = res.diff(j, 0)
+            cols["diff"][row], cols["diff_lo"][row], cols["diff_hi"][row] = d, lo, hi
+            cols["p_holm"][row] = float(res.p_adj[j, 0]) if j else math.nan
+    models = models.assign(**{f"{metric}_{c}": v for c, v in cols.items()})
+    return models, pd.Series(out, index=ranks.index, dtype="Int64"), tied
 
 
 def _device_notes(runs: pd.DataFrame, lb: Leaderboard) -> None:
@@ -271,63 +319,92 @@ def _provenance(part: pd.DataFrame) -> str:
 
 
 def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], DatasetReferences]) -> list[Leaderboard]:
-    """One :class:`Leaderboard` per (dataset, preset) found, ordered by dataset then paper, quick, smoke."""
+    """One :class:`Leaderboard` per (dataset, preset, training budget) found, ordered by dataset then paper, quick,
+    smoke, then budget. Records of different budgets are never ranked together; floors join every board."""
     df = loaded.frame
     boards = []
     keys = sorted({(d, p) for d, p in zip(df["dataset"], df["preset"])}, key=lambda k: _order_key(*k))
     for dataset, preset in keys:
-        part = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
-        runs = part[part["status"] == "completed"].copy()
-        conventions = sorted({c for c in runs["convention"].dropna()})
-        if len(conventions) > 1:
-            raise ConventionMismatchError(
-                f"{dataset}/{preset}: the records state {len(conventions)} different metric conventions, so they "
-                "cannot be ranked together; re-run the older runs with --force, or report them from separate "
-                "--results directories")
-        names = [*METRIC_ORDER, *(m for m in loaded.metric_names if m not in METRIC_ORDER)]
-        present = [m for m in names if m in runs.columns and runs[m].notna().any()]
-        higher = {m: higher_is_better(m, loaded.metrics_meta) for m in present}
-        unfinished = part[part["status"] != "completed"][["model", "seed", "status", "reason", "path"]]
-        unfinished = unfinished.sort_values(["model", "seed"]).reset_index(drop=True)
-        if runs.empty:
-            table = pd.DataFrame(columns=["rank", "model", "kind", "family", "n"])
-        else:
-            table = _rank(_aggregate(runs, present), present, higher)
-        lb = Leaderboard(dataset=dataset, preset=preset, table=table, metrics=present, higher_is_better=higher,
-                         runs=runs, unfinished=unfinished, provenance=_provenance(part),
-                         convention=conventions[0] if conventions else None, metrics_meta=loaded.metrics_meta)
-        if not runs.empty:
-            if (table["n"] > 1).any():
-                lb.notes.append("Seeds: mean ± sample standard deviation (ddof = 1) over n seeds; n = 1 shows "
-                                "the single run.")
-            if (table["kind"] == "evaluated").any():
-                lb.notes.append("Evaluated: rows marked 'evaluated' are released or saved weights scored here by "
-                                "`stbench eval` (checkpoint file named), not trained in this run.")
-            floors = sorted(set(table.loc[table["kind"] == "floor", "model"]))
-            lb.notes.append("The best value of each metric among trained models is marked"
-                            + (f"; floors ({', '.join(floors)}) are sanity baselines, listed last and never ranked."
-                               if floors else "."))
-            conventions = sorted({c for c in runs["flops_convention"].dropna()})
-            if conventions:
-                lb.notes.append(f"FLOPs: {'; '.join(conventions)}.")
-            _device_notes(runs, lb)
-            if runs["train_s"].notna().any():
-                lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
-            if table.get("tied", pd.Series(dtype=bool)).any():
-                sort_metric = SORT_METRIC if SORT_METRIC in present else present[0]
-                lb.notes.append(f"'=' after a rank: the {CI_LEVEL:.0%} bootstrap intervals of {sort_metric} (test "
-                                "sequences resampled) overlap, so these models are not told apart by this test set.")
-            if any(c in table.columns for c in (f"{m}_ci_lo" for m in present)) and \
-                    table[[f"{m}_ci_lo" for m in present]].notna().any().any():
-                lb.notes.append(f"[lo, hi]: {CI_LEVEL:.0%} percentile bootstrap interval of the mean over test "
-                                f"sequences ({N_BOOTSTRAP} resamples; seeds averaged per sequence first).")
-            sort_col = f"{SORT_METRIC}_mean"
-            if sort_col in table.columns:
-                unranked = table.loc[(table["kind"] != "floor") & ~table[sort_col].apply(math.isfinite), "model"]
-                if len(unranked):
-                    lb.warnings.append(f"{dataset}/{preset}: no finite {SORT_METRIC} for {', '.join(unranked)}; "
-                                       "listed last, unranked")
-            if preset == "paper":
-                _attach_published(lb, references(dataset))
-        boards.append(lb)
+        whole = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
+        budgets = _budgets(whole)
+        for budget in budgets:
+            lb = _board(whole, dataset, preset, budget, len(budgets) > 1, loaded, references)
+            if len(budgets) > 1:
+                lb.warnings.append(f"{dataset}/{preset}: the records hold {len(budgets)} different training budgets "
+                                   f"({', '.join(b or 'unknown' for b in budgets)}); they are ranked separately, one "
+                                   "leaderboard per budget")
+            boards.append(lb)
     return boards
+
+
+def _budgets(part: pd.DataFrame) -> list[str | None]:
+    """The training budgets of the trained / evaluated records, fewest samples first (None: not stated)."""
+    rows = part[part["kind"] != "floor"]
+    found = {b if isinstance(b, str) else None: s for b, s in zip(rows["budget"], rows["samples_seen"])}
+    if not found:
+        return [None]
+    return sorted(found, key=lambda b: (b is None, found[b] if math.isfinite(found[b]) else math.inf, b or ""))
+
+
+def _board(whole: pd.DataFrame, dataset: str, preset: str, budget: str | None, split: bool,
+           loaded: LoadedRecords, references: Callable[[str], DatasetReferences]) -> Leaderboard:
+    """The leaderboard of one (dataset, preset, budget): its records plus the floors."""
+    same = whole["budget"].where(whole["budget"].notna(), None) == budget if budget else whole["budget"].isna()
+    part = whole[same | (whole["kind"] == "floor")]
+    runs = part[part["status"] == "completed"].copy()
+    conventions = sorted({c for c in runs["convention"].dropna()})
+    if len(conventions) > 1:
+        raise ConventionMismatchError(
+            f"{dataset}/{preset}: the records state {len(conventions)} different metric conventions, so they "
+            "cannot be ranked together; re-run the older runs with --force, or report them from separate "
+            "--results directories")
+    names = [*METRIC_ORDER, *(m for m in loaded.metric_names if m not in METRIC_ORDER)]
+    present = [m for m in names if m in runs.columns and runs[m].notna().any()]
+    higher = {m: higher_is_better(m, loaded.metrics_meta) for m in present}
+    unfinished = part[part["status"] != "completed"][["model", "seed", "status", "reason", "path"]]
+    unfinished = unfinished.sort_values(["model", "seed"]).reset_index(drop=True)
+    if runs.empty:
+        table = pd.DataFrame(columns=["rank", "model", "kind", "family", "n"])
+    else:
+        agg, per_seq = _aggregate(runs, present)
+        table = _rank(agg, present, higher, per_seq)
+    lb = Leaderboard(dataset=dataset, preset=preset, table=table, metrics=present, higher_is_better=higher,
+                     runs=runs, unfinished=unfinished, provenance=_provenance(part),
+                     convention=conventions[0] if conventions else None, metrics_meta=loaded.metrics_meta,
+                     budget=budget, budget_split=split)
+    if not runs.empty:
+        if (table["n"] > 1).any():
+            lb.notes.append("Seeds: mean ± sample standard deviation (ddof = 1) over n seeds; n = 1 shows "
+                            "the single run.")
+        if (table["kind"] == "evaluated").any():
+            lb.notes.append("Evaluated: rows marked 'evaluated' are released or saved weights scored here by "
+                            "`stbench eval` (checkpoint file named), not trained in this run.")
+        floors = sorted(set(table.loc[table["kind"] == "floor", "model"]))
+        lb.notes.append("The best value of each metric among trained models is marked"
+                        + (f"; floors ({', '.join(floors)}) are sanity baselines, listed last and never ranked."
+                           if floors else "."))
+        conventions = sorted({c for c in runs["flops_convention"].dropna()})
+        if conventions:
+            lb.notes.append(f"FLOPs: {'; '.join(conventions)}.")
+        _device_notes(runs, lb)
+        if runs["train_s"].notna().any():
+            lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
+        if table.get("tied", pd.Series(dtype=bool)).any():
+            sort_metric = SORT_METRIC if SORT_METRIC in present else present[0]
+            lb.notes.append(f"'=' after a rank: a tie group, the best model of the group and every model that no "
+                            f"member differs from significantly in {sort_metric} (paired bootstrap over the shared "
+                            "test sequences, seeds resampled too, Holm-adjusted over all pairs, alpha 0.05); a "
+                            "group never holds two models that differ significantly (docs/protocol.md).")
+        if any(c in table.columns for c in (f"{m}_ci_lo" for m in present)) and \
+                table[[f"{m}_ci_lo" for m in present]].notna().any().any():
+            lb.notes.append(f"[lo, hi]: {CI_LEVEL:.0%} percentile bootstrap interval of the mean over test "
+                            f"sequences ({N_BOOTSTRAP} resamples; seeds averaged per sequence first).")
+        sort_col = f"{SORT_METRIC}_mean"
+        if sort_col in table.columns:
+            unranked = table.loc[(table["kind"] != "floor") & ~table[sort_col].apply(math.isfinite), "model"]
+            if len(unranked):
+                lb.warnings.append(f"{dataset}/{preset}: no finite {SORT_METRIC} for {', '.join(unranked)}; "
+                                   "listed last, unranked")
+        if preset == "paper":
+            _attach_published(lb, references(dataset))
+    return lb

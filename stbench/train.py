@@ -180,8 +180,9 @@ def test(model: nn.Module, dataset: Any, cfg: dict[str, Any], device: torch.devi
 # ---------------------------------------------------------------------------------------------
 def save_checkpoint(path: Path, *, model: nn.Module, opt, sched, scaler, state: TrainState,
                     best_state: dict[str, torch.Tensor] | None, gen: torch.Generator, meta: dict[str, Any],
-                    rng: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
-    """``rng`` = (cpu state, generator state) to store instead of the current ones (mid-epoch snapshot)."""
+                    rng: tuple[torch.Tensor, ...] | None = None) -> None:
+    """``rng`` = (cpu state, generator state[, cuda states]) to store instead of the current ones (mid-epoch
+    snapshot)."""
     import io
 
     payload = {
@@ -196,7 +197,8 @@ def save_checkpoint(path: Path, *, model: nn.Module, opt, sched, scaler, state: 
         "best_model": best_state,
         "rng_cpu": rng[0] if rng else torch.get_rng_state(),
         "rng_gen": rng[1] if rng else gen.get_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng_cuda": rng[2] if rng and len(rng) > 2 else
+        torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "meta": meta,
     }
     buf = io.BytesIO()
@@ -303,7 +305,7 @@ class _Loop:
         if ckpt.get("rng_cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
 
-    def checkpoint(self, rng: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    def checkpoint(self, rng: tuple[torch.Tensor, ...] | None = None) -> None:
         if self.ckpt_path is not None and self.dist.master:
             save_checkpoint(self.ckpt_path, model=self.raw, opt=self.opt, sched=self.sched, scaler=self.scaler,
                             state=self.state, best_state=self.best_state, gen=self.gen,
@@ -353,8 +355,11 @@ class _Loop:
             if last_micro:
                 self._update()
                 st.batches_done = epoch * self.n_batches + i + 1
-                self.snap = {"epoch": epoch, "batches": i + 1, "rng": (torch.get_rng_state(), self.gen.get_state()),
+                # buffers too: the next forward moves BatchNorm's running stats before its step (issue 24)
+                self.snap = {"epoch": epoch, "batches": i + 1, "rng": self._rng_state(),
+                             "buffers": [b.detach().clone() for b in self.raw.buffers()],
                              "loss_sum": loss_sum.clone(), "finite": finite.clone(), "n_seen": n_seen, "t0": t0}
+                self.in_update = False  # only now: the snapshot describes the step just taken
                 if hooks.after_update:
                     hooks.after_update(epoch + 1, i + 1)
             if (i + 1) % log_every == 0 or i + 1 == n_here:
@@ -376,8 +381,14 @@ class _Loop:
                 "lr": self.opt.param_groups[0]["lr"], "epoch_s": round(epoch_s, 3),
                 "samples_per_s": round(n_seen * self.dist.world_size / max(epoch_s, 1e-9), 2)}
 
+    def _rng_state(self) -> tuple[torch.Tensor, ...]:
+        """(cpu, loop generator[, cuda per device]): what the next batch's dropout and sampling mask draw from."""
+        cuda = (torch.cuda.get_rng_state_all(),) if self.device.type == "cuda" else ()
+        return (torch.get_rng_state(), self.gen.get_state(), *cuda)
+
     def _update(self) -> None:
-        """One optimizer step from the accumulated gradients (unscale, clip, step, schedule)."""
+        """One optimizer step from the accumulated gradients (unscale, clip, step, schedule); ``in_update`` stays
+        set until :meth:`one_epoch` has taken the snapshot of the new state."""
         self.in_update = True
         if self.clip > 0:
             self.scaler.unscale_(self.opt)
@@ -389,7 +400,6 @@ class _Loop:
         self.opt.zero_grad(set_to_none=True)
         self.sched.step()
         self.state.global_step += 1
-        self.in_update = False
 
     # -- validation and model selection -----------------------------------------------------------
     def validate_and_select(self, row: dict[str, Any]) -> None:
@@ -410,9 +420,16 @@ class _Loop:
 
     def save_interrupted(self) -> None:
         """Ctrl-C: the last epoch boundary is already checkpointed; a snapshot taken after the last optimizer
-        step of the current epoch is finer, unless the interrupt hit the update itself or DDP is running."""
+        step of the current epoch is finer, unless the interrupt hit the update itself or DDP is running.
+
+        The model is put back to that step exactly: parameters are untouched since (only the update moves
+        them), buffers (BatchNorm running stats, ``num_batches_tracked``) are restored from the snapshot, as a
+        later forward may have moved them; gradients of an unfinished accumulation group are not saved."""
         snap = self.snap
         if snap is not None and not self.in_update and not self.dist.enabled and snap["epoch"] == self.state.epoch:
+            with torch.no_grad():
+                for buf, saved in zip(self.raw.buffers(), snap["buffers"]):
+                    buf.copy_(saved)
             self.state.batch_in_epoch = snap["batches"]
             self.state.partial = {"loss_sum": float(snap["loss_sum"]), "finite": bool(snap["finite"]),
                                   "n_seen": snap["n_seen"], "elapsed": time.perf_counter() - snap["t0"]}

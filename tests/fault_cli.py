@@ -4,7 +4,9 @@ through :data:`stbench.train.FAULT_HOOKS` (the production code reads no test env
 Faults (1-based epochs / batches):
 - ``kill_after_epoch=E``  SIGKILL the process right after epoch E's checkpoint (and record) are written;
 - ``interrupt_at=E,B``    raise KeyboardInterrupt (as Ctrl-C would) after the optimizer step of batch B of epoch E;
-- ``nan_model=NAME``      make the training loss of model NAME NaN.
+- ``nan_model=NAME``      make the training loss of model NAME NaN;
+- ``sigint_at_forward=N`` send the process a real SIGINT inside the N-th training forward pass (1-based, counted
+                          over the run): BatchNorm has seen that batch, its optimizer step has not happened.
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ def install(faults: dict[str, str]) -> None:
     if "nan_model" in faults:
         name = faults["nan_model"]
         hooks.on_loss = lambda model, loss: loss * float("nan") if model.names.get("model") == name else loss
+    if "sigint_at_forward" in faults:
+        n, calls = int(faults["sigint_at_forward"]), [0]
+
+        def sigint(model, loss):
+            calls[0] += 1
+            if calls[0] == n:
+                os.kill(os.getpid(), signal.SIGINT)
+            return loss
+
+        hooks.on_loss = sigint
 
 
 def main(argv: list[str]) -> int:

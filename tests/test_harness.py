@@ -153,6 +153,16 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     assert rc["metrics"] == ra["metrics"]
     assert [h["train_loss"] for h in rc["history"]] == [h["train_loss"] for h in ra["history"]]
 
+    # a real SIGINT inside the forward pass of epoch 3's 2nd batch (smoke: 4 batches per epoch): BatchNorm saw
+    # that batch, the optimizer did not; resumed, every number equals the uninterrupted run's (issue 24)
+    d = tmp_path / "d"
+    r = cli(*args, "--out", str(d), faults={"sigint_at_forward": 10})
+    assert r.returncode == 130 and "--resume" in r.stderr, r.stderr
+    r = cli(*args, "--out", str(d), "--resume")
+    assert r.returncode == 0, r.stderr
+    rd = rec(d, "tau")
+    assert rd["metrics"] == ra["metrics"] and rd["history"][-1]["val_mse"] == ra["history"][-1]["val_mse"]
+
 
 def _sha(p):
     return hashlib.sha256(Path(p).read_bytes()).hexdigest()

@@ -58,7 +58,7 @@ def test_t2m_slicing_statistics_and_windows(tmp_path):
     got = ds.read("test", 3, 5)
     assert got.shape == (2, 24, 1, 32, 64)
     np.testing.assert_allclose(got[1, :, 0], (test[4:28] - mean) / std, rtol=0, atol=1e-4)
-    assert ds.spec.metrics == ("mse_denorm", "mae_denorm", "rmse_denorm")
+    assert ds.spec.metrics == ("mse_denorm", "mae_denorm", "rmse_denorm", "wrmse", "wacc")
 
 
 def test_denormalised_metrics_by_hand(tmp_path):

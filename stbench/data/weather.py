@@ -41,6 +41,21 @@ Metrics are DE-NORMALISED per pixel in the variables' units, as the published we
 (OpenSTL's is sqrt of the mean MSE, slightly larger; for mv it is the mean over the four variables of each
 variable's RMSE). The std travels with the dataset: ``spec.metric_context["std"]`` (one value per channel),
 which evaluation passes to the metrics that declare ``needs=("std",)``; no module state.
+
+The weather community's scores (WeatherBench, Rasp et al. 2020; kept by WeatherBench 2), also default here, in
+physical units (de-normalised with the training mean / std), per frame, then averaged like every metric (so the
+per-frame curve is the score per lead time):
+
+- ``wrmse`` latitude-weighted RMSE: per channel ``sqrt(mean over (lat, lon) of L(j) (f - t)^2)`` with
+  ``L(j) = cos(lat_j) / mean_j cos(lat_j)``, then the mean over channels;
+- ``wacc`` anomaly correlation coefficient: per channel ``sum L f' t' / sqrt(sum L f'^2 * sum L t'^2)`` over
+  (lat, lon), ``f' = f - C``, ``t' = t - C``, ``C`` the climatology = the per-channel, per-pixel mean of the
+  TRAINING years (WeatherBench 1's choice; WeatherBench 2 uses a day-of-year / hour climatology); the mean over
+  channels. A frame whose forecast or target anomaly is zero everywhere scores 0 (denominator floored).
+
+``spec.metric_context`` carries ``lat`` (the latitudes read from the files, in the grid's row order), ``clim``
+(C, 32, 64) and ``mean`` / ``std``, so ``metrics.compute(pred, true, metrics=["wrmse", "wacc"],
+context=ds.spec.metric_context)`` scores the dataset's normalised arrays.
 """
 
 from __future__ import annotations
@@ -186,6 +201,59 @@ def rmse_denorm(pred: Any, true: Any, *, std: Any) -> Any:
     return _err(pred, true, std).pow(2).mean(dim=-1).sqrt()
 
 
+def _physical(x: Any, std: Any, mean: Any, like: Any) -> Any:
+    """De-normalised values in the variables' units, float64: ``x * std_c + mean_c`` (B, T, C, H, W)."""
+    import torch
+
+    s = torch.as_tensor(np.asarray(std, dtype=np.float64), device=like.device).view(1, 1, -1, 1, 1)
+    m = torch.as_tensor(np.asarray(mean, dtype=np.float64), device=like.device).view(1, 1, -1, 1, 1)
+    if s.shape[2] != like.shape[2]:
+        raise DataError(f"the de-normalising std has {s.shape[2]} channels but the predictions have {like.shape[2]}")
+    return x.to(s.dtype) * s + m
+
+
+def lat_weights(lat: Any, like: Any) -> Any:
+    """``L(j) = cos(lat_j) / mean_j cos(lat_j)`` as a (1, 1, 1, H, 1) float64 tensor (WeatherBench's weights)."""
+    import torch
+
+    w = np.cos(np.deg2rad(np.asarray(lat, dtype=np.float64)))
+    if w.shape != (like.shape[3],):
+        raise DataError(f"{w.size} latitudes for frames of {like.shape[3]} rows; pass the dataset's metric context")
+    return torch.as_tensor(w / w.mean(), device=like.device).view(1, 1, 1, -1, 1)
+
+
+@register_metric("wrmse", label="wRMSE", unit="variable units", higher_is_better=False, needs=("std", "lat"),
+                  convention="weather (WeatherBench): per frame and channel sqrt(mean over lat, lon of L(j) (f - t)^2),"
+                  " L = cos(lat) / mean cos(lat), error de-normalised; mean over channels, then over (B, T) frames")
+def wrmse(pred: Any, true: Any, *, std: Any, lat: Any) -> Any:
+    import torch
+
+    err = pred.to(torch.float64) - true.to(torch.float64)
+    d = _physical(err, std, np.zeros(len(np.atleast_1d(std))), pred)  # (B, T, C, H, W): std_c * error, variable units
+    return (lat_weights(lat, pred) * d * d).mean(dim=(3, 4)).sqrt().mean(dim=2)  # (B, T)
+
+
+ACC_FLOOR = 1e-300  # a zero anomaly field gives ACC 0, not NaN
+
+
+@register_metric("wacc", label="ACC", unit="", higher_is_better=True, needs=("std", "mean", "clim", "lat"),
+                  convention="weather (WeatherBench): per frame and channel sum L f' t' / sqrt(sum L f'^2 sum L t'^2) "
+                  "over lat, lon, anomalies f' = f - C, t' = t - C against the climatology C = per-pixel mean of the "
+                  "training years, L = cos(lat) / mean cos(lat); mean over channels, then over all (B, T) frames")
+def wacc(pred: Any, true: Any, *, std: Any, mean: Any, clim: Any, lat: Any) -> Any:
+    import torch
+
+    c = torch.as_tensor(np.asarray(clim, dtype=np.float64), device=pred.device)[None, None]  # (1, 1, C, H, W)
+    if c.shape[2:] != pred.shape[2:]:
+        raise DataError(f"climatology of shape {tuple(c.shape[2:])} for frames {tuple(pred.shape[2:])} (C, H, W)")
+    f = _physical(pred, std, mean, pred) - c
+    t = _physical(true, std, mean, pred) - c
+    L = lat_weights(lat, pred)
+    num = (L * f * t).sum(dim=(3, 4))
+    den = ((L * f * f).sum(dim=(3, 4)) * (L * t * t).sum(dim=(3, 4))).sqrt().clamp_min(ACC_FLOOR)
+    return (num / den).mean(dim=2)  # (B, T)
+
+
 class _Weather(Dataset):
     """One WeatherBench variant: ``variable`` (a key of :data:`CHANNELS`), its years, levels and frame offsets."""
 
@@ -215,12 +283,13 @@ class _Weather(Dataset):
         if data_root is not None:  # without it: the spec only (model building); reading asks for --data-root
             raise_on_bad(check_rows(data_root, self.variable))
             context = {"std": tuple(float(v) for v in self.std),  # training statistics (reads the training years)
-                       "mean": tuple(float(v) for v in self.mean), "channels": self.channel_names}
+                       "mean": tuple(float(v) for v in self.mean), "channels": self.channel_names,
+                       "clim": self.clim, "lat": self.lat}
             # OpenSTL's start range: range(-idx_in[0], N - idx_out[-1] - 1), i.e. N - last offset - 1 windows
             self.sizes = {s: max(0, len(self._split(s)) - int(self.offsets[-1]) - 1) for s in ("train", "val", "test")}
         self.spec = DatasetSpec(
             name=self.name, in_shape=(params["t_in"], len(self.channel_names), *GRID), t_out=params["t_out"],
-            scale=(-4.0, 4.0), metrics=("mse_denorm", "mae_denorm", "rmse_denorm"),
+            scale=(-4.0, 4.0), metrics=("mse_denorm", "mae_denorm", "rmse_denorm", "wrmse", "wacc"),
             description=f"WeatherBench 5.625 deg {self.variable}, {params['t_in']} -> {params['t_out']} frames of "
                         f"a {self.step} h series, z-scored with training ({params['train_years']}) statistics; "
                         "val 2016, test 2017-2018",
@@ -273,12 +342,13 @@ class _Weather(Dataset):
         return np.stack([c for short in CHANNELS[self.variable] for c in self._series(short, split)], axis=1)
 
     @functools.cached_property
-    def _train_stats(self) -> tuple[np.ndarray, np.ndarray]:
+    def _train_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raw = self._raw("train")
         mean = np.array([raw[:, c].mean(dtype=np.float64) for c in range(raw.shape[1])])
         std = np.array([raw[:, c].std(dtype=np.float64) for c in range(raw.shape[1])])
+        clim = np.stack([raw[:, c].mean(axis=0, dtype=np.float64) for c in range(raw.shape[1])])  # (C, 32, 64)
         self._split_cache["train"] = self._normalise(raw, mean, std)  # the raw array is reused in place
-        return mean, std
+        return mean, std, clim
 
     @property
     def mean(self) -> np.ndarray:
@@ -287,6 +357,17 @@ class _Weather(Dataset):
     @property
     def std(self) -> np.ndarray:
         return self._train_stats[1]
+
+    @property
+    def clim(self) -> np.ndarray:
+        """The climatology: per-channel, per-pixel mean of the training years, in the variables' units (C, 32, 64)."""
+        return self._train_stats[2]
+
+    @functools.cached_property
+    def lat(self) -> tuple[float, ...]:
+        """Latitudes (degrees) of the grid's rows, read from the first file of the first variable."""
+        with _xr().open_dataset(files(self.data_root, CHANNELS[self.variable][0])[0]) as ds:
+            return tuple(float(v) for v in np.asarray(ds["lat"].values))
 
     @staticmethod
     def _normalise(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -301,7 +382,7 @@ class _Weather(Dataset):
 
     def _split(self, split: str) -> np.ndarray:
         if split not in self._split_cache:
-            mean, std = self._train_stats
+            mean, std = self._train_stats[:2]
             if split not in self._split_cache:
                 self._split_cache[split] = self._normalise(self._raw(split), mean, std)
         return self._split_cache[split]

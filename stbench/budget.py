@@ -167,3 +167,26 @@ def budget_record(budget: Budget | None, planned: Plan, *, samples_seen: int, tr
             "samples_seen": int(samples_seen), "planned_samples": int(planned.samples),
             "train_flops": flops, "train_flops_per_seq": train_flops_per_seq, "train_s": round(float(train_s), 3),
             "epochs": planned.epochs, "steps": planned.steps, "stopped_by": stopped_by, "device": device}
+
+
+def budget_of(record: Any) -> dict[str, Any] | None:
+    """The training budget a record states, or one derived from its recipe for records written before budgets
+    existed (``derived: True``): samples = epochs x (train_size // batch_size) x batch_size, else the sequences
+    its history says each epoch saw. None for floors and records that say too little."""
+    if getattr(record, "kind", None) == "floor":
+        return None
+    if record.budget:
+        return dict(record.budget)
+    cfg = record.config or {}
+    epochs, bs, n = cfg.get("epochs"), cfg.get("batch_size"), cfg.get("train_size")
+    samples = None
+    if isinstance(epochs, int) and isinstance(bs, int) and isinstance(n, int) and bs > 0:
+        samples = epochs * (n // bs) * bs * int(cfg.get("world_size") or 1)
+    elif record.history:
+        samples = int(round(sum(h.get("samples_per_s", 0) * h.get("epoch_s", 0) for h in record.history)))
+    if not samples:
+        return None
+    flops_seq = cfg.get("train_flops_per_seq")
+    return {"kind": "samples", "value": float(samples), "label": Budget("samples", float(samples)).label,
+            "samples_seen": samples, "train_flops": BACKWARD_FACTOR * flops_seq * samples if flops_seq else None,
+            "derived": True}

@@ -208,7 +208,7 @@ def test_markdown_rows(report, results):
     rows = [line for line in lines if line.startswith("| ") and line is not header and "---" not in line]
     assert rows[0].startswith("| 1 | tau | parallel | simvp + tau | 44.7M | 16.0G | 282 | **21.00 ± 1.41** |")
     assert "| **0.9300** |" in rows[1]  # simvp: best SSIM
-    assert rows[0].rstrip().endswith("| 2 | 1m 45s |")  # n, train time
+    assert rows[0].rstrip().endswith("| 2 | 12.0k | – | preset | 1m 45s |")  # n, samples, PFLOPs, tuning, time
     assert rows[3].startswith("| – | *copy\\_last (floor)* |") and "**" not in rows[3]
     assert "predrnn seed 0: failed — non-finite loss at epoch 3, step 120" in md
     assert "simvp seed 5: interrupted — Ctrl-C; continue with --resume" in md
@@ -345,7 +345,7 @@ def test_bootstrap_intervals_and_ties(tmp_path):
     assert list(t["tied"]) == [True, True, False]
     md = (tmp_path / "out" / "leaderboard_mmnist_quick.md").read_text()
     assert "| 1= | a |" in md and "| 1= | b |" in md and "| 3 | c |" in md
-    assert "bootstrap intervals of mse" in md and f"{t.loc['a', 'mse_ci_lo']:.2f}, " in md
+    assert "one bootstrap of the shared test sequences" in md and f"{t.loc['a', 'mse_ci_lo']:.2f}, " in md
 
 
 def test_human_units():

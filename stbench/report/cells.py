@@ -114,9 +114,13 @@ def grid(lb: Leaderboard) -> Grid:
             Column("throughput", f"Throughput{UP} (seq/s{dev})", short=f"seq/s{UP}" + (f" ({dev[2:]})" if dev else ""))]
     for m in lb.metrics:
         cols.append(Column(m, metric_label(m, lb.higher_is_better[m], lb.metrics_meta), metric=m))
+        if f"{m}_diff" in table.columns and table[f"{m}_diff"].notna().any():
+            cols.append(Column(f"{m}_diff", f"Δ {metric_label(m, lb.higher_is_better[m], lb.metrics_meta)} vs best "
+                                            "(paired)", short="Δ best"))
         if f"{m}_published" in table.columns and m == "mse":
             cols.append(Column(f"{m}_published", f"{metric_label(m, lb.higher_is_better[m])} (published)"))
-    cols += [Column("n", "n"), Column("train_s", "Train time")]
+    cols += [Column("n", "n"), Column("samples", "Samples seen"), Column("pflops", "Train PFLOPs"),
+             Column("tuning", "Tuning", "left"), Column("train_s", "Train time")]
     out = Grid(cols)
     for _, row in table.iterrows():
         floor = row["kind"] == "floor"
@@ -142,6 +146,20 @@ def grid(lb: Leaderboard) -> Grid:
                 ci = (row.get(f"{c.metric}_ci_lo"), row.get(f"{c.metric}_ci_hi"))
                 cells.append(Cell(metric_text(c.metric, row[f"{c.metric}_mean"], row[f"{c.metric}_std"], ci),
                                   best=bool(row[f"best_{c.metric}"])))
+            elif c.key.endswith("_diff"):
+                m = c.key[: -len("_diff")]
+                d = row.get(c.key)
+                ci = (row.get(f"{m}_diff_lo"), row.get(f"{m}_diff_hi"))
+                k = metric_decimals(m, row[f"{m}_mean"])  # the metric's own decimals, not the difference's
+                text = "best" if d == 0 else f"{d:+.{k}f} [{ci[0]:.{k}f}, {ci[1]:.{k}f}]"
+                cells.append(Cell(DASH if floor or _missing(d) else text))
+            elif c.key == "samples":
+                cells.append(Cell(DASH if floor else si(row.get("samples_seen"))))
+            elif c.key == "pflops":
+                f = row.get("train_flops")
+                cells.append(Cell(DASH if floor or _missing(f) else f"{f / 1e15:.3g}"))
+            elif c.key == "tuning":
+                cells.append(Cell(DASH if floor or _missing(row.get("tuning")) else str(row["tuning"])))
             elif c.key.endswith("_published"):
                 cells.append(Cell(metric_text(c.key[: -len("_published")], row[c.key])))
             elif c.key == "n":

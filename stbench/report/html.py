@@ -85,7 +85,7 @@ def _section(lb: Leaderboard, plots: PlotSet | None) -> str:
 def render_html(boards: list[Leaderboard], plots: dict[tuple[str, str], PlotSet], warnings: list[str],
                 source: str, n_records: int) -> str:
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    nav = " ".join(f'<a href="#{escape(lb.slug)}">{escape(lb.dataset)} · {escape(lb.preset)}</a>' for lb in boards)
+    nav = " ".join(f'<a href="#{escape(lb.slug)}">{escape(lb.title)}</a>' for lb in boards)
     body = ["<h1>stbench report</h1>",
             f'<p class="meta">{n_records} record(s) from {escape(source)} · generated {now} by stbench '
             f"{escape(__version__)}</p>", f"<nav>{nav}</nav>"]

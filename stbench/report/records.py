@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from stbench.budget import budget_of
 from stbench.records import RecordError, RunRecord, find_record_files, validate  # noqa: F401 (re-exported)
 
 HOW_TO_CREATE = "stbench run --models tau --dataset mmnist --preset quick"
@@ -28,7 +29,7 @@ BASE_COLUMNS = (
     "encoder", "temporal", "decoder", "params", "flops", "flops_convention", "infer_seq_per_s", "infer_batch",
     "published_fps", "device", "device_name", "precision", "train_s", "total_s", "finished_at",
     "epochs", "convention", "examples_file", "examples_indices", "per_sequence_file", "checkpoint", "source",
-    "rollout", "record",
+    "rollout", "budget", "samples_seen", "train_flops", "tuning", "record",
 )
 
 
@@ -74,6 +75,7 @@ def _row(rec: RunRecord, path: Path) -> dict[str, Any]:
         return str(f if f.is_absolute() else path.parent / f)
 
     indices = examples.get("indices")
+    budget = budget_of(rec)
     row: dict[str, Any] = {
         "path": str(path),
         "run_id": rec.run_id,
@@ -108,12 +110,27 @@ def _row(rec: RunRecord, path: Path) -> dict[str, Any]:
         "checkpoint": _checkpoint_label(rec),
         "source": rec.source,
         "rollout": rec.rollout,
+        "budget": (budget or {}).get("label"),
+        "samples_seen": _num((budget or {}).get("samples_seen")),
+        "train_flops": _num((budget or {}).get("train_flops")),
+        "tuning": tuning_label(rec),
         "record": rec.to_dict(),
     }
     for name, value in (rec.metrics or {}).items():
         if name not in row:  # a metric can never shadow a base column
             row[name] = _num(value)
     return row
+
+
+def tuning_label(rec: RunRecord) -> str | None:
+    """How the row's hyper-parameters were chosen: "published" (the paper preset's), "preset" (the recipe's, not
+    tuned), or "tuned on val, K trials" (``stbench tune``); None for floors and evaluated checkpoints."""
+    if rec.kind != "model":
+        return None
+    tuning = (rec.config or {}).get("tuning")
+    if not tuning:
+        return "published" if rec.preset == "paper" else "preset"
+    return f"tuned on val, {len(tuning.get('trials', []))} trials"
 
 
 def _checkpoint_label(rec: RunRecord) -> str | None:

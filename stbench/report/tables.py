@@ -329,7 +329,7 @@ def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], Datase
         budgets = _budgets(whole)
         for budget in budgets:
             lb = _board(whole, dataset, preset, budget, len(budgets) > 1, loaded, references)
-            if len(budgets) > 1:
+            if len(budgets) > 1 and budget == budgets[0]:
                 lb.warnings.append(f"{dataset}/{preset}: the records hold {len(budgets)} different training budgets "
                                    f"({', '.join(b or 'unknown' for b in budgets)}); they are ranked separately, one "
                                    "leaderboard per budget")
@@ -389,11 +389,12 @@ def _board(whole: pd.DataFrame, dataset: str, preset: str, budget: str | None, s
         _device_notes(runs, lb)
         if runs["train_s"].notna().any():
             lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
-        if table.get("tied", pd.Series(dtype=bool)).any():
-            sort_metric = SORT_METRIC if SORT_METRIC in present else present[0]
-            lb.notes.append(f"'=' after a rank: a tie group, the best model of the group and every model that no "
-                            f"member differs from significantly in {sort_metric} (paired bootstrap over the shared "
-                            "test sequences, seeds resampled too, Holm-adjusted over all pairs, alpha 0.05); a "
+        sort_metric = SORT_METRIC if SORT_METRIC in present else (present[0] if present else None)
+        if sort_metric and table.get(f"{sort_metric}_diff", pd.Series(dtype=float)).notna().any():
+            lb.notes.append(f"Δ vs best: the paired difference in {sort_metric} to the best model, with its 95% "
+                            "interval from one bootstrap of the shared test sequences (seeds resampled too). '=' "
+                            "after a rank: a tie group, the group's best model and every next model that differs "
+                            "significantly from none of its members (Holm-adjusted over all pairs, alpha 0.05); a "
                             "group never holds two models that differ significantly (docs/protocol.md).")
         if any(c in table.columns for c in (f"{m}_ci_lo" for m in present)) and \
                 table[[f"{m}_ci_lo" for m in present]].notna().any().any():

@@ -30,7 +30,7 @@ def convention_line(lb: Leaderboard) -> str:
 
 
 def title(lb: Leaderboard) -> str:
-    return f"Leaderboard: {lb.dataset}, preset {lb.preset}"
+    return f"Leaderboard: {lb.title}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def markdown(lb: Leaderboard, plots: list[PlotFile] | None = None, plot_notes: l
 # ---------------------------------------------------------------------------------------------
 def write_csv(lb: Leaderboard, path: Path) -> Path:
     """The leaderboard's numbers, unformatted (SI units: params, FLOPs; seconds; seq/s)."""
-    df = lb.table.copy()
+    df = lb.table.copy().dropna(axis=1, how="all")  # no column that is empty for every row
     df.insert(0, "preset", lb.preset)
     df.insert(0, "dataset", lb.dataset)
     df["throughput_device"] = lb.throughput_device

@@ -90,7 +90,7 @@ def _save(fig: Figure, out_dir: Path, kind: str, lb: Leaderboard, title: str) ->
 
 
 def _suptitle(fig: Figure, lb: Leaderboard, what: str) -> None:
-    fig.suptitle(f"{what} — {lb.dataset}, preset {lb.preset}", fontsize=10, fontweight="bold")
+    fig.suptitle(f"{what} — {lb.title}", fontsize=10, fontweight="bold")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def _scatter(lb: Leaderboard, xcol: str, xlabel: str, what: str) -> tuple[Figure
             handles.append(Line2D([], [], ls="", marker="o", color="#999999", markersize=math.sqrt(30 + 370 * frac),
                                   label=f"{si(p)} params"))
     fig.legend(handles=handles, loc="outside right upper", labelspacing=1.0, borderaxespad=0.5)
-    ax.set_title(f"{label} vs {what} — {lb.dataset}, preset {lb.preset}", fontweight="bold", loc="left")
+    ax.set_title(f"{label} vs {what} — {lb.title}", fontweight="bold", loc="left")
     radii = [math.sqrt(s) / 2 for s in sizes]
     _place_labels(ax, pts[xcol].to_numpy(float), pts[f"{metric}_mean"].to_numpy(float), list(pts["model"]), radii,
                   yerr=pts[f"{metric}_std"].fillna(0.0).to_numpy(float))

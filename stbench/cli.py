@@ -451,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
     r.add_argument("--no-weights", action="store_true",
                    help="do not keep the trained weights (<record>.safetensors + <record>.card.json)")
+    r.add_argument("--logger", default=None, metavar="NAMES",
+                   help="training logs, a comma list of csv,tensorboard,mlflow: per-step loss / lr / throughput, "
+                        "per-epoch validation, test metrics and the recipe as hparams, under <out>/logs "
+                        "(mlflow: MLFLOW_TRACKING_URI if set)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     lg = r.add_argument_group("launching the grid elsewhere (see `stbench status`)")
     lg.add_argument("--launcher", choices=["local", "slurm", "submitit-local"], default="local",

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from stbench.errors import UserError
+from stbench.loggers import RunLogs, parse_loggers
 from stbench.records import (
     RunRecord,
     check_writable,
@@ -63,6 +64,7 @@ class RunOptions:
     budget: str | None = None  # "samples=4000" | "flops=2e15" | "seconds=600"; None = the preset's (stbench.budget)
     debug: bool = False  # print the traceback of a run that fails (the run is still recorded as failed)
     weights: bool = True  # keep the tested weights + model card beside the record (stbench.weights); --no-weights
+    loggers: list[str] = field(default_factory=list)  # --logger csv,tensorboard,mlflow (stbench.loggers)
 
     @classmethod
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
@@ -88,6 +90,7 @@ class RunOptions:
             sets=list(args.set), profile=not args.no_profile, threads=args.threads,
             metrics=parse_metrics(getattr(args, "metrics", None)), debug=bool(getattr(args, "debug", False)),
             weights=not getattr(args, "no_weights", False),
+            loggers=parse_loggers(getattr(args, "logger", None)),  # unknown names, missing extras: refused now
             budget=_parse_budget(getattr(args, "budget", None)),
         )
 
@@ -276,6 +279,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     if resume_ckpt is not None and old is not None:
         rec.timing["started_at"] = old.timing.get("started_at", rec.timing["started_at"])
     t_start = time.perf_counter()
+    logs = RunLogs([])  # --logger: opened when training starts, fed by the loop's hooks, finished with the run
 
     def write(per_sequence: dict[str, Any] | None = None) -> None:
         if dist.master:
@@ -300,6 +304,8 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
             if resume_ckpt is not None:
                 rec.history = list(resume_ckpt["state"]["history"])
                 prog.resumed(resume_ckpt["state"]["epoch"])
+            logs = RunLogs.open(opts.loggers if dist.master else [], opts.out, rec)
+            hooks = logs.hooks(hooks)
             model, state = T.train(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=cpath,
                                    resume=resume_ckpt, dist=dist, hooks=hooks)
         rec.timing["train_s"] = round(state.train_s, 3)
@@ -331,6 +337,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         rec.status, rec.reason = "interrupted", "Ctrl-C; continue with --resume"
         _finish(rec, t_start)
         write()
+        logs.finish(rec)
         raise
     except T.CheckpointError:
         raise  # a user problem for the CLI, not a model failure
@@ -340,6 +347,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
             traceback.print_exc()
     _finish(rec, t_start)
     write(per_sequence if rec.status == "completed" else None)
+    logs.finish(rec)
     if rec.status == "completed" and dist.master and cpath.exists():
         cpath.unlink()  # the record now holds the result; the checkpoint was only for resuming
     if rec.status == "failed":

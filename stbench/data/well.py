@@ -12,8 +12,17 @@ t0 and t1 field, in file order), a scalar field one channel, a vector field its 
 field its 4 components. Grid ``(x, y)`` becomes ``(H, W) = (x, y)``. Samples: every window of
 ``T_in + T_out`` consecutive steps of every trajectory, windows starting every ``stride`` steps
 (default 1), files in name order. Splits: The Well's own ``train`` / ``valid`` / ``test`` directories.
-Values are raw (not normalised; declared scale (-1, 1) is nominal, not a bound); metrics
-``mse_px`` / ``rmse`` / ``rel_l2`` per frame.
+Values are raw (not normalised; declared scale (-1, 1) is nominal, not a bound). Metrics: ``vrmse`` (The Well's
+headline score, below), ``vrmse_<channel>`` per channel, and ``mse_px`` / ``rmse`` / ``rel_l2`` per frame.
+
+VRMSE, as The Well computes it (``the_well/benchmark/metrics/spatial.py``: ``VRMSE`` = ``NRMSE`` with
+``norm_mode="std"``): per sample, time step and channel, ``sqrt(mean over space of (pred - true)^2 /
+(std over space of true)^2 + eps))`` with ``torch.std``'s sample (N - 1) variance and ``eps = 1e-7`` added to the
+variance; its trainer then averages over the batch and time, per field and (``full``) over the fields, every
+vector / tensor component being a field of its own. Here: ``vrmse`` per frame = the mean over channels, then the
+mean over all (B, T) frames (the same number for equal batch sizes); ``vrmse_<channel>`` one channel's value,
+channels named as The Well flattens them (``density``, ``velocity_x``, ``velocity_y``, ``stress_xy`` ...).
+A channel constant in space has variance 0: its VRMSE is ``sqrt(mse / 1e-7)``, large unless predicted exactly.
 
 Model building needs the shape before any file is read; a spec without ``data_root`` takes the
 shape of the last ``well`` dataset built with files in this process (the runner builds it first), or
@@ -31,7 +40,8 @@ import numpy as np
 from stbench.data.check import raise_on_bad, register_checker
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError
-from stbench.registry import DATASETS
+from stbench.metrics import register_metric
+from stbench.registry import DATASETS, METRICS
 
 SPLIT_DIRS = {"train": "train", "val": "valid", "test": "test"}
 GROUPS = ("t0_fields", "t1_fields", "t2_fields")
@@ -114,6 +124,65 @@ def check_rows(data_root: str | Path, fields: tuple[str, ...] | None = None) -> 
     return rows
 
 
+# -- VRMSE (The Well's definition) ------------------------------------------------------------------------------
+VRMSE_EPS = 1e-7  # the_well NMSE's eps, added to the variance
+_VRMSE_CONV = ("The Well's VRMSE: per frame and channel sqrt(mean over H*W of (pred - true)^2 / (sample variance over "
+               "H*W of true + 1e-7))")
+
+
+def vrmse_channels(pred: Any, true: Any) -> Any:
+    """(B, T, C) VRMSE per frame and channel (float64)."""
+    import torch
+
+    B, T, C = pred.shape[:3]
+    acc = torch.float64 if pred.device.type != "mps" else torch.float32
+    p, t = pred.reshape(B, T, C, -1).to(acc), true.reshape(B, T, C, -1).to(acc)  # (B, T, C, H*W)
+    return ((p - t).pow(2).mean(dim=-1) / (t.var(dim=-1, correction=1) + VRMSE_EPS)).sqrt()
+
+
+@register_metric("vrmse", label="VRMSE", unit="", higher_is_better=False,
+                  convention=_VRMSE_CONV + "; mean over channels, then over all (B, T) frames")
+def vrmse(pred: Any, true: Any) -> Any:
+    return vrmse_channels(pred, true).mean(dim=2)
+
+
+def channel_names(f: Any, names: list[tuple[str, str]]) -> list[str]:
+    """Channel names as The Well flattens its fields: a scalar its name, a vector ``name_x``, ``name_y``, a tensor
+    ``name_xx``, ``name_xy``, ``name_yx``, ``name_yy`` (lower case; other characters become ``_``)."""
+    out = []
+    for g, n in names:
+        base = "".join(ch if ch.isalnum() else "_" for ch in n.lower())
+        dims = tuple(f[g][n].shape[4:])  # () scalar, (2,) vector, (2, 2) tensor
+        out += [base + ("_" + "".join("xyz"[i] if d <= 3 else str(i) for i, d in zip(c, dims)) if c else "")
+                for c in np.ndindex(*dims)]
+    return out
+
+
+_FIELD_METRICS: dict[str, Any] = {}
+
+
+def register_field_vrmse(channels: list[str]) -> list[str]:
+    """Register ``vrmse_<channel>`` for each channel (once per name); the channel is found by NAME in the
+    dataset's ``metric_context["channels"]``, so datasets with other field choices share the definition."""
+    names = []
+    for ch in channels:
+        name = f"vrmse_{ch}"
+        if name not in _FIELD_METRICS:
+            def fn(pred: Any, true: Any, *, channels: Any, ch: str = ch) -> Any:
+                if ch not in channels:
+                    raise DataError(f"metric 'vrmse_{ch}': this dataset has no channel '{ch}' (it has "
+                                    f"{', '.join(channels)})")
+                c = list(channels).index(ch)
+                return vrmse_channels(pred[:, :, c:c + 1], true[:, :, c:c + 1])[:, :, 0]
+
+            METRICS.register(name, obj=fn, label=f"VRMSE {ch}", higher_is_better=False, unit="",
+                             convention=_VRMSE_CONV + f", channel {ch}; mean over all (B, T) frames",
+                             per_frame=True, needs=("channels",))
+            _FIELD_METRICS[name] = fn
+        names.append(name)
+    return names
+
+
 def _fields_opt(fields: Any) -> tuple[str, ...] | None:
     if fields is None or fields == "all":
         return None
@@ -139,6 +208,7 @@ class Well(Dataset):
             raise ValueError("well: t_in, t_out and stride must be >= 1")
         key = params["fields"]
         self.index: dict[str, list[tuple[Path, int, int]]] = {}
+        self.channels: list[str] = []
         if data_root is not None:
             raise_on_bad(check_rows(data_root, self.fields))
             shape = self._scan()
@@ -151,9 +221,10 @@ class Well(Dataset):
             shape = (0, 0, 0)
         self.spec = DatasetSpec(
             name="well", in_shape=(params["t_in"], *shape), t_out=params["t_out"], scale=(-1.0, 1.0),
-            metrics=("mse_px", "rmse", "rel_l2"),
+            metrics=("vrmse", *register_field_vrmse(self.channels), "mse_px", "rmse", "rel_l2"),
             description=f"The Well HDF5, fields {key}, {params['t_in']} -> {params['t_out']} steps, raw values",
             sizes={s: len(v) for s, v in self.index.items()}, params=params,
+            metric_context={"channels": tuple(self.channels)} if self.channels else {},
         )
 
     def _scan(self) -> tuple[int, int, int]:
@@ -169,6 +240,7 @@ class Well(Dataset):
                     c = sum(int(np.prod(f[g][n].shape[4:], dtype=np.int64)) for g, n in names)
                     if shape is None:
                         shape = (c, x, y)
+                        self.channels = channel_names(f, names)
                     elif shape != (c, x, y):
                         raise DataError(f"{p}: fields give {(c, x, y)} (C, H, W), other files {shape}")
                     for tr in range(n_traj):

@@ -62,7 +62,7 @@ def sevir_root(data_root: str | Path) -> Path:
 
 
 def events(data_root: str | Path) -> Any:
-    """The usable VIL events of the catalog (a DataFrame with ``id, file_name, file_index, time_utc``, id order)."""
+    """The catalog's VIL rows without missing data (a DataFrame with ``id, file_name, file_index, time_utc``)."""
     import pandas as pd
 
     path = sevir_root(data_root) / "CATALOG.csv"
@@ -73,17 +73,19 @@ def events(data_root: str | Path) -> Any:
     cat["time_utc"] = pd.to_datetime(cat["time_utc"])
     if "pct_missing" in cat.columns:
         cat = cat[cat["pct_missing"] == 0]
-    vil = cat[cat["img_type"] == "vil"]
-    vil = vil[vil.groupby("id")["id"].transform("size") == 1]  # ids listed twice: dropped, as Earthformer does
-    return vil.sort_values("id", kind="stable").reset_index(drop=True)
+    return cat[cat["img_type"] == "vil"].reset_index(drop=True)
 
 
 def split_events(ev: Any, split: str) -> Any:
+    """The events of ``split``, in id order: rows in the split's dates, then ids listed more than once dropped (a
+    known SEVIR duplicate; Earthformer's loader drops them after its date filter, as here)."""
     import pandas as pd
 
     t, a, b = ev["time_utc"], pd.Timestamp(TRAIN_VAL_SPLIT), pd.Timestamp(TRAIN_TEST_SPLIT)
     mask = {"train": t <= a, "val": (t > a) & (t <= b), "test": t > b}[split]
-    return ev[mask].reset_index(drop=True)
+    sel = ev[mask]
+    sel = sel[sel.groupby("id")["id"].transform("size") == 1]
+    return sel.sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
@@ -97,7 +99,7 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
         ev = events(root)
     except (DataError, ValueError, OSError) as exc:
         return [(str(cat), "wrong shape", " ".join(str(exc).split())[:160])]
-    rows = [(str(cat), "ok", f"{len(ev)} VIL events")]
+    rows = [(str(cat), "ok", f"{len(ev)} VIL rows without missing data")]
     h5py = _h5()
     sizes: set[tuple[int, int]] = set()
     for name, idx in ev.groupby("file_name", sort=True)["file_index"]:

@@ -58,3 +58,15 @@ def test_per_field_vrmse_on_the_well(tmp_path):
     _, yv = next(iter(only.batches("test", 3)))
     r2 = M.compute(pred[:, :, 1:], yv.numpy(), metrics=["vrmse_velocity_y"], context=only.spec.metric_context)
     assert r2["vrmse_velocity_y"] == pytest.approx(want[..., 2].mean(), rel=1e-6)
+
+
+def test_channel_names_follow_the_wells_flattening(tmp_path):
+    h5py = pytest.importorskip("h5py", reason="the stbench[well] extra (h5py) is not installed")
+    from stbench.data.well import channel_names
+
+    with h5py.File(tmp_path / "t.hdf5", "w") as f:
+        f.create_group("dimensions").attrs["spatial_dims"] = ["x", "y"]
+        f.create_group("t0_fields").create_dataset("Pressure", data=np.zeros((1, 2, 3, 3)))
+        f.create_group("t2_fields").create_dataset("D", data=np.zeros((1, 2, 3, 3, 2, 2)))
+        names = channel_names(f, [("t0_fields", "Pressure"), ("t2_fields", "D")])
+    assert names == ["pressure", "d_xx", "d_xy", "d_yx", "d_yy"]

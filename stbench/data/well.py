@@ -147,13 +147,17 @@ def vrmse(pred: Any, true: Any) -> Any:
 
 
 def channel_names(f: Any, names: list[tuple[str, str]]) -> list[str]:
-    """Channel names as The Well flattens its fields: a scalar its name, a vector ``name_x``, ``name_y``, a tensor
-    ``name_xx``, ``name_xy``, ``name_yx``, ``name_yy`` (lower case; other characters become ``_``)."""
+    """Channel names as The Well flattens its fields (``the_well/data/datasets.py``): a scalar its name, a vector
+    ``name_x``, ``name_y``, a tensor ``name_xx``, ``name_xy``, ``name_yx``, ``name_yy``, the axis letters from the
+    file's ``dimensions`` attribute ``spatial_dims`` (else x, y); lower case, other characters become ``_``."""
+    axes = [str(a.decode() if isinstance(a, bytes) else a) for a in
+            np.atleast_1d(f["dimensions"].attrs.get("spatial_dims", ["x", "y", "z"]))] if "dimensions" in f else []
+    axes = axes or ["x", "y", "z"]
     out = []
     for g, n in names:
         base = "".join(ch if ch.isalnum() else "_" for ch in n.lower())
         dims = tuple(f[g][n].shape[4:])  # () scalar, (2,) vector, (2, 2) tensor
-        out += [base + ("_" + "".join("xyz"[i] if d <= 3 else str(i) for i, d in zip(c, dims)) if c else "")
+        out += [base + ("_" + "".join(axes[i] if i < len(axes) else str(i) for i in c) if c else "")
                 for c in np.ndindex(*dims)]
     return out
 

@@ -196,12 +196,20 @@ def validate(rec: Any) -> str | None:
     return None
 
 
+CARD_SUFFIX = ".card.json"  # a model card beside a record (stbench.weights): JSON, but not a record
+
+
+def is_record_name(name: str) -> bool:
+    """Whether a ``*.json`` file name under ``records/`` is a run record: not the writer's temporary file (a name
+    starting with '.', see atomic_write_bytes) and not a model card."""
+    return name.endswith(".json") and not name.startswith(".") and not name.endswith(CARD_SUFFIX)
+
+
 def find_record_files(results_dir: Path) -> list[Path]:
-    """Every ``*.json`` under ``<results>/records`` (or under ``results_dir`` itself when it has no records/)."""
+    """Every record ``*.json`` under ``<results>/records`` (or under ``results_dir`` itself when it has no records/)."""
     sub = Path(results_dir) / "records"
     root = sub if sub.is_dir() else Path(results_dir)
-    # names starting with '.' are the writer's temporary files (see atomic_write_bytes)
-    return sorted(p for p in root.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in root.rglob("*.json") if p.is_file() and is_record_name(p.name))
 
 
 def read_records(results_dir: Path) -> tuple[list[tuple[Path, RunRecord]], list[str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stbench.launch.slurm import read_manifests
-from stbench.records import record_path
+from stbench.records import is_record_name, record_path
 
 ORDER = {"failed": 0, "interrupted": 1, "running": 2, "queued": 3, "completed": 4}
 
@@ -73,6 +73,8 @@ def grid_status(results: Path, now: _dt.datetime | None = None) -> list[Cell]:
     results = Path(results)
     cells: dict[tuple[str, str, str, int | None], Cell] = {}
     for path in sorted((results / "records").glob("*/*/*.json")):
+        if not is_record_name(path.name):  # a model card or a temporary file beside the records
+            continue
         try:
             rec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from stbench.errors import CheckpointError, UserError
+from stbench.records import CARD_SUFFIX
 
 CARD_VERSION = 1
 WEIGHTS_SUFFIX = ".safetensors"
-CARD_SUFFIX = ".card.json"
 
 
 def paths_for(record_file: Path) -> tuple[Path, Path]:

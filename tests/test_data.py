@@ -411,12 +411,19 @@ def test_data_root_errors(tmp_path, data_root):
         MovingMNIST(data_root=str(root), num_digits=3)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.*fix") as e:
-        MovingMNIST(data_root=str(empty))
-    assert "\n" not in str(e.value)
     (empty / "train-images-idx3-ubyte").write_bytes((root / "train-images-idx3-ubyte.gz").read_bytes())
     with pytest.raises(DataError, match="mnist_test_seq.npy.*not found"):
         MovingMNIST(data_root=str(empty))
+    # the test file alone: the test split is read; the training images are asked for when train / val is read
+    only_test = tmp_path / "only_test"
+    only_test.mkdir()
+    (only_test / "mnist_test_seq.npy").write_bytes((root / "mnist_test_seq.npy").read_bytes())
+    d = MovingMNIST(data_root=str(only_test))
+    assert next(d.batches("test", 2))[0].shape == (2, 10, 1, 64, 64)
+    for split in ("train", "val"):
+        with pytest.raises(DataError, match="train-images-idx3-ubyte.*fix") as e:
+            next(d.batches(split, 2))
+        assert "\n" not in str(e.value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -321,10 +321,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from stbench.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
-                        source=args.source, config=args.config, out=args.out, device=args.device,
-                        precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
-                        profile=not args.no_profile, rollout=args.rollout, console=_console())
+    rec = evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
+                              source=args.source, config=args.config, out=args.out, device=args.device,
+                              precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
+                              profile=not args.no_profile, rollout=args.rollout, console=_console())
+    if rec.status == "failed":  # recorded with its reason; the command fails like a failed run
+        print(f"stbench: error: {rec.reason}", file=sys.stderr)
+        return 1
     return 0
 
 

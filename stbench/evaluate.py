@@ -18,7 +18,8 @@ convention) and profiled like one (params, fvcore FLOPs, throughput), and ONE re
 ``evaluated`` is written beside the trained runs' records: ``<out>/records/<dataset>/<preset>/
 <model>__evaluated_<checkpoint stem>.json``. Its preset is ``paper`` when the loaded architecture has
 the paper preset's parameter count (so the report shows it beside the published numbers), else
-``custom``. Nothing is written when anything fails before the evaluation.
+``custom``. Nothing is written when anything fails before the evaluation; an evaluation whose metrics are NaN /
+Inf is written as a ``failed`` record with the reason (``stbench eval`` exits 1).
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
     from stbench.data import get_dataset
     from stbench.metrics import convention_for, metrics_meta
     from stbench.precision import make_precision, resolve_device
-    from stbench.records import RunRecord, atomic_write_npz, check_writable, env_info, now_iso
+    from stbench.records import RunRecord, atomic_write_npz, check_writable, env_info, nonfinite_metrics, now_iso
 
     if source not in SOURCES:
         raise UserError(f"unknown --from '{source}'; choose one of {', '.join(SOURCES)}")
@@ -316,10 +317,17 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                                context=ds.spec.metric_context)
     eval_s = time.perf_counter() - t_eval
     per_sequence = res.pop("per_sequence", None)
-    rec = RunRecord(model=model, dataset=dataset, preset=preset, seed=0, kind="evaluated", status="completed",
+    bad = nonfinite_metrics({k: v for k, v in res.items() if k != "per_frame"}, res.get("per_frame"))
+    if bad:  # recorded as failed, with the reason; nothing of the result is kept (issue 24)
+        res, examples, per_sequence = {}, None, None
+    rec = RunRecord(model=model, dataset=dataset, preset=preset, seed=0, kind="evaluated",
+                    status="failed" if bad else "completed",
+                    reason=f"non-finite test metrics: {', '.join(bad[:4])}; the weights make predictions that "
+                           "overflow or are NaN" if bad else None,
                     family="recurrent" if net.recurrent else "parallel", encoder=net.names.get("encoder", "-"),
                     temporal=net.names.get("temporal", "-"), decoder=net.names.get("decoder", "-"),
-                    metrics={k: v for k, v in res.items() if k != "per_frame"}, per_frame=res.get("per_frame"),
+                    metrics={k: v for k, v in res.items() if k != "per_frame"} or None,
+                    per_frame=res.get("per_frame"),
                     metrics_meta=metrics_meta(ds.spec.metrics), convention=convention_for(ds.spec.metrics),
                     profile=prof,
                     checkpoint={"file": checkpoint.name, "sha256": sha, "source": source}, source=source,
@@ -336,7 +344,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
     rec.timing.update(started_at=started, finished_at=now_iso(), eval_s=round(eval_s, 3),
                       total_s=round(time.perf_counter() - t0, 3))
     rec.write(out, per_sequence=per_sequence)
-    if console is not None:
+    if console is not None and rec.status == "completed":
         m = rec.metrics or {}
         console.print(f"{model} ({source} checkpoint {checkpoint.name}, rollout {net.rollout}): "
                       + ", ".join(f"{k.upper()} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))

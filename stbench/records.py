@@ -159,6 +159,22 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def nonfinite_metrics(metrics: dict[str, Any] | None, per_frame: dict[str, Any] | None = None) -> list[str]:
+    """``["mse=inf", "ssim=nan (frame 3)", ...]``: the test metrics (overall, then per frame) that are NaN or
+    infinite. A result with any is never ``completed`` (the runner, ``stbench eval`` and the report agree)."""
+    import math
+
+    bad = [f"{k}={float(v)}" for k, v in (metrics or {}).items() if _is_number(v) and not math.isfinite(v)]
+    named = {b.split("=")[0] for b in bad}
+    for k, vals in (per_frame or {}).items():
+        if k in named or not isinstance(vals, (list, tuple)):
+            continue
+        t = next((t for t, v in enumerate(vals) if _is_number(v) and not math.isfinite(v)), None)
+        if t is not None:
+            bad.append(f"{k}={float(vals[t])} (frame {t + 1})")
+    return bad
+
+
 def validate(rec: Any) -> str | None:
     """Why ``rec`` cannot be read as a run record of schema 1 or 2, or None when it can."""
     if not isinstance(rec, dict):

@@ -31,6 +31,7 @@ from stbench.records import (
     check_writable,
     checkpoint_path,
     env_info,
+    nonfinite_metrics,
     now_iso,
     read_record,
     record_path,
@@ -202,6 +203,7 @@ def run_grid(opts: RunOptions) -> int:
     for model_name, seed in mine:
         rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
         results.append(rec)
+        failed |= any(r.status == "failed" for r in results)
         failed |= rec.status == "failed"
     if dist.master:
         _summary(con, results, opts)
@@ -237,7 +239,13 @@ def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> li
                         config={"test_size": cfg.get("test_size"), "data": cfg.get("data", {})},
                         env=env_info(torch.device("cpu"), "fp32"))
         rec.timing.update(finished_at=now_iso(), eval_s=round(time.perf_counter() - t0, 3))
-        rec.write(opts.out, per_sequence=acc.sequences())
+        bad = nonfinite_metrics(rec.metrics, rec.per_frame)
+        if bad:  # a floor is computed from the data alone: NaN / Inf in the test targets
+            rec.status, rec.metrics, rec.per_frame = "failed", None, None
+            rec.reason = (f"non-finite test metrics: {', '.join(bad[:4])}; the test split holds NaN / Inf values "
+                          "(run `stbench data check`)")
+            con.print(f"[red]floor {kind} failed: {rec.reason}[/red]")
+        rec.write(opts.out, per_sequence=acc.sequences() if not bad else None)
         out.append(rec)
     return out
 
@@ -331,7 +339,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
 
                 save_model(model, rec, dataset.spec, rpath, per_sequence)
             rec.status = "completed"
-    except T.NonFiniteLoss as exc:
+    except (T.NonFiniteLoss, T.NonFiniteMetrics) as exc:
         rec.status, rec.reason = "failed", str(exc)
     except KeyboardInterrupt:
         rec.status, rec.reason = "interrupted", "Ctrl-C; continue with --resume"

@@ -40,6 +40,22 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+class NonFiniteMetrics(RuntimeError):
+    """Validation or test metrics that are NaN / Inf: the run fails with this reason, it is never completed."""
+
+
+def check_finite(res: dict[str, Any], what: str) -> None:
+    """Raise :class:`NonFiniteMetrics` naming the metrics of ``res`` (an :func:`evaluate` result) that are not
+    finite; ``what`` says which ("test metrics", "validation metrics at epoch 3")."""
+    from stbench.records import nonfinite_metrics
+
+    bad = nonfinite_metrics({k: v for k, v in res.items() if k not in ("per_frame", "per_sequence")},
+                            res.get("per_frame"))
+    if bad:
+        raise NonFiniteMetrics(f"non-finite {what}: {', '.join(bad[:4])}; the model's predictions overflow "
+                               "or are NaN (its weights, or NaN / Inf in the data: run `stbench data check`)")
+
+
 @dataclass
 class DistInfo:
     rank: int = 0
@@ -168,11 +184,14 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
 
 def test(model: nn.Module, dataset: Any, cfg: dict[str, Any], device: torch.device, prec: Precision, *,
          metrics: tuple[str, ...], keep: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """The one evaluation on the test split (after training, with the selected weights), per-sequence values kept."""
+    """The one evaluation on the test split (after training, with the selected weights), per-sequence values kept;
+    raises :class:`NonFiniteMetrics` when a metric is NaN / Inf."""
     from stbench.recipes import eval_batch_size
 
-    return evaluate(model, dataset.batches("test", eval_batch_size(cfg), limit=cfg.get("test_size")), device, prec,
-                    metrics=metrics, keep=keep, per_sequence=True, context=dataset.spec.metric_context)
+    res, examples = evaluate(model, dataset.batches("test", eval_batch_size(cfg), limit=cfg.get("test_size")), device,
+                             prec, metrics=metrics, keep=keep, per_sequence=True, context=dataset.spec.metric_context)
+    check_finite(res, "test metrics")
+    return res, examples
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,6 +428,7 @@ class _Loop:
         vres, _ = evaluate(self.raw, self.dataset.batches("val", self.eval_bs, limit=self.cfg.get("val_size")),
                            self.device, self.prec, metrics=tuple(self.cfg.get("val_metrics", ("mse",))),
                            on_batch=self.hooks.on_eval_batch, context=self.dataset.spec.metric_context)
+        check_finite(vres, f"validation metrics at epoch {row['epoch']}")  # NaN would never be selected, nor noticed
         C, H, W = self.raw.in_shape[1:]
         row["val_mse"] = vres["mse"]  # the test metric's convention: per-frame SSE, test-time roll-out
         row["val_loss"] = vres["mse"] / (C * H * W)  # the same, per pixel

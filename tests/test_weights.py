@@ -269,3 +269,13 @@ def test_scoring_the_test_file_needs_no_training_images(kept, tmp_path, capsys):
     true = seq[10:].transpose(1, 0, 2, 3).astype(np.float64) / 255  # (N, 10, H, W)
     want = np.mean(np.sum((pred.pred.numpy()[:, :, 0].astype(np.float64) - true) ** 2, axis=(2, 3)))
     assert ev["metrics"]["mse"] == pytest.approx(want, rel=1e-5)
+
+
+def test_cards_are_not_records(kept, capsys):
+    from stbench.status import grid_status
+
+    out = kept.parents[2]
+    assert sorted(r.model for r in stbench.load_records(out)) == ["convlstm", "copy_last", "tau", "zeros"]
+    assert "skipped" not in capsys.readouterr().err
+    cells = grid_status(out)
+    assert len(cells) == 4 and {c.status for c in cells} == {"completed"}

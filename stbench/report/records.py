@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from stbench.budget import budget_of
-from stbench.records import RecordError, RunRecord, find_record_files, validate  # noqa: F401 (re-exported)
+from stbench.records import RecordError, RunRecord, find_record_files, nonfinite_metrics, validate  # noqa: F401
 
 HOW_TO_CREATE = "stbench run --models tau --dataset mmnist --preset quick"
 # statuses are not checked against a list: only "completed" is ranked, any other ("running", "failed",
@@ -61,7 +61,8 @@ def _is_number(x: Any) -> bool:
 
 
 def _num(x: Any) -> float:
-    return float(x) if _is_number(x) else math.nan
+    """A number as float; anything else, and +-inf, as NaN (missing): no cell or plot ever shows an infinity."""
+    return float(x) if _is_number(x) and math.isfinite(x) else math.nan
 
 
 def _row(rec: RunRecord, path: Path) -> dict[str, Any]:
@@ -176,6 +177,11 @@ def load_records(results_dir: Path) -> LoadedRecords:
         except RecordError as exc:
             warnings.append(f"skipped {path}: {exc}")
             continue
+        bad = nonfinite_metrics(rec.metrics, rec.per_frame) if rec.status == "completed" else []
+        if bad:  # never ranked nor plotted: listed under its table as failed, named here (issue 24)
+            warnings.append(f"{path}: non-finite test metrics ({', '.join(bad[:4])}); not ranked or plotted, "
+                            "listed as failed")
+            rec.status, rec.reason = "failed", f"non-finite test metrics ({', '.join(bad[:4])})"
         row = _row(rec, path)
         key = (row["dataset"], row["preset"], row["model"], row["seed"], row["checkpoint"])
         if key in rows:

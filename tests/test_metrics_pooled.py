@@ -39,7 +39,7 @@ def test_pooled_over_the_set_and_per_lead_time_by_hand():
     assert r["far_74"] == pytest.approx(b / (a + b))  # 1/2
     assert r["hss_74"] == pytest.approx(2 * (a * d - b * c) / ((a + c) * (c + d) + (a + b) * (b + d)))
     assert r["csi_16"] == pytest.approx(1.0)  # every pixel (>= 50) is an event at 16 in both: a = 32
-    assert math.isnan(r["csi_133"])  # no event at 133 in either: 0 / 0
+    assert r["csi_133"] == 0.0  # no event at 133 in either: 0 / 0 is 0 by convention
     # per lead time: frame 0 pooled over the 2 sequences: a 3 b 1 c 1; frame 1: a 0 b 2 c 3
     assert r["per_frame"]["csi_74"] == pytest.approx([3 / 5, 0.0])
     assert r["per_frame"]["far_74"] == pytest.approx([1 / 4, 1.0])
@@ -84,14 +84,19 @@ def test_csi_m_is_the_mean_of_the_six_pooled_csis():
     assert M.metric_def("csi_m").pooled and M.metric_def("far_74").higher_is_better is False
 
 
-def test_undefined_scores_are_nan_and_csi_m_propagates_it():
+def test_zero_over_zero_is_zero():
     z = np.zeros((1, 1, 1, 2, 2), np.float32)
     r = M.compute(z, z, metrics=["csi_74", "pod_74", "far_74", "hss_74", "csi_m"])
-    assert all(math.isnan(r[k]) for k in ("csi_74", "pod_74", "far_74", "hss_74", "csi_m"))
+    assert all(r[k] == 0.0 for k in ("csi_74", "pod_74", "far_74", "hss_74", "csi_m"))
+    assert all(math.isfinite(v) for v in r["per_frame"]["csi_m"])
     one = z.copy()
     one[..., 0, 0] = 1.0
-    r = M.compute(z, one, metrics=["csi_74", "pod_74", "far_74"])  # a miss only: CSI 0, POD 0, FAR undefined
-    assert r["csi_74"] == 0.0 and r["pod_74"] == 0.0 and math.isnan(r["far_74"])
+    r = M.compute(z, one, metrics=["csi_74", "pod_74", "far_74"])  # a miss only: CSI 0, POD 0, FAR 0/0 = 0
+    assert r["csi_74"] == 0.0 and r["pod_74"] == 0.0 and r["far_74"] == 0.0
+    r = M.compute(one, one, metrics=["csi_74", "hss_74"])  # 1 hit, 3 correct negatives: CSI 1, HSS 1
+    a, b, c, d = 1, 0, 0, 3
+    assert r["csi_74"] == 1.0
+    assert r["hss_74"] == pytest.approx(2 * (a * d - b * c) / ((a + c) * (c + d) + (a + b) * (b + d)))
 
 
 def test_bootstrap_repools_resampled_sequences():

@@ -236,10 +236,11 @@ def _counts(s: Any, t: int) -> tuple[Any, Any, Any, Any]:
 
 
 def _div(num: Any, den: Any) -> Any:
-    """num / den, NaN where den == 0 (the score is undefined: no event to score)."""
+    """num / den, and 0 where den == 0 (0/0: no event to score). Finite by convention, as Earthformer's eps in
+    every denominator makes it; a NaN in a record means a broken run to stbench, never an empty contingency table."""
     import torch
 
-    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, float("nan")))
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
 
 
 def csi_of(s: Any, t: int) -> Any:
@@ -263,7 +264,7 @@ def hss_of(s: Any, t: int) -> Any:
 
 
 _POOLED = ("event: value*255 >= {t} (prediction and target); counts pooled over every pixel of the test set, one "
-           "ratio at the end (per lead time for the curve), NaN if 0/0")
+           "ratio at the end (per lead time for the curve), 0 if 0/0")
 _SCORES = {
     "csi": ("CSI", True, csi_of, "a / (a + b + c)"),
     "pod": ("POD", True, pod_of, "a / (a + c)"),
@@ -286,4 +287,4 @@ def csi_m_of(s: Any) -> Any:
 register_pooled_metric("csi_m", group="contingency", counts=contingency, ratio=csi_m_of, label="CSI-M",
                        higher_is_better=True,
                        convention="mean of the pooled CSI at VIL thresholds " + ", ".join(map(str, THRESHOLDS))
-                       + " (each a / (a + b + c) over every pixel of the test set); NaN if any is undefined")
+                       + " (each a / (a + b + c) over every pixel of the test set, 0 if 0/0)")

@@ -85,6 +85,17 @@ def test_leaderboard_page_rows_filters_and_budget(site):
     assert 'data-v="44700000.0"' in html and 'data-v="20.0"' in html
 
 
+def test_budgets_ranked_apart_and_shown_together(site):
+    # tau states samples=4000; the others predate the budget field (12000 derived from their recipes)
+    for slug in ("mmnist_quick_samples-4000", "mmnist_quick_samples-12000"):
+        assert (site / f"{slug}.html").is_file()
+    together = (site / "mmnist_quick.html").read_text()
+    assert "ranked separately, never together" in together and 'href="mmnist_quick_samples-4000.html"' in together
+    assert '<td class="r best"' not in together  # no best across budgets
+    index = (site / "index.html").read_text()
+    assert index.count('href="mmnist_quick') >= 3
+
+
 def test_model_page_shows_counts_equivalence_published_and_records(site):
     html = (site / "models" / "tau.html").read_text()
     measured = {e.fixture: e.max_abs_diff for e in evidence_for("tau")}
@@ -96,9 +107,9 @@ def test_model_page_shows_counts_equivalence_published_and_records(site):
     assert "published: OpenSTL benchmark, 200 epochs" in html and "24.60" in html  # published beside measured
     assert "samples=4000" in html and "4,000 samples seen" in html  # the budget block
     assert 'href="../records/mmnist/quick/tau__seed0.json"' in html
-    assert "tau__mmnist_quick_examples.png" in html
+    assert re.search(r'src="\.\./models/tau__mmnist_quick_samples-4000_examples\.png"', html)
     conv = (site / "models" / "convlstm.html").read_text()
-    assert "not recorded" in conv  # a record without the budget field
+    assert "samples=12000 (derived from the recipe" in conv  # a record without the budget field
     assert "index.html" in conv
 
 
@@ -158,7 +169,7 @@ def test_browser_sort_filter_and_fit(site, browser):
     assert _models(page) == ["simvp"]
     page.fill("form.filters input[name=q]", "")
     page.select_option("form.filters select[name=budget]", "samples=4000")
-    assert _models(page) == ["tau"]
+    assert _models(page) == ["tau", "zeros"]  # floors stay: they are every budget's reference
     assert errors == []
 
 

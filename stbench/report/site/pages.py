@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ class SiteBuilder:
         trained = [m for lb in boards for m, k in zip(lb.table.get("model", []), lb.table.get("kind", []))
                    if k != "floor"]
         self.models = list(dict.fromkeys(trained))
+        self.combined: list[tuple[Leaderboard, list[Leaderboard]]] = []  # see _combined
 
     # -- files ------------------------------------------------------------------------------------
     def _write(self, rel: str, text: str) -> None:
@@ -146,7 +148,7 @@ class SiteBuilder:
 
     def _fallback(self, lb: Leaderboard, kind: str) -> str | None:
         """The static PNG of a plot kind, copied to static/ (None when it was not drawn)."""
-        ps = self.plot_sets.get(lb.key)
+        ps = self.plot_sets.get(lb.key) if any(b is lb for b in self.boards) else None
         pf = next((f for f in (ps.files if ps else []) if f.kind == kind), None)
         if pf is None or not pf.png.is_file():
             return None
@@ -175,14 +177,21 @@ class SiteBuilder:
                 f'<script type="application/json" id="{fid}-data">{figures.to_json(fig)}</script>')
 
     def _nav(self, root: str) -> str:
-        links = [f'<a href="{root}{lb.slug}.html">{escape(lb.dataset)} · {escape(lb.preset)}</a>' for lb in self.boards]
+        """One link per (dataset, preset): its all-budgets page where it has one, else each board."""
+        shown = {(lb.dataset, lb.preset) for lb, _ in self.combined}
+        links = [f'<a href="{root}{lb.slug}.html">{escape(lb.dataset)} · {escape(lb.preset)}</a>'
+                 for lb, _ in self.combined]
+        links += [f'<a href="{root}{lb.slug}.html">{escape(lb.dataset)} · {escape(lb.preset)}'
+                  + (f" · {escape(lb.budget or 'unknown')}" if lb.budget_split else "") + "</a>"
+                  for lb in self.boards if (lb.dataset, lb.preset) not in shown]
         return " ".join(links)
 
     # -- leaderboard pages ------------------------------------------------------------------------
     def _budgets(self, lb: Leaderboard) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for model, rec in zip(lb.runs.get("model", []), lb.runs.get("record", [])):
-            label = budget_label(rec)
+        labels = lb.runs["budget"] if "budget" in lb.runs else [None] * len(lb.runs)
+        for model, rec, col in zip(lb.runs.get("model", []), lb.runs.get("record", []), labels):
+            label = col if isinstance(col, str) and col else budget_label(rec)
             if label:
                 out.setdefault(model, [])
                 if label not in out[model]:
@@ -193,7 +202,7 @@ class SiteBuilder:
         g = grid(lb)
         t = lb.table
         cols = list(g.columns)
-        show_budget = bool(budgets)
+        show_budget = bool(budgets) or "budget" in t.columns
         out = [f'<table class="lb" id="{table_id}"><thead><tr>']
         for c in cols:
             out.append(f'<th class="{c.align[0]}" data-key="{escape(c.key)}">{escape(c.label)}'
@@ -205,7 +214,7 @@ class SiteBuilder:
             model = str(row["model"])
             kind = str(row["kind"])
             fam = str(row["family"])
-            b = budgets.get(model, [])
+            b = [row["budget"]] if isinstance(row.get("budget"), str) else budgets.get(model, [])
             out.append(f'<tr data-order="{i}" data-model="{escape(model, quote=True)}" data-family="{escape(fam)}" '
                        f'data-kind="{escape(kind)}" data-budget="{escape("|".join(b), quote=True)}"'
                        + (' class="floor"' if floor else "") + ">")
@@ -251,11 +260,20 @@ class SiteBuilder:
         parts.append('<span class="count"></span></form>')
         return "".join(parts)
 
-    def _leaderboard_page(self, lb: Leaderboard) -> None:
+    def _leaderboard_page(self, lb: Leaderboard, parts: list[Leaderboard] | None = None) -> None:
+        """One leaderboard's page; ``parts``: ``lb`` is the per-budget boards of one (dataset, preset) shown together,
+        each row keeping the rank it has within its own budget."""
         root = ""
         budgets = self._budgets(lb)
         table_id = f"lb-{lb.slug}"
-        body = [f"<h1>{escape(title(lb))}</h1>"]
+        heading = f"{title(lb)}, all budgets" if parts else title(lb)
+        body = [f"<h1>{escape(heading)}</h1>"]
+        if parts:
+            links = ", ".join(f'<a href="{p.slug}.html">{escape(p.budget or "unknown")}</a>' for p in parts)
+            body.append(f'<p class="warn">These runs had {len(parts)} different training budgets. They are ranked '
+                        "separately, never together: # is the rank within the row's own budget, no cell is marked "
+                        "best across budgets, and sorting by a column lines up runs that trained for different "
+                        f"amounts. One leaderboard per budget: {links}.</p>")
         if lb.provenance:
             body.append(f'<p class="prov">{escape(lb.provenance)}</p>')
         if lb.table.empty:
@@ -301,7 +319,7 @@ class SiteBuilder:
             ps = self.plot_sets.get(lb.key)
             if ps and ps.notes:
                 body.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in ps.notes) + "</ul>")
-        self._write(f"{lb.slug}.html", _page(title(lb), "\n".join(body), root, self._nav(root)))
+        self._write(f"{lb.slug}.html", _page(heading, "\n".join(body), root, self._nav(root)))
 
     # -- model pages ------------------------------------------------------------------------------
     def _examples_png(self, model: str, lb: Leaderboard) -> str | None:
@@ -511,7 +529,10 @@ class SiteBuilder:
                 said = f"{budget_label(rec) or DASH}" + (f" (spent: {spent})" if spent else "")
                 facts.append(("Budget", escape(said)))
             else:
-                facts.append(("Budget", "not recorded (a record older than the budget field): the preset's epochs"))
+                derived = runs.iloc[0].get("budget")
+                facts.append(("Budget", escape(f"{derived} (derived from the recipe: the record predates the budget "
+                                               "field)" if isinstance(derived, str) and derived else
+                                               "not recorded (a record older than the budget field)")))
             ckpt = rec.get("checkpoint")
             if isinstance(ckpt, dict) and ckpt.get("file"):
                 facts.append(("Weights", escape(f"{ckpt['file']} (sha256 {str(ckpt.get('sha256', '?'))[:16]}…, "
@@ -532,7 +553,7 @@ class SiteBuilder:
                 f'<p class="meta">{self.n_records} record(s) from {escape(self.source)}.</p>',
                 "<h2>Leaderboards</h2>"]
         rows = []
-        for lb in self.boards:
+        for lb in [*(c for c, _ in self.combined), *self.boards]:
             t = lb.table
             trained = t[t["kind"] != "floor"] if not t.empty else t
             budgets = sorted({b for bs in self._budgets(lb).values() for b in bs})
@@ -541,6 +562,8 @@ class SiteBuilder:
                 top = trained[trained["rank"] == trained["rank"].min()]
                 best = ", ".join(f'<a href="models/{safe(m)}.html">{escape(m)}</a>' for m in top["model"])
             sort_m = next((m for m in ("mse", *lb.metrics) if m in lb.metrics), None)
+            if lb.budget_split or any(c is lb for c, _ in self.combined):
+                best = best if lb.budget_split else "(per budget)"
             rows.append([escape(lb.dataset), escape(lb.preset), escape(", ".join(budgets) or "preset's"),
                          str(len(trained)), best,
                          escape(sort_m.upper() if sort_m else DASH), str(len(lb.runs) + len(lb.unfinished)),
@@ -570,8 +593,39 @@ class SiteBuilder:
                         + "</ul>")
         self._write("index.html", _page("stbench report", "\n".join(body), root, self._nav(root)))
 
+    def _combined(self) -> list[tuple[Leaderboard, list[Leaderboard]]]:
+        """Per (dataset, preset) split by budget: one board holding every budget's rows (each model once, floors
+        once), for the site's filters. None where a model ran under several budgets (its rows would collide)."""
+        groups: dict[tuple[str, str], list[Leaderboard]] = {}
+        for lb in self.boards:
+            if lb.budget_split and not lb.table.empty:
+                groups.setdefault((lb.dataset, lb.preset), []).append(lb)
+        out = []
+        for parts in groups.values():
+            trained = [m for p in parts for m, k in zip(p.table["model"], p.table["kind"]) if k != "floor"]
+            if len(parts) < 2 or len(trained) != len(set(trained)) or len({tuple(p.metrics) for p in parts}) > 1:
+                continue
+            tables = [p.table.assign(budget=p.budget) for p in parts]
+            table = pd.concat(tables, ignore_index=True)
+            table = table.drop_duplicates("model", keep="first")
+            table.loc[table["kind"] == "floor", "budget"] = None
+            floor = table["kind"] == "floor"
+            table = pd.concat([table[~floor], table[floor]], ignore_index=True)
+            for m in parts[0].metrics:  # no "best" across budgets: they were never ranked together
+                table[f"best_{m}"] = False
+            runs = pd.concat([p.runs for p in parts], ignore_index=True).drop_duplicates("path")
+            unfinished = pd.concat([p.unfinished for p in parts], ignore_index=True).drop_duplicates("path")
+            notes = list(dict.fromkeys(n for p in parts for n in p.notes))
+            lb = replace(parts[0], table=table, runs=runs, unfinished=unfinished, notes=notes, budget=None,
+                         budget_split=False, published=None, warnings=[])
+            out.append((lb, parts))
+        return out
+
     def write(self) -> list[Path]:
         self._copy_records()
+        self.combined = self._combined()
+        for lb, parts in self.combined:
+            self._leaderboard_page(lb, parts)
         for lb in self.boards:
             self._leaderboard_page(lb)
         for model in self.models:

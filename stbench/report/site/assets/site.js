@@ -52,7 +52,7 @@
       for (var i = 0; i < rows.length; i++) {
         var r = rows[i];
         var ok = (!q || r.dataset.model.toLowerCase().indexOf(q) >= 0) && (!fam || r.dataset.family === fam) &&
-          (!kind || r.dataset.kind === kind) && (!budget || (r.dataset.budget || "").split("|").indexOf(budget) >= 0);
+          (!kind || r.dataset.kind === kind) && (!budget || r.dataset.kind === "floor" || (r.dataset.budget || "").split("|").indexOf(budget) >= 0);
         r.hidden = !ok;
         shown += ok ? 1 : 0;
       }

@@ -113,3 +113,29 @@ def test_bootstrap_repools_resampled_sequences():
 
     lo, hi = pooled_ci("csi_74", seqs)
     assert 4 / 14 - 1e-12 <= lo <= hi <= 1 / 3 + 1e-12
+
+
+def test_report_interval_of_a_pooled_metric_from_stored_counts(tmp_path):
+    """A record as the runner writes it (counts per sequence beside it): the leaderboard's interval re-pools."""
+    from test_report import make_record, write_record
+
+    from stbench.report import build_report
+
+    rng = np.random.default_rng(2)
+    n = 300
+    counts = np.zeros((n, 24))
+    counts[:, 4:8] = rng.integers(0, 50, size=(n, 4))  # threshold 74: a, b, c, d per sequence
+    a, b, c = counts[:, 4].sum(), counts[:, 5].sum(), counts[:, 6].sum()
+    pooled = a / (a + b + c)
+    rec = make_record("a")
+    rec = dict(rec, schema_version=2, metrics=dict(rec["metrics"], csi_74=pooled),
+               metrics_meta=dict(rec["metrics_meta"], csi_74={"higher_is_better": True, "pooled": True}),
+               per_sequence={"file": "a__seed0.per_sequence.npz", "metrics": ["mse", "contingency.counts"], "n": n})
+    path = write_record(tmp_path, rec)
+    np.savez_compressed(path.parent / "a__seed0.per_sequence.npz", mse=np.full(n, 30.0),
+                        **{"contingency.counts": counts})
+    res = build_report(tmp_path, tmp_path / "out", formats=["md"], plots=False, baselines_dir=tmp_path)
+    row = res.leaderboards["mmnist", "quick"].set_index("model").loc["a"]
+    assert row["csi_74_mean"] == pytest.approx(pooled)
+    lo, hi = row["csi_74_ci_lo"], row["csi_74_ci_hi"]
+    assert math.isfinite(lo) and lo < pooled < hi and hi - lo < 0.1

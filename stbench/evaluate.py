@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from stbench.records import RunRecord
 
 from stbench.errors import CheckpointError, UserError
-from stbench.weights import card_path, is_card_weights
+from stbench.weights import card_path, check_normalisation, is_card_weights
 
 SOURCES = ("stbench", "openstl", "predformer")
 N_EXAMPLES = 4
@@ -293,6 +293,8 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
         raise UserError(f"the checkpoint's model takes {tuple(net.in_shape)} -> {net.t_out} frames but dataset "
                         f"'{dataset}' gives {tuple(ds.spec.in_shape)} -> {ds.spec.t_out}; pick the matching "
                         "--dataset or --config")
+    if is_card_weights(checkpoint):  # the weights' inputs must be scaled as they were in training
+        check_normalisation(card.get("normalisation"), ds.spec)
     out = Path(out)
     check_writable(out)
     dev = resolve_device(device)

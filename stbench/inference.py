@@ -44,8 +44,10 @@ def predict(model_or_path: Any, array: Any, *, t_out: int | None = None, batch_s
     ``model_or_path``: a ``.safetensors`` (or ``.card.json``) written by ``stbench run``, or a model object
     (no normalisation then: ``array`` is on the model's scale). ``model``, with a path, must be the card's model.
     """
+    from stbench.precision import resolve_device
     from stbench.weights import from_model, load_model, to_model
 
+    device = device if isinstance(device, torch.device) else resolve_device(str(device))  # "auto" -> cuda | cpu
     if isinstance(model_or_path, (str, Path)):
         net, card = load_model(model_or_path, model=model, device=device)
         norm = card.get("normalisation")

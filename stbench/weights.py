@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stbench.errors import CheckpointError, UserError
+from stbench.errors import CheckpointError, DataError, UserError
 from stbench.records import CARD_SUFFIX
 
 CARD_VERSION = 1
@@ -70,6 +70,25 @@ def normalisation(spec: Any) -> dict[str, Any]:
                 "meaning": "model value = (x - mean_c) / std_c (statistics of the training split)"}
     return {"kind": "identity", "scale": [float(v) for v in spec.scale],
             "meaning": "inputs on the dataset's scale; uint8 arrays are divided by 255 when the scale is [0, 1]"}
+
+
+def check_normalisation(norm: dict[str, Any] | None, spec: Any) -> None:
+    """DataError unless the dataset ``spec`` scales its values as the card's ``norm`` says (the weights were trained
+    on inputs scaled that way; ``stbench eval`` reads the dataset's own pipeline)."""
+    if not norm:
+        return
+    have = normalisation(spec)
+    same = have["kind"] == norm.get("kind")
+    if same and have["kind"] == "zscore":
+        same = (len(have["mean"]) == len(norm["mean"]) and np.allclose(have["mean"], norm["mean"], rtol=1e-4)
+                and np.allclose(have["std"], norm["std"], rtol=1e-4))
+    elif same:
+        same = list(have["scale"]) == list(norm.get("scale", have["scale"]))
+    if not same:
+        show = {k: v for k, v in have.items() if k in ("kind", "mean", "std", "scale")}
+        want = {k: v for k, v in norm.items() if k in ("kind", "mean", "std", "scale")}
+        raise DataError(f"the data normalise as {show} but the model card says {want}: the weights were trained on "
+                        "other data; score them on the files they were trained on")
 
 
 def _per_channel(values: list[float], channels: int, what: str) -> np.ndarray:
@@ -203,6 +222,10 @@ def read_card(path: str | Path) -> tuple[dict[str, Any], Path]:
                if not isinstance(card, dict) or k not in card]
     if missing:
         raise CheckpointError(f"model card '{cfile.name}' lacks {', '.join(missing)}; it is not an stbench card")
+    bad = [k for k in ("config", "dataset", "weights") if not isinstance(card[k], dict)]
+    if bad or not isinstance(card["model"], str) or not isinstance(card["in_shape"], list):
+        raise CheckpointError(f"model card '{cfile.name}' is malformed ({', '.join(bad) or 'model / in_shape'} of "
+                              "the wrong type); it is not an stbench card")
     if not isinstance(card["card_version"], int) or card["card_version"] > CARD_VERSION:
         raise CheckpointError(f"model card '{cfile.name}' has card_version {card['card_version']!r}, newer than "
                               f"this stbench's {CARD_VERSION}; upgrade stbench")

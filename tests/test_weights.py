@@ -116,8 +116,10 @@ def test_predict_equals_the_models_own_forward(kept, tmp_path):
                  "--out", str(tmp_path / "p.npz")]) == 0
     with np.load(tmp_path / "p.npz") as z:
         np.testing.assert_allclose(z["pred"], want25, rtol=0, atol=1e-5)
-    # Python API: one sequence (T, C, H, W); more frames than T_in (the last T_in are read); uint8 frames (/255)
+    # Python API: one sequence (T, C, H, W); the card's path; more frames than T_in (the last T_in are read);
+    # uint8 frames (/255)
     np.testing.assert_allclose(stbench.predict(wfile, x[1]), want[1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(stbench.predict(kept / "tau__seed0.card.json", x), want, rtol=0, atol=1e-5)
     longer = np.concatenate([frames(3, 4, seed=1), x], axis=1)  # (3, 14, 1, 64, 64)
     np.testing.assert_allclose(stbench.predict(str(wfile), longer), want, rtol=0, atol=1e-5)
     x8 = np.round(x * 255).astype(np.uint8)
@@ -158,9 +160,10 @@ def test_zscore_normalisation_applied_and_undone(tmp_path):
     """A card with per-channel mean / std (what weather's spec carries): raw units in, raw units out; NetCDF input."""
     xr = pytest.importorskip("xarray")
     from stbench.data.spec import DatasetSpec
+    from stbench.errors import DataError
     from stbench.recipes import load_recipe
     from stbench.records import RunRecord
-    from stbench.weights import normalisation, save_model
+    from stbench.weights import check_normalisation, normalisation, save_model
 
     model = smoke_model("tau", in_shape=(4, 2, 16, 16), t_out=4).eval()
     mean, std = (280.0, -3.0), (12.0, 0.5)
@@ -171,6 +174,11 @@ def test_zscore_normalisation_applied_and_undone(tmp_path):
                     metrics={"mse": 1.0}, config={"model": load_recipe("mmnist", "tau", "smoke").model_kw})
     card = save_model(model, rec, spec, tmp_path / "toy.json")
     assert card["normalisation"]["mean"] == list(mean) and card["normalisation"]["channels"] == ["t", "u"]
+    # eval scores through the dataset's own pipeline: data that normalise otherwise are refused
+    check_normalisation(card["normalisation"], spec)
+    other = DatasetSpec("toy", in_shape=(4, 2, 16, 16), t_out=4, metric_context={"mean": (281.0, -3.0), "std": std})
+    with pytest.raises(DataError, match="trained on other data"):
+        check_normalisation(card["normalisation"], other)
     raw = np.random.default_rng(2).normal(size=(6, 4, 2, 16, 16)).astype(np.float32) * 3 + np.array(
         mean, np.float32).reshape(1, 1, 2, 1, 1)  # (N, T, C, H, W) in "physical" units
     mu, sd = torch.tensor(mean).view(1, 1, 2, 1, 1), torch.tensor(std).view(1, 1, 2, 1, 1)
@@ -192,8 +200,10 @@ def test_card_and_weights_must_agree(kept, tmp_path, capsys):
     card = json.loads((kept / "tau__seed0.card.json").read_text())
     np.save(tmp_path / "x.npy", frames(1))
     predict = ["predict", "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.npy"), "--checkpoint"]
-    # no card beside the weights
+    # no card beside the weights; a card that is not an stbench card
     assert "no model card 'a.card.json'" in one_line_error(capsys, [*predict, str(tmp_path / "a.safetensors")])
+    (tmp_path / "a.card.json").write_text(json.dumps({**card, "config": ["not", "a", "table"]}))
+    assert "malformed" in one_line_error(capsys, [*predict, str(tmp_path / "a.safetensors")])
     # a card naming other weights (sha256)
     (tmp_path / "a.card.json").write_text(json.dumps({**card, "weights": {**card["weights"], "sha256": "0" * 64}}))
     assert "sha256" in one_line_error(capsys, [*predict, str(tmp_path / "a.safetensors")])

@@ -106,3 +106,13 @@ def test_data_check_rows_and_bad_files(tmp_path, capsys):
     assert C.check("sevir", empty)[0][1] == "missing"
     with pytest.raises(DataError, match="--data-root"):
         get_dataset("sevir").num_samples("test")
+
+
+def test_missing_h5py_is_one_line(tmp_path, monkeypatch):
+    import sys
+
+    _write(tmp_path)
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
+    with pytest.raises(DataError, match="pip install h5py") as exc:
+        get_dataset("sevir", data_root=str(tmp_path))
+    assert "\n" not in str(exc.value)

@@ -139,3 +139,20 @@ def test_report_interval_of_a_pooled_metric_from_stored_counts(tmp_path):
     assert row["csi_74_mean"] == pytest.approx(pooled)
     lo, hi = row["csi_74_ci_lo"], row["csi_74_ci_hi"]
     assert math.isfinite(lo) and lo < pooled < hi and hi - lo < 0.1
+
+
+def test_chunked_updates_pool_the_same_counts(monkeypatch):
+    rng = np.random.default_rng(5)
+    pred, true = rng.random((5, 3, 1, 6, 6)), rng.random((5, 3, 1, 6, 6))
+    names = ["csi_74", "hss_133", "csi_m", "mse"]
+    whole = M.compute(pred, true, metrics=names)
+    monkeypatch.setattr(M, "_BATCH_ELEMS", 2 * 3 * 36)  # two sequences per chunk
+    acc = M.MetricAccumulator(names, keep_sequences=True)
+    acc.update(pred[:3], true[:3])
+    acc.update(pred[3:], true[3:])
+    got = acc.result()
+    for n in names:
+        assert got[n] == pytest.approx(whole[n]) and got["per_frame"][n] == pytest.approx(whole["per_frame"][n])
+    p, y = pred * 255 >= 74, true * 255 >= 74  # per-sequence counts at 74, by numpy
+    a = (p & y).sum(axis=(1, 2, 3, 4))
+    np.testing.assert_array_equal(acc.sequences()["contingency.counts"][:, 4], a)

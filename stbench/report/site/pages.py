@@ -27,7 +27,9 @@ from stbench.report.writers import PUBLISHED_TITLE, UNFINISHED_TITLE, convention
 
 # leaderboard column key -> the table column its sort key comes from
 SORT_KEYS = {"rank": "rank", "model": "model", "family": "family", "params": "params", "flops": "flops",
-             "throughput": "infer_seq_per_s", "n": "n", "train_s": "train_s"}
+             "throughput": "infer_seq_per_s", "n": "n", "train_s": "train_s", "samples": "samples_seen",
+             "pflops": "train_flops"}
+KEEP = {"rank", "model", "family", "arch"}  # never folded into the "same for every row" line
 FAMILIES = ("parallel", "recurrent", "floor")
 
 
@@ -199,22 +201,40 @@ class SiteBuilder:
         return out
 
     def _leaderboard_table(self, lb: Leaderboard, table_id: str, budgets: dict[str, list[str]]) -> str:
+        """The sortable table, at the page's width: a column that says the same for every trained row (n = 1,
+        one budget, ...) is said once above the table instead of in every row, so nothing is hidden at 1280 px."""
         g = grid(lb)
         t = lb.table
-        cols = list(g.columns)
-        show_budget = bool(budgets) or "budget" in t.columns
-        out = [f'<table class="lb" id="{table_id}"><thead><tr>']
+        row_budgets = [[r["budget"]] if isinstance(r.get("budget"), str) else budgets.get(str(r["model"]), [])
+                       for _, r in t.iterrows()]
+        trained = [i for i, f in enumerate(g.floor) if not f]
+        same: list[str] = []
+        keep = []
+        for j, c in enumerate(g.columns):
+            texts = {g.rows[i][j].text for i in trained}
+            if len(trained) >= 3 and len(texts) == 1 and c.key not in KEEP and not c.metric:
+                same.append(f"{c.label}: {texts.pop()}")
+            else:
+                keep.append(j)
+        labels = {"|".join(b) for i, b in enumerate(row_budgets) if i in trained}
+        show_budget = len(labels) > 1
+        if not show_budget and labels and next(iter(labels)):
+            same.append(f"Budget: {next(iter(labels))}")
+        cols = [g.columns[j] for j in keep]
+        out = []
+        if same:
+            out.append(f'<p class="same">Same for every ranked row: {escape(" · ".join(same))}.</p>')
+        out.append(f'<table class="lb" id="{table_id}"><thead><tr>')
         for c in cols:
             out.append(f'<th class="{c.align[0]}" data-key="{escape(c.key)}">{escape(c.label)}'
                        '<span class="arrow">↕</span></th>')
-        if show_budget:
-            out.append('<th class="l" data-key="budget">Budget<span class="arrow">↕</span></th>')
         out.append("</tr></thead><tbody>")
-        for i, ((_, row), cells_, floor) in enumerate(zip(t.iterrows(), g.rows, g.floor)):
+        for i, ((_, row), all_cells, floor) in enumerate(zip(t.iterrows(), g.rows, g.floor)):
+            cells_ = [all_cells[j] for j in keep]
             model = str(row["model"])
             kind = str(row["kind"])
             fam = str(row["family"])
-            b = [row["budget"]] if isinstance(row.get("budget"), str) else budgets.get(model, [])
+            b = row_budgets[i]
             out.append(f'<tr data-order="{i}" data-model="{escape(model, quote=True)}" data-family="{escape(fam)}" '
                        f'data-kind="{escape(kind)}" data-budget="{escape("|".join(b), quote=True)}"'
                        + (' class="floor"' if floor else "") + ">")
@@ -230,16 +250,13 @@ class SiteBuilder:
                 klass = c.align[0] + (" best" if cell.best else "")
                 if c.key == "model" and kind != "floor":
                     text = f'<a href="models/{safe(model)}.html">{escape(cell.text)}</a>'
+                    if show_budget and b:  # several budgets on one page: each row names its own
+                        text += f'<span class="arch">{escape(", ".join(b))}</span>'
                 elif c.key == "family":
                     text = _fam_badge(fam)
-                elif c.metric:
-                    text = _metric_cell(cell.text)
                 else:
-                    text = escape(cell.text)
+                    text = _metric_cell(cell.text)  # an interval goes on its own line
                 out.append(f'<td class="{klass}" data-v="{_attr(v)}">{text}</td>')
-            if show_budget:
-                out.append(f'<td class="l" data-v="{escape(", ".join(b), quote=True)}">{escape(", ".join(b)) or DASH}'
-                           "</td>")
             out.append("</tr>")
         out.append("</tbody></table>")
         return "".join(out)
@@ -616,8 +633,10 @@ class SiteBuilder:
             runs = pd.concat([p.runs for p in parts], ignore_index=True).drop_duplicates("path")
             unfinished = pd.concat([p.unfinished for p in parts], ignore_index=True).drop_duplicates("path")
             notes = list(dict.fromkeys(n for p in parts for n in p.notes))
+            prov = (f"{len(runs)} completed runs under {len(parts)} training budgets; where and when each ran: "
+                    "its budget's page")
             lb = replace(parts[0], table=table, runs=runs, unfinished=unfinished, notes=notes, budget=None,
-                         budget_split=False, published=None, warnings=[])
+                         budget_split=False, published=None, warnings=[], provenance=prov)
             out.append((lb, parts))
         return out
 

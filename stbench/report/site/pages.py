@@ -573,7 +573,9 @@ class SiteBuilder:
         for lb in [*(c for c, _ in self.combined), *self.boards]:
             t = lb.table
             trained = t[t["kind"] != "floor"] if not t.empty else t
-            budgets = sorted({b for bs in self._budgets(lb).values() for b in bs})
+            parts = next((ps for c, ps in self.combined if c is lb), None)
+            budgets = ([p.budget or "unknown" for p in parts] if parts else
+                       sorted({b for bs in self._budgets(lb).values() for b in bs}))
             best = DASH
             if not trained.empty and "rank" in trained:
                 top = trained[trained["rank"] == trained["rank"].min()]
@@ -603,7 +605,9 @@ class SiteBuilder:
                 badge = '<span class="badge fail">equivalence not shown</span>'
             body.append(f'<div class="card"><h3><a href="models/{safe(model)}.html">{escape(model)}</a> '
                         f"{_fam_badge(fam)}</h3><p>{badge}</p><p class=\"meta\">"
-                        + ", ".join(f"{escape(lb.dataset)}/{escape(lb.preset)}" for lb in where) + "</p></div>")
+                        + ", ".join(f"{escape(lb.dataset)}/{escape(lb.preset)}"
+                                    + (f" · {escape(lb.budget)}" if lb.budget_split and lb.budget else "")
+                                    for lb in where) + "</p></div>")
         body.append("</div>")
         if self.warnings:
             body.append('<h2>Warnings</h2><ul>' + "".join(f'<li class="warn">{escape(w)}</li>' for w in self.warnings)

@@ -47,6 +47,8 @@ def site(tmp_path_factory) -> Path:
     for rec in recs:
         write_record(root, rec)
     write_examples(quick / "tau__seed0_examples.npz", 0)
+    (quick / "tau__seed0.safetensors").write_bytes(b"\0" * 2048)  # kept weights (stbench.weights); only named
+    (quick / "tau__seed0.card.json").write_text('{"model": "tau"}')
     (root / "baselines").mkdir()
     (root / "baselines" / "mmnist.toml").write_text(
         '[presets.paper]\nepochs = 200\n[[models.tau.reference]]\nsource = "OpenSTL benchmark, 200 epochs"\n'
@@ -107,6 +109,9 @@ def test_model_page_shows_counts_equivalence_published_and_records(site):
     assert "published: OpenSTL benchmark, 200 epochs" in html and "24.60" in html  # published beside measured
     assert "samples=4000" in html and "4,000 samples seen" in html  # the budget block
     assert 'href="../records/mmnist/quick/tau__seed0.json"' in html
+    assert "<code>tau__seed0.safetensors</code> (2.05kB)" in html  # kept weights: named, not copied
+    assert 'href="../records/mmnist/quick/tau__seed0.card.json"' in html
+    assert (site / "records/mmnist/quick/tau__seed0.card.json").is_file()
     assert re.search(r'src="\.\./models/tau__mmnist_quick_samples-4000_examples\.png"', html)
     conv = (site / "models" / "convlstm.html").read_text()
     assert "samples=12000 (derived from the recipe" in conv  # a record without the budget field

@@ -377,6 +377,23 @@ class SiteBuilder:
             return rel
         return None
 
+    def _weights(self, record_path: str, root: str) -> str:
+        """The kept weights beside a record (stbench.weights: ``<record>.safetensors`` + ``.card.json``): the card
+        is copied into the site and linked; the weights file is named, not copied (megabytes; it stays with the
+        records)."""
+        src = Path(record_path)
+        weights, card = src.with_suffix(".safetensors"), src.with_suffix(".card.json")
+        if not weights.is_file():
+            return ("not kept beside the record (a run from before stbench kept weights, or run with --no-weights); "
+                    "re-run the recipe to get them")
+        text = f"<code>{escape(weights.name)}</code> ({si(weights.stat().st_size)}B) beside the record"
+        rel = self.record_links.get(record_path)
+        if card.is_file() and rel:
+            dst = self.out / Path(rel).with_name(card.name)
+            self.files.append(Path(shutil.copyfile(card, dst)))
+            text += f'; model card: <a href="{root}{Path(rel).with_name(card.name).as_posix()}">{escape(card.name)}</a>'
+        return text
+
     def _model_page(self, model: str) -> None:
         from stbench.interop.equivalence import evidence_for
 
@@ -555,8 +572,7 @@ class SiteBuilder:
                 facts.append(("Weights", escape(f"{ckpt['file']} (sha256 {str(ckpt.get('sha256', '?'))[:16]}…, "
                                                 f"{ckpt.get('source') or '?'})")))
             else:
-                facts.append(("Weights", "not kept: a training checkpoint is deleted once its record is complete; "
-                                         "re-run the recipe to get them"))
+                facts.append(("Weights", self._weights(runs.iloc[0]["path"], root)))
             body.append(f"<h3>{escape(lb.dataset)} · {escape(lb.preset)}</h3>")
             body.append('<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
             body.append("<details><summary>The resolved recipe (record <code>config</code>)</summary><pre>"

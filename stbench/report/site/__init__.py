@@ -5,7 +5,8 @@
     <out>/site/models/<model>.html        one page per model: counts, equivalence evidence, measured beside
                                           published rows, curves, per-lead-time errors, examples, recipe, budget
     <out>/site/assets/                    site.css, site.js and plotly.min.js (copied from the installed plotly)
-    <out>/site/static/, records/          the PNG fallbacks of every plot, and the run records the pages cite
+    <out>/site/static/, records/          the PNG fallbacks of every plot (the SVGs stay in <out>/plots), and
+                                          the run records the pages cite
 
 Nothing is fetched at view time: the figures' data sit in each page, the scripts in ``assets/``. Needs the
 optional ``site`` extra (plotly); without it :class:`SiteDependencyError` says what to install.

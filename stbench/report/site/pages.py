@@ -160,8 +160,6 @@ class SiteBuilder:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(pf.png, dst)
             self.files.append(dst)
-            if pf.svg.is_file():
-                self.files.append(Path(shutil.copyfile(pf.svg, dst.with_suffix(".svg"))))
         return rel
 
     def _figure(self, fig, caption: str, root: str, fallback: str | None = None, wide: bool = False) -> str:
@@ -171,8 +169,7 @@ class SiteBuilder:
         fid = f"fig{self.n_fig}"
         img = (f'<img class="fallback" src="{root}{fallback}" alt="{escape(caption)} (static)" loading="lazy">'
                if fallback else "")
-        link = (f' Static version: <a href="{root}{fallback}">PNG</a>, '
-                f'<a href="{root}{Path(fallback).with_suffix(".svg").as_posix()}">SVG</a>.' if fallback else "")
+        link = f' Static version: <a href="{root}{fallback}">PNG</a>.' if fallback else ""
         klass = "plotbox wide" if wide else "plotbox"
         return (f'<figure class="{klass}"><div class="plot" id="{fid}" data-spec="{fid}-data"></div>{img}'
                 f"<figcaption>{escape(caption)}{link}</figcaption></figure>\n"

@@ -209,7 +209,7 @@ class SiteBuilder:
         keep = []
         for j, c in enumerate(g.columns):
             texts = {g.rows[i][j].text for i in trained}
-            if len(trained) >= 3 and len(texts) == 1 and c.key not in KEEP and not c.metric:
+            if trained and len(texts) == 1 and c.key not in KEEP and not c.metric:
                 same.append(f"{c.label}: {texts.pop()}")
             else:
                 keep.append(j)

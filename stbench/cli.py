@@ -266,6 +266,25 @@ def _launch(args: argparse.Namespace, opts: Any) -> int:
                        slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``stbench tune``: see stbench/tune.py. With a launcher, one job per model (its trials, then its seeds)."""
+    from stbench.runner import RunOptions
+    from stbench.tune import TuneOptions, parse_space, settings, tune
+
+    opts = TuneOptions(RunOptions.from_args(args, expand_models(args.models)), parse_space(args.grid), args.trials)
+    settings(opts.space, opts.trials)  # a range without --trials, --trials 0: refused before anything runs
+    if args.launcher == "local":
+        return tune(opts)
+    from stbench.launch.slurm import SlurmOptions, cell_argv, submit_models
+
+    seeds = ",".join(map(str, opts.run.seeds))
+    argvs = {m: [*cell_argv(args.argv, m, 0)[:-5], "--models", m, "--seeds", seeds, "--resume"]
+             for m in opts.run.models}
+    return submit_models(argvs, name=f"stbench-tune-{opts.run.dataset}", out=opts.run.out,
+                         cluster="local" if args.launcher == "submitit-local" else "slurm",
+                         slurm=SlurmOptions.from_args(args), wait=args.wait, echo=_console().print)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -397,34 +416,8 @@ def _add_predict_parser(command: Any) -> None:
     pr.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
 
 
-# ---------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="stbench",
-        description="Benchmark suite for spatiotemporal predictive learning.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
-               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
-    )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,report,list,profile,eval,predict,status,data}")
-
-    commands: list[argparse.ArgumentParser] = []
-
-    def command(name: str, fn: Any, help: str, *examples: str) -> argparse.ArgumentParser:
-        """The subcommand ``name``, run by ``fn``, with its help line and examples (the options every subcommand
-        has are added after its own, below)."""
-        sp = sub.add_parser(name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
-        sp.set_defaults(fn=fn)
-        commands.append(sp)
-        return sp
-
-    r = command("run", cmd_run, "train + evaluate + profile; one record per (model, dataset, preset, seed)",
-                "stbench run --models tau,predrnn --dataset mmnist --preset quick",
-                "stbench run --models 'tau*,convlstm@simvp' --seeds 0,1,2 --epochs 3",
-                "torchrun --nproc-per-node 2 -m stbench run --models tau --preset quick",
-                "stbench run --models tau,simvp --shard 1/2   # second of two workers")
+def _add_run_options(r: argparse.ArgumentParser) -> None:
+    """The options of `run`, shared by `tune` (and every command that trains a grid)."""
     r.add_argument("--models", required=True, help="comma list; wildcards; model@encoder swaps the codec")
     r.add_argument("--dataset", default="mmnist")
     r.add_argument("--preset", default=None, help=f"paper | quick | smoke (default: {DEFAULT_PRESET})")
@@ -441,7 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="re-run runs whose record is already completed")
     r.add_argument("--shard", default=None, help="i/n: run the i-th of n slices of the models x seeds grid")
     r.add_argument("--data-root", default=None, help="directory with the standard data files")
-    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--budget", default=None, metavar="KIND=VALUE",
+                   help="training budget: samples=N (sequences seen), flops=X (3 x training-forward FLOPs x "
+                        "sequences) or seconds=S (wall clock here); default: the preset's (docs/protocol.md)")
+    r.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of the preset's budget")
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--lr", type=float, default=None)
     r.add_argument("--accum-steps", type=int, default=None, help="gradient accumulation steps")
@@ -472,6 +468,46 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--slurm-extra", action="append", default=[], metavar="KEY=VALUE",
                     help="any other sbatch option, e.g. --slurm-extra account=myproj (repeatable)")
     lg.add_argument("--wait", action="store_true", help="wait for the submitted cells and exit 1 if any failed")
+
+
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stbench",
+        description="Benchmark suite for spatiotemporal predictive learning.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
+               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,tune,report,list,profile,eval,predict,status,data}")
+
+    commands: list[argparse.ArgumentParser] = []
+
+    def command(name: str, fn: Any, help: str, *examples: str) -> argparse.ArgumentParser:
+        """The subcommand ``name``, run by ``fn``, with its help line and examples (the options every subcommand
+        has are added after its own, below)."""
+        sp = sub.add_parser(name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
+        sp.set_defaults(fn=fn)
+        commands.append(sp)
+        return sp
+
+    r = command("run", cmd_run, "train + evaluate + profile; one record per (model, dataset, preset, seed)",
+                "stbench run --models tau,predrnn --dataset mmnist --preset quick",
+                "stbench run --models 'tau*,convlstm@simvp' --seeds 0,1,2 --epochs 3",
+                "torchrun --nproc-per-node 2 -m stbench run --models tau --preset quick",
+                "stbench run --models tau,simvp --shard 1/2   # second of two workers")
+    _add_run_options(r)
+    tu = command("tune", cmd_tune, "the same tuning effort for every model: trials selected on validation, then seeds",
+                 "stbench tune --models tau,predrnn --preset quick --grid lr=1e-3,3e-3,1e-2 --seeds 0,1",
+                 "stbench tune --models 'tau,convlstm' --grid lr=1e-4:1e-2 --grid batch_size=4,8 --trials 6")
+    _add_run_options(tu)
+    tu.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2|KEY=LO:HI",
+                    help="a recipe key and its values (any key, e.g. lr, batch_size, model.hid_T); repeat for more "
+                         "keys; every combination is a trial, or with --trials K, K settings drawn once")
+    tu.add_argument("--trials", type=int, default=None, help="a fixed random search: K settings, the same for every "
+                                                              "model (LO:HI ranges are drawn log-uniformly)")
 
     rp = command("report", cmd_report, "leaderboards and plots from run records",
                  "stbench report", "stbench report --results results --format md,csv",

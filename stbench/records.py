@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 2  # 2: kind "evaluated", checkpoint, source, per_sequence; profile.published_fps (v1 readable)
-KINDS = ("model", "floor", "evaluated")
+KINDS = ("model", "floor", "evaluated", "trial")  # trial: a `stbench tune` run stopped after validation
 REQUIRED_KEYS = ("schema_version", "status", "kind", "model", "dataset", "preset", "seed", "family")
 
 
@@ -196,7 +196,10 @@ def validate(rec: Any) -> str | None:
             return f"'{key}' is {rec[key]!r}, not a non-empty string"
     if not isinstance(rec["seed"], int) or isinstance(rec["seed"], bool):
         return f"seed is {rec['seed']!r}, not an integer"
-    if rec["status"] == "completed":
+    if rec["status"] == "completed" and rec["kind"] == "trial":  # validation only: the test split is never seen
+        if not isinstance(((rec.get("val") or {}).get("metrics") or {}).get("mse"), (int, float)):
+            return "a completed tuning trial without a validation mse"
+    elif rec["status"] == "completed":
         metrics = rec.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             return "a completed record without 'metrics'"

@@ -63,6 +63,9 @@ class RunOptions:
     quiet: bool = False
     metrics: list[str] = field(default_factory=list)  # "+name": registered metrics added to the dataset's
     budget: str | None = None  # "samples=4000" | "flops=2e15" | "seconds=600"; None = the preset's (stbench.budget)
+    floors: bool = True  # evaluate the copy-last / predict-zeros floors (tuning trials do not)
+    evaluate_test: bool = True  # False: stop after validation (tuning trials never see the test split)
+    tuning: dict[str, Any] | None = None  # `stbench tune`: the trials and the choice, kept in the record's config
     debug: bool = False  # print the traceback of a run that fails (the run is still recorded as failed)
     weights: bool = True  # keep the tested weights + model card beside the record (stbench.weights); --no-weights
     loggers: list[str] = field(default_factory=list)  # --logger csv,tensorboard,mlflow (stbench.loggers)
@@ -198,12 +201,12 @@ def run_grid(opts: RunOptions) -> int:
 
     results: list[RunRecord] = []
     failed = False
-    if dist.master and i == 0:
+    if dist.master and i == 0 and opts.floors:
         results += _floors(opts, dataset, data_cfg_recipe.config, con)
+        failed |= any(r.status == "failed" for r in results)
     for model_name, seed in mine:
         rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
         results.append(rec)
-        failed |= any(r.status == "failed" for r in results)
         failed |= rec.status == "failed"
     if dist.master:
         _summary(con, results, opts)
@@ -277,12 +280,14 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     torch.manual_seed(seed * 1000 + dist.rank)
     model = recipe.build_model(model_name, spec=dataset.spec)  # the run's dataset: shapes read from its files
     prec = _choose_precision(opts, cfg, model, device, dist, con, old if resume_ckpt is not None else None)
-    rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed, kind="model",
+    rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed,
+                    kind="model" if opts.evaluate_test else "trial",
                     family="recurrent" if model.recurrent else "parallel", encoder=model.names["encoder"],
                     temporal=model.names["temporal"], decoder=model.names["decoder"],
                     metrics_meta=metrics_meta(names), convention=convention_for(names), rollout=model.rollout,
                     config={**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
-                            "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root},
+                            "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root,
+                            **({"tuning": opts.tuning} if opts.tuning else {})},
                     env=env_info(device, prec.name))
     if resume_ckpt is not None and old is not None:
         rec.timing["started_at"] = old.timing.get("started_at", rec.timing["started_at"])
@@ -320,24 +325,10 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         _record_budget(rec, cfg, state, dist, device)
         per_sequence = None
         if dist.master:
-            t0 = time.perf_counter()
-            res, examples = T.test(model, dataset, cfg, device, prec, metrics=names, keep=N_EXAMPLES)
-            rec.timing["eval_s"] = round(time.perf_counter() - t0, 3)
-            per_sequence = res.pop("per_sequence")
-            rec.per_frame = res.pop("per_frame")
-            rec.metrics = res
             best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
             rec.val = {"best_epoch": state.best_epoch, "metrics": {"mse": best["val_mse"]} if best else None}
-            if examples is not None:
-                from stbench.records import atomic_write_npz
-
-                ex_path = rpath.with_suffix(".examples.npz")
-                atomic_write_npz(ex_path, examples)
-                rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
-            if opts.weights:  # the tested (best-validation) weights and their model card, beside the record
-                from stbench.weights import save_model
-
-                save_model(model, rec, dataset.spec, rpath, per_sequence)
+            if opts.evaluate_test:  # `stbench tune` trials stop at validation: the test split never selects
+                per_sequence = _test_and_keep(opts, rec, model, dataset, cfg, device, prec, names, rpath)
             rec.status = "completed"
     except (T.NonFiniteLoss, T.NonFiniteMetrics) as exc:
         rec.status, rec.reason = "failed", str(exc)
@@ -361,6 +352,31 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     if rec.status == "failed":
         con.print(f"[red]{model_name} seed {seed} failed: {rec.reason}[/red]")
     return rec
+
+
+def _test_and_keep(opts: RunOptions, rec: RunRecord, model: Any, dataset: Any, cfg: dict[str, Any],
+                   device: torch.device, prec: Any, names: tuple[str, ...], rpath: Path) -> dict[str, Any]:
+    """The one test-split evaluation of the selected weights into ``rec``, the example strips and (unless
+    ``--no-weights``) the kept weights; returns the per-sequence values."""
+    from stbench import train as T
+
+    t0 = time.perf_counter()
+    res, examples = T.test(model, dataset, cfg, device, prec, metrics=names, keep=N_EXAMPLES)
+    rec.timing["eval_s"] = round(time.perf_counter() - t0, 3)
+    per_sequence = res.pop("per_sequence")
+    rec.per_frame = res.pop("per_frame")
+    rec.metrics = res
+    if examples is not None:
+        from stbench.records import atomic_write_npz
+
+        ex_path = rpath.with_suffix(".examples.npz")
+        atomic_write_npz(ex_path, examples)
+        rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
+    if opts.weights:  # the tested (best-validation) weights and their model card, beside the record
+        from stbench.weights import save_model
+
+        save_model(model, rec, dataset.spec, rpath, per_sequence)
+    return per_sequence
 
 
 # ---------------------------------------------------------------------------------------------

@@ -112,16 +112,14 @@ def manifest_path(out: Path, dataset: str, preset: str) -> Path:
     return Path(out) / "grid" / f"{dataset}__{preset}.json"
 
 
-def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dataset: str, preset: str, out: Path,
-                force: bool, cluster: str, slurm: SlurmOptions, wait: bool = False, echo: Any = print) -> int:
-    """Submit every cell of the grid whose record is not completed; returns 0 (or, with ``wait``, 1
-    when a cell failed)."""
+def _executor(name: str, out: Path, cluster: str, slurm: SlurmOptions) -> tuple[Any, Path]:
+    """A submitit executor for ``stbench`` jobs (Slurm, or local processes with ``cluster="local"``)."""
     try:
         import submitit
     except ImportError:
         raise UserError("--launcher slurm needs submitit; install it with: pip install 'stbench[slurm]'") from None
 
-    params: dict[str, Any] = {"name": f"stbench-{dataset}-{preset}", "timeout_min": parse_time_minutes(slurm.time),
+    params: dict[str, Any] = {"name": name, "timeout_min": parse_time_minutes(slurm.time),
                               "gpus_per_node": slurm.gpus_per_node, "slurm_array_parallelism": slurm.array_parallelism,
                               "tasks_per_node": 1, "nodes": 1}
     if slurm.partition:
@@ -132,6 +130,33 @@ def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dat
         params["cpus_per_task"] = slurm.cpus_per_task
     if slurm.extra:
         params["slurm_additional_parameters"] = dict(slurm.extra)
+    folder = Path(out) / "slurm" / now_iso().replace(":", "")
+    try:
+        ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    except RuntimeError:
+        raise UserError("--launcher slurm found no Slurm here ('srun' is not on PATH); submit from the "
+                        "cluster's login node, or test the sweep here with --launcher submitit-local") from None
+    ex.update_parameters(**params)
+    return ex, folder
+
+
+def wait_jobs(jobs: list[Any], labels: list[str], echo: Any = print) -> int:
+    """Wait for submitted jobs; 1 when any failed (each failure named), else 0."""
+    rc = 0
+    for label, job in zip(labels, jobs):
+        try:
+            code = job.result()
+        except Exception as exc:  # noqa: BLE001 - a lost job is one failed cell, not a crash of the sweep
+            echo(f"  {label}: job failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            code = 1
+        rc |= 1 if code else 0
+    return rc
+
+
+def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dataset: str, preset: str, out: Path,
+                force: bool, cluster: str, slurm: SlurmOptions, wait: bool = False, echo: Any = print) -> int:
+    """Submit every cell of the grid whose record is not completed; returns 0 (or, with ``wait``, 1
+    when a cell failed)."""
     cells = [(m, s) for m in models for s in seeds]
     todo, done = [], []
     for m, s in cells:
@@ -140,13 +165,7 @@ def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dat
     echo(f"grid {dataset}/{preset}: {len(cells)} cells, {len(done)} already completed, submitting {len(todo)}")
     jobs: list[Any] = []
     if todo:
-        folder = Path(out) / "slurm" / now_iso().replace(":", "")
-        try:
-            ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
-        except RuntimeError:
-            raise UserError("--launcher slurm found no Slurm here ('srun' is not on PATH); submit from the "
-                            "cluster's login node, or test the sweep here with --launcher submitit-local") from None
-        ex.update_parameters(**params)
+        ex, folder = _executor(f"stbench-{dataset}-{preset}", out, cluster, slurm)
         argvs = [cell_argv(argv, m, s) for m, s in todo]
         jobs = ex.map_array(run_cell, argvs)
         for (m, s), job in zip(todo, jobs):
@@ -161,15 +180,19 @@ def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dat
                              "jobs": job_ids, "updated_at": now_iso()})
     if not wait:
         return 0
-    rc = 0
-    for (m, s), job in zip(todo, jobs):
-        try:
-            code = job.result()
-        except Exception as exc:  # noqa: BLE001 - a lost job is one failed cell, not a crash of the sweep
-            echo(f"  {m} seed {s}: job failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            code = 1
-        rc |= 1 if code else 0
-    return rc
+    return wait_jobs(jobs, [f"{m} seed {s}" for m, s in todo], echo)
+
+
+def submit_models(argvs: dict[str, list[str]], *, name: str, out: Path, cluster: str, slurm: SlurmOptions,
+                  wait: bool = False, echo: Any = print) -> int:
+    """One job per model, each running ``stbench <argv>`` (``stbench tune``: a model's trials and final runs are
+    one job, since its final runs depend on its trials)."""
+    ex, folder = _executor(name, out, cluster, slurm)
+    jobs = ex.map_array(run_cell, list(argvs.values()))
+    for model, job in zip(argvs, jobs):
+        echo(f"  {model}: job {job.job_id}")
+    echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
+    return wait_jobs(jobs, list(argvs), echo) if wait else 0
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -177,6 +177,8 @@ def load_records(results_dir: Path) -> LoadedRecords:
         except RecordError as exc:
             warnings.append(f"skipped {path}: {exc}")
             continue
+        if rec.kind == "trial":  # `stbench tune` trials are validation-only runs: never a leaderboard row
+            continue
         bad = nonfinite_metrics(rec.metrics, rec.per_frame) if rec.status == "completed" else []
         if bad:  # never ranked nor plotted: listed under its table as failed, named here (issue 24)
             warnings.append(f"{path}: non-finite test metrics ({', '.join(bad[:4])}); not ranked or plotted, "

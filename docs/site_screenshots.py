@@ -53,13 +53,16 @@ def main() -> int:
         board = args.board or page.get_attribute("main table a[href$='.html']:text('open')", "href")
         page.goto((args.site / board).resolve().as_uri())
         page.wait_for_selector("figure.drawn")
-        page.click("table.lb th[data-key=ssim]")
-        page.click("table.lb th[data-key=ssim]")
-        page.select_option("form.filters select[name=family]", "parallel")
+        metric = "ssim" if page.locator("table.lb th[data-key=ssim]").count() else "mse"
+        page.click(f"table.lb th[data-key={metric}]")
+        page.click(f"table.lb th[data-key={metric}]")
+        if page.locator("form.filters select[name=family] option[value=parallel]").count():
+            page.select_option("form.filters select[name=family]", "parallel")
         page.wait_for_timeout(500)
         fig = page.locator("figure.drawn").first
         fig.scroll_into_view_if_needed()
-        point = fig.locator(".scatterlayer .trace .points path.point").nth(3)
+        points = fig.locator(".scatterlayer .trace .points path.point")
+        point = points.nth(min(3, points.count() - 1))
         box = point.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.wait_for_selector(".hoverlayer .hovertext")

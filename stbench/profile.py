@@ -80,6 +80,9 @@ class ProfileResult:
         return asdict(self)
 
 
+INFER_BATCH = 16  # the batch of every recorded inference throughput (run and eval), whatever a recipe trains with
+
+
 class _Forecast(nn.Module):
     """Wraps an STModel so tracers see tensor outputs: the forecast, and the auxiliary loss where the
     model computes one at test time (PredRNN.V2's decoupling loss; the published forward returns it,

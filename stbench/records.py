@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 2  # 2: kind "evaluated", checkpoint, source, per_sequence; profile.published_fps (v1 readable)
+N_EXAMPLES = 4  # test sequences kept as example strips beside a record (run and eval alike)
 KINDS = ("model", "floor", "evaluated", "trial")  # trial: a `stbench tune` run stopped after validation
 REQUIRED_KEYS = ("schema_version", "status", "kind", "model", "dataset", "preset", "seed", "family")
 

@@ -240,7 +240,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class LoopHooks:
-    """Callbacks into the loop, all optional. The runner sets the first four (progress display, record
+    """Callbacks into the loop, all optional. The runner sets the first three (progress display, record
     updates); tests set the others to inspect the loop or inject faults (see :data:`FAULT_HOOKS`)."""
 
     on_start: Callable[[int, int], None] | None = None  # (epochs, batches per epoch)

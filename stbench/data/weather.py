@@ -7,7 +7,7 @@ read with xarray (optional extra: ``pip install stbench[weather]`` = xarray + ne
 all files of a variable are merged in time order and only the selected steps are read from each file.
 
 As OpenSTL's loader (``openstl/datasets/dataloader_weather.py`` and ``dataset_constant.py``, facts only;
-REFERENCE.md section 6):
+docs/protocol.md "WeatherBench 5.625 deg"):
 
 - single variables: years train 2010-2015, val 2016, test 2017-2018 (``sel(time=slice("2010", "2015"))``);
 - within a split the time axis is cut with ``isel(time=slice(None, -1, step))``: the LAST time step

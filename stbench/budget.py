@@ -34,10 +34,10 @@ SAMPLING_STEP_KEYS = ("stop_iter", "r_sampling_step_1", "r_sampling_step_2", "r_
 
 
 def _compact(v: float) -> str:
-    """4000.0 -> '4000', 2.5e15 -> '2.5e+15', 600.0 -> '600'."""
+    """4000.0 -> '4000', 2.5e15 -> '2.5e15', 600.0 -> '600' (labels are also file-name parts)."""
     if float(v).is_integer() and abs(v) < 1e7:
         return str(int(v))
-    return f"{v:.4g}"
+    return f"{v:.4g}".replace("e+", "e")
 
 
 @dataclass(frozen=True)

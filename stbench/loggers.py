@@ -13,8 +13,9 @@ knows nothing of loggers):
 - per epoch: every number of the record's history row (``epoch/train_loss``, ``epoch/val_mse``, ``epoch/lr`` ...);
 - at the end: the test metrics (``test/<metric>``), the resolved recipe as hyper-parameters, and the status.
 
-Where: ``<out>/logs/csv/<dataset>/<preset>/<model>__seed<seed>/`` (``steps.csv``, ``epochs.csv``, ``test.csv``,
-``hparams.json``), ``<out>/logs/tensorboard/<dataset>/<preset>/<model>__seed<seed>/`` (event files), and for
+Where: ``<out>/logs/csv/<run id>/`` (``steps.csv``, ``epochs.csv``, ``test.csv``, ``hparams.json``) and
+``<out>/logs/tensorboard/<run id>/`` (event files), the run id being the record's
+(``<dataset>/<preset>/<model>__seed<seed>``, a budget folder before the model where the record has one); for
 MLflow the tracking URI in ``MLFLOW_TRACKING_URI`` or else ``<out>/logs/mlruns`` (experiment
 ``stbench-<dataset>-<preset>``, run ``<model>__seed<seed>``). TensorBoard and MLflow are optional extras
 (``pip install "stbench[tensorboard]"`` / ``"stbench[mlflow]"``); csv needs nothing.
@@ -216,8 +217,9 @@ class RunLogs:
 
     @classmethod
     def open(cls, names: Sequence[str], out: Path, rec: Any) -> RunLogs:
-        """Loggers ``names`` for the run of record ``rec`` (model, dataset, preset, seed, history)."""
-        where = Path(rec.dataset) / rec.preset / f"{rec.model}__seed{rec.seed}"
+        """Loggers ``names`` for the run of record ``rec`` (run_id, model, dataset, preset, seed, history). A run's
+        logs sit where its record's id says (``<dataset>/<preset>/[<budget>/]<model>__seed<s>``)."""
+        where = Path(rec.run_id)
         made: list[RunLogger] = []
         for n in names:
             if n == "csv":
@@ -226,7 +228,7 @@ class RunLogs:
                 made.append(TensorBoardLogger(Path(out) / "logs" / "tensorboard" / where))
             elif n == "mlflow":
                 made.append(MlflowLogger(mlflow_uri(out), f"stbench-{rec.dataset}-{rec.preset}",
-                                         f"{rec.model}__seed{rec.seed}",
+                                         rec.run_id.split("/", 2)[-1],
                                          {"stbench.model": rec.model, "stbench.dataset": rec.dataset,
                                           "stbench.preset": rec.preset, "stbench.seed": str(rec.seed),
                                           "stbench.family": str(rec.family)}))

@@ -20,6 +20,7 @@ from stbench.train import LoopHooks
 
 def _rec(**kw):
     base = dict(model="tau", dataset="mmnist", preset="smoke", seed=0, family="parallel", history=[],
+                run_id="mmnist/smoke/tau__seed0",
                 status="completed", metrics={"mse": 100.0, "ssim": 0.5},
                 config={"epochs": 2, "lr": 1e-3, "model": {"hid_S": 8}, "plan": {"steps": 4}})
     return SimpleNamespace(**{**base, **kw})
@@ -135,15 +136,16 @@ def test_run_with_loggers_end_to_end(tmp_path, monkeypatch):
                "--no-profile", "--no-weights", "--test-size", "4", "--precision", "fp32",
                "--logger", "csv,tensorboard"])
     assert rc == 0
-    rec = json.loads((tmp_path / "records/mmnist/smoke/tau__seed0.json").read_text())
-    d = Path(tmp_path) / "logs" / "csv" / "mmnist" / "smoke" / "tau__seed0"
+    (path,) = (tmp_path / "records").rglob("tau__seed0.json")  # a budget asked for may add a folder
+    rec = json.loads(path.read_text())
+    d = Path(tmp_path) / "logs" / "csv" / rec["run_id"]  # the logs sit where the record's id says
     epochs = list(csv.DictReader(open(d / "epochs.csv")))
     assert [float(r["val_mse"]) for r in epochs] == pytest.approx([h["val_mse"] for h in rec["history"]])
     steps = list(csv.DictReader(open(d / "steps.csv")))
     assert int(steps[-1]["step"]) == rec["budget"]["steps"] and all(float(r["lr"]) > 0 for r in steps)
     test = dict(csv.reader(open(d / "test.csv")))
     assert float(test["mse"]) == pytest.approx(rec["metrics"]["mse"])
-    acc = EventAccumulator(str(tmp_path / "logs" / "tensorboard" / "mmnist" / "smoke" / "tau__seed0"))
+    acc = EventAccumulator(str(tmp_path / "logs" / "tensorboard" / rec["run_id"]))
     acc.Reload()
     assert acc.Scalars("test/mse")[0].value == pytest.approx(rec["metrics"]["mse"], rel=1e-6)
     assert len(acc.Scalars("epoch/val_mse")) == len(rec["history"])

@@ -190,3 +190,16 @@ def budget_of(record: Any) -> dict[str, Any] | None:
     return {"kind": "samples", "value": float(samples), "label": Budget("samples", float(samples)).label,
             "samples_seen": samples, "train_flops": BACKWARD_FACTOR * flops_seq * samples if flops_seq else None,
             "derived": True}
+
+
+def budget_dir(asked: str | Budget | None, own: str | Budget | None) -> str | None:
+    """The folder under ``records/<dataset>/<preset>/`` (and ``checkpoints/``) of a run: None (the preset's own
+    folder) without a budget asked for, or when the budget asked for is the recipe's ``own``; else the asked
+    budget's label (``samples=2000``, ``flops=2.5e+15``), so runs of one model at several budgets never share a
+    record. Older records (no budget asked) keep their paths."""
+    if not asked:
+        return None
+    b = Budget.parse(asked)
+    if own and Budget.parse(own) == b:
+        return None
+    return "".join(c if c.isalnum() or c in "._=+-" else "_" for c in b.label)

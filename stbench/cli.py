@@ -285,6 +285,28 @@ def cmd_tune(args: argparse.Namespace) -> int:
                          slurm=SlurmOptions.from_args(args), wait=args.wait, echo=_console().print)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``stbench sweep``: see stbench/sweep.py. With a launcher, one job per (model, budget, seed) cell."""
+    from stbench.runner import RunOptions, budget_dir_of
+    from stbench.sweep import budget_options, parse_budgets, sweep
+
+    if args.budget:
+        raise UserError("stbench sweep takes --budgets (a list); --budget is for stbench run")
+    budgets = parse_budgets(args.budgets)
+    opts = RunOptions.from_args(args, expand_models(args.models))
+    if args.launcher == "local":
+        return sweep(opts, budgets)
+    from stbench.launch.slurm import SlurmOptions, submit_grid
+
+    if opts.shard != (0, 1):
+        raise UserError("--shard and --launcher slurm both split the grid; use one of them")
+    cluster = "local" if args.launcher == "submitit-local" else "slurm"
+    return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
+                       out=opts.out, force=opts.force, cluster=cluster, slurm=SlurmOptions.from_args(args),
+                       wait=args.wait, echo=_console().print, budgets=budgets,
+                       folder_of=lambda m, b: budget_dir_of(budget_options(opts, b), m))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -480,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,tune,report,list,profile,eval,predict,status,data}")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,sweep,tune,report,list,profile,eval,predict,status,data}")
 
     commands: list[argparse.ArgumentParser] = []
 
@@ -508,6 +530,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "keys; every combination is a trial, or with --trials K, K settings drawn once")
     tu.add_argument("--trials", type=int, default=None, help="a fixed random search: K settings, the same for every "
                                                               "model (LO:HI ranges are drawn log-uniformly)")
+
+    sw = command("sweep", cmd_sweep, "the models x budgets x seeds grid (compute study): one run per cell",
+                 "stbench sweep --models 'simvp,tau,convlstm,predrnn' --budgets samples=2e3,6e3,2e4 --seeds 0,1",
+                 "stbench sweep --models tau,predrnn --preset paper --budgets flops=1e15,1e16 --launcher slurm "
+                 "--slurm-gpus-per-node 1")
+    _add_run_options(sw)
+    sw.add_argument("--budgets", required=True, metavar="KIND=V1,V2,...",
+                    help="training budgets, e.g. samples=2e3,6e3,2e4 or flops=1e15,1e16 (an item without KIND= "
+                         "takes the previous one's); each is a --budget of stbench run (docs/protocol.md)")
 
     rp = command("report", cmd_report, "leaderboards and plots from run records",
                  "stbench report", "stbench report --results results --format md,csv",

@@ -69,6 +69,7 @@ class RunRecord:
     source: str | None = None  # "evaluated": whose checkpoint it is (stbench | openstl | predformer)
     rollout: str | None = None  # how T_out frames were made: frame | latent (parallel) | recurrent
     budget: dict[str, Any] | None = None  # training budget and what was spent: stbench.budget.budget_record
+    horizon: dict[str, Any] | None = None  # `stbench eval --t-out N`: {t_in, t_out, trained_t_out, ...} (horizon.py)
     config: dict[str, Any] = field(default_factory=dict)  # the resolved recipe the run used
     env: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)  # started_at, finished_at, train_s, eval_s, total_s
@@ -77,18 +78,21 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         if not self.run_id:
-            self.run_id = f"{self.dataset}/{self.preset}/{self.model}__seed{self.seed}"
+            sub = (self.config or {}).get("budget_dir")
+            self.run_id = f"{self.dataset}/{self.preset}/{sub + '/' if sub else ''}{self.model}__seed{self.seed}"
         if not self.timing:
             self.timing = {"started_at": now_iso(), "finished_at": None, "train_s": 0.0, "eval_s": 0.0,
                            "total_s": 0.0}
 
     # -- files ----------------------------------------------------------------------------------
     def path(self, out: Path) -> Path:
-        if self.kind == "evaluated" and self.checkpoint:  # one record per evaluated weights file
+        sub = (self.config or {}).get("budget_dir")  # a run at a budget asked for apart from the preset's
+        if self.kind == "evaluated" and self.checkpoint:  # one record per evaluated weights file (and horizon)
             stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(str(self.checkpoint.get("file", "weights"))).stem)
-            name = f"{safe_name(self.model)}__evaluated_{stem}.json"
-            return Path(out) / "records" / self.dataset / self.preset / name
-        return record_path(out, self.dataset, self.preset, self.model, self.seed)
+            t_out = f"__t{int(self.horizon['t_out'])}" if self.horizon else ""
+            name = f"{safe_name(self.model)}__evaluated_{stem}{t_out}.json"
+            return record_path(out, self.dataset, self.preset, "", 0, budget_dir=sub).with_name(name)
+        return record_path(out, self.dataset, self.preset, self.model, self.seed, budget_dir=sub)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,7 +152,7 @@ def upgrade(rec: dict[str, Any]) -> dict[str, Any]:
         prof = dict(prof)
         prof.setdefault("published_fps", prof.pop("published_protocol_fps"))
         rec["profile"] = prof
-    for key in ("per_sequence", "checkpoint", "source", "rollout"):
+    for key in ("per_sequence", "checkpoint", "source", "rollout", "horizon"):
         rec.setdefault(key, None)
     rec["history"] = rec.get("history") or []
     for key in ("metrics_meta", "config", "env", "timing"):
@@ -251,12 +255,15 @@ def safe_name(model: str) -> str:
     return model.replace("@", "_at_").replace("/", "_")
 
 
-def record_path(out: Path, dataset: str, preset: str, model: str, seed: int) -> Path:
-    return Path(out) / "records" / dataset / preset / f"{safe_name(model)}__seed{seed}.json"
+def record_path(out: Path, dataset: str, preset: str, model: str, seed: int, *, budget_dir: str | None = None) -> Path:
+    """``<out>/records/<dataset>/<preset>/[<budget_dir>/]<model>__seed<s>.json``: ``budget_dir`` (from
+    :func:`stbench.budget.budget_dir`) keeps the runs of a budget asked for apart from the preset's own."""
+    return Path(out) / "records" / dataset / preset / (budget_dir or "") / f"{safe_name(model)}__seed{seed}.json"
 
 
-def checkpoint_path(out: Path, dataset: str, preset: str, model: str, seed: int) -> Path:
-    return Path(out) / "checkpoints" / dataset / preset / f"{safe_name(model)}__seed{seed}.pt"
+def checkpoint_path(out: Path, dataset: str, preset: str, model: str, seed: int, *,
+                    budget_dir: str | None = None) -> Path:
+    return Path(out) / "checkpoints" / dataset / preset / (budget_dir or "") / f"{safe_name(model)}__seed{seed}.pt"
 
 
 @lru_cache(maxsize=1)

@@ -253,6 +253,26 @@ def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> li
     return out
 
 
+def budget_dir_of(opts: RunOptions, model_name: str) -> str | None:
+    """The records sub-folder of ``model_name``'s runs under ``opts`` (:func:`stbench.budget.budget_dir`): set only
+    when ``--budget`` asks for a budget other than the recipe's own."""
+    from stbench.budget import budget_dir
+    from stbench.recipes import load_recipe
+
+    if not opts.budget:
+        return None
+    own = load_recipe(opts.dataset, model_name, opts.preset, {**opts.overrides, "budget": None}, opts.sets)
+    return budget_dir(opts.budget, own.config.get("budget"))
+
+
+def run_paths(opts: RunOptions, model_name: str, seed: int) -> tuple[Path, Path]:
+    """(record, checkpoint) of one (model, seed) run of ``opts``: what run, sweep, tune, the launchers and
+    status look for."""
+    sub = budget_dir_of(opts, model_name)
+    return (record_path(opts.out, opts.dataset, opts.preset, model_name, seed, budget_dir=sub),
+            checkpoint_path(opts.out, opts.dataset, opts.preset, model_name, seed, budget_dir=sub))
+
+
 def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: torch.device, dist: Any,
             con: Any, make_precision: Any) -> RunRecord:
     """One (model, seed) run; never raises for a model failure (records it instead)."""
@@ -260,8 +280,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     from stbench.metrics import convention_for, metrics_meta
     from stbench.recipes import load_recipe
 
-    rpath = record_path(opts.out, opts.dataset, opts.preset, model_name, seed)
-    cpath = checkpoint_path(opts.out, opts.dataset, opts.preset, model_name, seed)
+    rpath, cpath = run_paths(opts, model_name, seed)
     old = read_record(rpath) if dist.master else None
     if old and old.status == "completed" and not opts.force:
         con.print(f"[dim]{model_name} seed {seed}: already completed ({rpath}); --force re-runs it[/dim]")
@@ -286,6 +305,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
                     temporal=model.names["temporal"], decoder=model.names["decoder"],
                     metrics_meta=metrics_meta(names), convention=convention_for(names), rollout=model.rollout,
                     config={**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
+                            "budget_dir": budget_dir_of(opts, model_name),
                             "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root,
                             **({"tuning": opts.tuning} if opts.tuning else {})},
                     env=env_info(device, prec.name))

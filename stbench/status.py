@@ -30,10 +30,12 @@ class Cell:
     seed: int | None
     status: str
     detail: str = ""
+    budget: str | None = None  # the records sub-folder of a run at a budget asked for (stbench.budget.budget_dir)
 
     def line(self) -> str:
         seed = "-" if self.seed is None else str(self.seed)
-        return f"{self.dataset:<10} {self.preset:<6} {self.model:<20} seed {seed:<3} {self.status:<11} {self.detail}"
+        preset = f"{self.preset}/{self.budget}" if self.budget else self.preset
+        return f"{self.dataset:<10} {preset:<6} {self.model:<20} seed {seed:<3} {self.status:<11} {self.detail}"
 
 
 def _age(iso: str | None, now: _dt.datetime) -> str:
@@ -64,37 +66,40 @@ def _from_record(rec: dict[str, Any], path: Path, now: _dt.datetime) -> Cell:
         if rec.get("kind") == "floor":
             detail = f"floor; {detail}"
     return Cell(str(rec.get("dataset")), str(rec.get("preset")), str(rec.get("model")),
-                rec.get("seed") if rec.get("kind") != "floor" else None, status, detail)
+                rec.get("seed") if rec.get("kind") != "floor" else None, status, detail,
+                (rec.get("config") or {}).get("budget_dir"))
 
 
 def grid_status(results: Path, now: _dt.datetime | None = None) -> list[Cell]:
     """Every cell with a record under ``results/records``, plus the manifest cells without one."""
     now = now or _dt.datetime.now(_dt.UTC)
     results = Path(results)
-    cells: dict[tuple[str, str, str, int | None], Cell] = {}
-    for path in sorted((results / "records").glob("*/*/*.json")):
+    cells: dict[tuple[str, str, str | None, str, int | None], Cell] = {}
+    paths = [*(results / "records").glob("*/*/*.json"), *(results / "records").glob("*/*/*/*.json")]  # + budgets
+    for path in sorted(paths):
         if not is_record_name(path.name):  # a model card or a temporary file beside the records
             continue
         try:
             rec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             ds, preset = path.parent.parent.name, path.parent.name
-            cells[(ds, preset, path.stem, None)] = Cell(ds, preset, path.stem, None, "unreadable", str(path))
+            cells[(ds, preset, None, path.stem, None)] = Cell(ds, preset, path.stem, None, "unreadable", str(path))
             continue
         if not isinstance(rec, dict) or "model" not in rec:
             continue
         c = _from_record(rec, path, now)
-        cells[(c.dataset, c.preset, c.model, c.seed)] = c
+        cells[(c.dataset, c.preset, c.budget, c.model, c.seed)] = c
     for man in read_manifests(results):
         ds, preset = man.get("dataset"), man.get("preset")
         jobs = man.get("jobs", {})
-        for model, seed in man.get("cells", []):
-            if not record_path(results, ds, preset, model, seed).exists():
-                job = jobs.get(f"{model}__seed{seed}")
-                cells[(ds, preset, model, seed)] = Cell(ds, preset, model, seed, "queued",
-                                                        f"job {job}" if job else "")
-    return sorted(cells.values(), key=lambda c: (c.dataset, c.preset, ORDER.get(c.status, -1), c.model,
-                                                 -1 if c.seed is None else c.seed))
+        for model, seed, *budget in man.get("cells", []):  # [model, seed] or, from a sweep, [model, seed, folder]
+            sub = budget[0] if budget else None
+            if not record_path(results, ds, preset, model, seed, budget_dir=sub).exists():
+                job = jobs.get(f"{sub + '/' if sub else ''}{model}__seed{seed}")
+                cells[(ds, preset, sub, model, seed)] = Cell(ds, preset, model, seed, "queued",
+                                                             f"job {job}" if job else "", sub)
+    return sorted(cells.values(), key=lambda c: (c.dataset, c.preset, c.budget or "", ORDER.get(c.status, -1),
+                                                 c.model, -1 if c.seed is None else c.seed))
 
 
 def summary(cells: list[Cell]) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 
 from stbench.errors import UserError
 from stbench.recipes import parse_value
-from stbench.records import read_record, record_path
+from stbench.records import read_record
 
 TUNE_SEED = 0  # the seed of every trial (the final runs use --seeds)
 SELECT_ON = "val mse"  # the validation-split MSE of the selected (best-epoch) weights
@@ -117,7 +117,7 @@ def _trial_opts(opts: TuneOptions, model: str, setting: dict[str, Any]) -> Any:
 
 def tune_model(opts: TuneOptions, model: str, con: Any) -> int:
     """The trials of one model, then its final runs with the chosen setting; 1 if anything failed."""
-    from stbench.runner import run_grid
+    from stbench.runner import run_grid, run_paths
 
     r = opts.run
     trials = []
@@ -125,10 +125,11 @@ def tune_model(opts: TuneOptions, model: str, con: Any) -> int:
         t_opts = _trial_opts(opts, model, setting)
         con.print(f"[bold]tune {model}[/bold]: trial {len(trials) + 1} {setting_label(setting)}")
         run_grid(t_opts)
-        rec = read_record(record_path(t_opts.out, r.dataset, r.preset, model, TUNE_SEED))
+        path = run_paths(t_opts, model, TUNE_SEED)[0]
+        rec = read_record(path)
         val = ((rec.val or {}).get("metrics") or {}).get("mse") if rec and rec.status == "completed" else None
         trials.append({"setting": setting, "val_mse": val, "status": rec.status if rec else "missing",
-                       "record": str(record_path(t_opts.out, r.dataset, r.preset, model, TUNE_SEED))})
+                       "record": str(path)})
     finite = [t for t in trials if isinstance(t["val_mse"], (int, float)) and math.isfinite(t["val_mse"])]
     if not finite:
         con.print(f"[red]tune {model}: no trial finished with a finite validation MSE; nothing to train[/red]")

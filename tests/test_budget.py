@@ -127,7 +127,9 @@ def test_run_records_its_budget(tmp_path):
     rc = main(["run", "--models", "tau", "--preset", "smoke", "--budget", "samples=20", "--out", str(tmp_path),
                "--no-profile", "--test-size", "4"])
     assert rc == 0
-    rec = json.loads((tmp_path / "records/mmnist/smoke/tau__seed0.json").read_text())
+    # a budget other than the preset's own (smoke: samples=32) has its own records folder (stbench.budget.budget_dir)
+    rec = json.loads((tmp_path / "records/mmnist/smoke/samples=20/tau__seed0.json").read_text())
+    assert rec["run_id"] == "mmnist/smoke/samples=20/tau__seed0" and rec["config"]["budget_dir"] == "samples=20"
     b = rec["budget"]
     # smoke: batch 4, 16 training sequences = 4 batches per epoch; 20 sequences = 5 batches = 2 epochs (4 + 1)
     assert (b["kind"], b["value"], b["label"], b["samples_seen"], b["epochs"], b["steps"]) == \

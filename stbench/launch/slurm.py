@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,20 +85,23 @@ def parse_mem_gb(text: str | None) -> float | None:
     return float(m.group(1)) * scale
 
 
-def cell_argv(argv: Sequence[str], model: str, seed: int) -> list[str]:
-    """The user's ``stbench run`` argv for one cell: grid and launcher options replaced."""
+def cell_argv(argv: Sequence[str], model: str, seed: int, budget: str | None = None) -> list[str]:
+    """The user's ``stbench run`` argv for one cell: grid and launcher options replaced. With ``budget`` (a cell of
+    ``stbench sweep``) the cell is ``stbench run ... --budget <budget>``: ``sweep`` becomes ``run`` and the
+    sweep's ``--budgets`` is dropped."""
     out: list[str] = []
+    drop = _CELL_OPTS + (("--budgets", "--budget") if budget else ())
     it = iter(argv)
     for tok in it:
         name = tok.split("=", 1)[0]
-        if name in _CELL_OPTS:
+        if name in drop:
             if "=" not in tok:
                 next(it, None)  # its value
             continue
         if name in _CELL_FLAGS:
             continue
-        out.append(tok)
-    return [*out, "--models", model, "--seeds", str(seed), "--resume"]
+        out.append("run" if budget and tok == "sweep" and "run" not in out else tok)
+    return [*out, "--models", model, "--seeds", str(seed), "--resume", *(("--budget", budget) if budget else ())]
 
 
 def run_cell(argv: list[str]) -> int:
@@ -154,33 +157,39 @@ def wait_jobs(jobs: list[Any], labels: list[str], echo: Any = print) -> int:
 
 
 def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dataset: str, preset: str, out: Path,
-                force: bool, cluster: str, slurm: SlurmOptions, wait: bool = False, echo: Any = print) -> int:
+                force: bool, cluster: str, slurm: SlurmOptions, wait: bool = False, echo: Any = print,
+                budgets: Sequence[str | None] = (None,),
+                folder_of: Callable[[str, str | None], str | None] | None = None) -> int:
     """Submit every cell of the grid whose record is not completed; returns 0 (or, with ``wait``, 1
-    when a cell failed)."""
-    cells = [(m, s) for m in models for s in seeds]
+    when a cell failed). ``stbench sweep`` passes its ``budgets`` (one cell per model x budget x seed) and
+    ``folder_of(model, budget)``, the records sub-folder of that budget (:func:`stbench.runner.budget_dir_of`)."""
+    folder_of = folder_of or (lambda m, b: None)
+    cells = [(m, s, b, folder_of(m, b)) for b in budgets for m in models for s in seeds]
     todo, done = [], []
-    for m, s in cells:
-        old = read_record(record_path(out, dataset, preset, m, s))
-        (done if old is not None and old.status == "completed" and not force else todo).append((m, s))
+    for cell in cells:
+        m, s, _, sub = cell
+        old = read_record(record_path(out, dataset, preset, m, s, budget_dir=sub))
+        (done if old is not None and old.status == "completed" and not force else todo).append(cell)
     echo(f"grid {dataset}/{preset}: {len(cells)} cells, {len(done)} already completed, submitting {len(todo)}")
     jobs: list[Any] = []
     if todo:
         ex, folder = _executor(f"stbench-{dataset}-{preset}", out, cluster, slurm)
-        argvs = [cell_argv(argv, m, s) for m, s in todo]
+        argvs = [cell_argv(argv, m, s, b) for m, s, b, _ in todo]
         jobs = ex.map_array(run_cell, argvs)
-        for (m, s), job in zip(todo, jobs):
-            echo(f"  {m} seed {s}: job {job.job_id}")
+        for (m, s, b, _), job in zip(todo, jobs):
+            echo(f"  {m} seed {s}{' ' + b if b else ''}: job {job.job_id}")
         echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
     path = manifest_path(out, dataset, preset)
     old = _read_json(path)
     job_ids = dict(old.get("jobs", {}))
-    job_ids.update({f"{m}__seed{s}": str(j.job_id) for (m, s), j in zip(todo, jobs)})
-    cells_all = list(dict.fromkeys([*(tuple(c) for c in old.get("cells", [])), *cells]))
+    job_ids.update({f"{sub + '/' if sub else ''}{m}__seed{s}": str(j.job_id) for (m, s, _, sub), j in zip(todo, jobs)})
+    listed = [[m, s, sub] if sub else [m, s] for m, s, _, sub in cells]
+    cells_all = list(dict.fromkeys([*(tuple(c) for c in old.get("cells", [])), *map(tuple, listed)]))
     atomic_write_json(path, {"dataset": dataset, "preset": preset, "cells": [list(c) for c in cells_all],
                              "jobs": job_ids, "updated_at": now_iso()})
     if not wait:
         return 0
-    return wait_jobs(jobs, [f"{m} seed {s}" for m, s in todo], echo)
+    return wait_jobs(jobs, [f"{m} seed {s}{' ' + b if b else ''}" for m, s, b, _ in todo], echo)
 
 
 def submit_models(argvs: dict[str, list[str]], *, name: str, out: Path, cluster: str, slurm: SlurmOptions,

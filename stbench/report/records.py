@@ -29,7 +29,7 @@ BASE_COLUMNS = (
     "encoder", "temporal", "decoder", "params", "flops", "flops_convention", "infer_seq_per_s", "infer_batch",
     "published_fps", "device", "device_name", "precision", "train_s", "total_s", "finished_at",
     "epochs", "convention", "examples_file", "examples_indices", "per_sequence_file", "checkpoint", "source",
-    "rollout", "budget", "samples_seen", "train_flops", "tuning", "record",
+    "rollout", "budget", "samples_seen", "train_flops", "tuning", "horizon", "record",
 )
 
 
@@ -115,6 +115,7 @@ def _row(rec: RunRecord, path: Path) -> dict[str, Any]:
         "samples_seen": _num((budget or {}).get("samples_seen")),
         "train_flops": _num((budget or {}).get("train_flops")),
         "tuning": tuning_label(rec),
+        "horizon": int(rec.horizon["t_out"]) if rec.horizon else None,  # `stbench eval --t-out N` (horizon.py)
         "record": rec.to_dict(),
     }
     for name, value in (rec.metrics or {}).items():
@@ -185,7 +186,8 @@ def load_records(results_dir: Path) -> LoadedRecords:
                             "listed as failed")
             rec.status, rec.reason = "failed", f"non-finite test metrics ({', '.join(bad[:4])})"
         row = _row(rec, path)
-        key = (row["dataset"], row["preset"], row["model"], row["seed"], row["checkpoint"])
+        key = (row["dataset"], row["preset"], row["model"], row["seed"], row["checkpoint"], row["budget"],
+               row["horizon"])
         if key in rows:
             old = rows[key]
             keep_new = str(row["finished_at"] or "") >= str(old["finished_at"] or "")

@@ -257,7 +257,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
     from stbench import train as T
     from stbench.data import get_dataset
     from stbench.metrics import convention_for, metrics_meta
-    from stbench.precision import make_precision, resolve_device
+    from stbench.precision import make_precision
     from stbench.records import RunRecord, atomic_write_npz, check_writable, env_info, nonfinite_metrics, now_iso
 
     if source not in SOURCES:
@@ -269,6 +269,13 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
         net, card = _card_model(checkpoint, model, dataset, source, config)
         model, dataset, preset, sha = card["model"], card["dataset"]["name"], card["preset"], card["weights"]["sha256"]
         checkpoint = checkpoint.with_name(card["weights"]["file"])
+    from stbench.precision import PRECISIONS
+    from stbench.preflight import check_counts, check_device
+
+    check_counts({"test_size": test_size, "batch_size": batch_size}, {"test_size": test_size, "batch_size": batch_size})
+    check_device(device)  # before the checkpoint is read: every argument first (issue 24)
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
         cfg_info = {"source_config": copy.deepcopy(card["config"]), "card": card_path(checkpoint).name}
         paper_cfg = dict(card["config"])  # the run's own recipe: its data variant, test size and eval batch
     else:
@@ -297,7 +304,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
         check_normalisation(card.get("normalisation"), ds.spec)
     out = Path(out)
     check_writable(out)
-    dev = resolve_device(device)
+    dev = check_device(device)
     prec = make_precision(precision, dev, model=net)
     test_size = test_size if test_size is not None else paper_cfg.get("test_size")
     bs = int(batch_size or paper_cfg.get("eval_batch_size", 16))

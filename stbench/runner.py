@@ -26,6 +26,7 @@ import torch
 
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
+from stbench.preflight import check_device, check_options, check_run
 from stbench.records import (
     RunRecord,
     check_writable,
@@ -74,6 +75,8 @@ class RunOptions:
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
         from stbench.recipes import DEFAULT_PRESET
 
+        if args.seeds and args.seed is not None:
+            raise UserError(f"--seed {args.seed} and --seeds {args.seeds} both given; pass one of them")
         if args.seeds:
             try:
                 seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -174,6 +177,8 @@ def run_grid(opts: RunOptions) -> int:
 
     if opts.preset not in PRESETS:
         raise RecipeError(f"unknown preset '{opts.preset}'; choose one of {', '.join(PRESETS)}")
+    check_options(opts)
+    check_device(opts.device)
     device, dist = setup_distributed(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -198,6 +203,8 @@ def run_grid(opts: RunOptions) -> int:
                                   opts.overrides, opts.sets)
     data_kw = dict(data_cfg_recipe.config.get("data", {}))
     dataset = get_dataset(opts.dataset, data_root=opts.data_root, **data_kw)
+    for model_name in dict.fromkeys(m for m, _ in mine):  # every value checked before the first record is written
+        check_run(opts, model_name, dataset.spec, device)
 
     results: list[RunRecord] = []
     failed = False

@@ -106,6 +106,7 @@ def test_model_page_shows_counts_equivalence_published_and_records(site):
         assert f"<code>{fixture}</code>" in html and f"{diff:.2g}" in html  # from equivalence.json, not typed
     assert "reproduces the reference" in html
     assert "published (mmnist): OpenSTL benchmark, 200 epochs" in html and "44.7M" in html  # published counts
+    assert "stbench at the paper configuration (mmnist; built here, not trained)</td><td class=\"r\">44.7M" in html
     assert "published: OpenSTL benchmark, 200 epochs" in html and "24.60" in html  # published beside measured
     assert "samples=4000" in html and "4,000 samples seen" in html  # the budget block
     assert 'href="../records/mmnist/quick/tau__seed0.json"' in html

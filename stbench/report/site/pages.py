@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import shutil
@@ -417,6 +418,10 @@ class SiteBuilder:
             rows.append([f"measured here: {escape(lb.dataset)}, preset {escape(lb.preset)}", escape(si(row["params"])),
                          escape(si(row["flops"])), escape(conv or DASH)])
         for dataset in dict.fromkeys(lb.dataset for lb, _ in here):
+            n = paper_params(model, dataset)
+            if n is not None:
+                rows.append([f"stbench at the paper configuration ({escape(dataset)}; built here, not trained)",
+                             escape(si(n)), DASH, "<code>stbench profile --preset paper</code> counts FLOPs"])
             for ref in self.references(dataset).by_model.get(model, []):
                 if "params_m" in ref.values or "flops_g" in ref.values:
                     p, f = ref.values.get("params_m"), ref.values.get("flops_g")
@@ -668,6 +673,23 @@ class SiteBuilder:
             self._model_page(model)
         self._index()
         return self.files
+
+
+@functools.cache
+def paper_params(model: str, dataset: str) -> int | None:
+    """Parameters of ``model`` at ``dataset``'s paper recipe, built on the meta device (no memory, no weights):
+    the count to hold against the published one. None where there is no paper recipe or it does not build."""
+    try:
+        import torch
+
+        from stbench.recipes import load_recipe
+
+        recipe = load_recipe(dataset, model, "paper")
+        with torch.device("meta"):
+            built = recipe.build_model(model)
+        return int(sum(p.numel() for p in built.parameters()))
+    except Exception:  # noqa: BLE001 - a plugin model, a dataset whose shapes need its files: no row, no failure
+        return None
 
 
 def _registry_description(model: str) -> str | None:

@@ -348,7 +348,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"unknown report format(s) {', '.join(bad)}; choose from {','.join(FORMATS)}")
     try:
-        res = build_report(Path(args.results), Path(args.out) if args.out else None, formats, console=_console())
+        res = build_report(Path(args.results), Path(args.out) if args.out else None, formats, console=_console(),
+                           val_target=args.val_target)
     except EmptyResultsError as exc:
         raise UserError(str(exc)) from None
     if res.files:
@@ -546,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--results", default="results", help="directory holding records/ (default: results)")
     rp.add_argument("--format", default="term,md,csv,tex,html", help="comma list of term,md,csv,tex,html,site")
     rp.add_argument("--out", default=None, help="where to write files (default: <results>/report)")
+    rp.add_argument("--val-target", type=float, default=None, metavar="MSE",
+                    help="compute study: the validation MSE each model's time-to-target is measured to (default: the "
+                         "worst model's validation MSE at the largest budget)")
 
     ls = command("list", cmd_list, "what is registered, plugins included",
                  "stbench list models 'tau*'", "stbench list temporal --format json")

@@ -29,6 +29,7 @@ class ReportResult:
     warnings: list[str] = field(default_factory=list)  # skipped records, mixed devices, unreadable baselines
     notes: list[str] = field(default_factory=list)  # plots skipped and why
     boards: list[Leaderboard] = field(default_factory=list)  # the full leaderboards (notes, failed runs, published)
+    studies: list = field(default_factory=list)  # compute studies (stbench.report.compute), one per swept (ds, preset)
     records: pd.DataFrame | None = None  # every readable record, one row per run
 
 
@@ -57,6 +58,7 @@ def build_report(
     baselines_dir: Path | None = None,
     *,
     plots: bool = True,
+    val_target: float | None = None,
 ) -> ReportResult:
     """Leaderboards (one per dataset and preset) and plots from every run record under ``results_dir``.
 
@@ -68,6 +70,9 @@ def build_report(
     - ``console``: tables are printed when ``term`` is asked for (a new Console if none is given); warnings and
       skipped plots are printed whenever there is a console.
     - ``baselines_dir``: where ``<dataset>.toml`` with the published numbers lives (default: the recipes').
+    - ``val_target``: the validation MSE of the compute study's time-to-target table (default: see
+      :mod:`stbench.report.compute`); the study (``compute_<dataset>_<preset>.md``, a section of ``report.html``,
+      ``plots/compute_*``) is drawn for every (dataset, preset) whose records span several budgets.
 
     Raises :class:`EmptyResultsError` (one-line message saying how to create results) when there is no
     readable record, and ``ValueError`` for an unknown format.
@@ -126,9 +131,10 @@ def build_report(
             path = stem.with_suffix(".tex")
             path.write_text(latex(lb), encoding="utf-8")
             result.files.append(path)
+    extra = _studies(result, boards, out_dir, wanted, val_target, plots)
     if "html" in wanted:
         path = out_dir / "report.html"
-        path.write_text(render_html(boards, plot_sets, result.warnings, str(results_dir), len(loaded.frame)),
+        path.write_text(render_html(boards, plot_sets, result.warnings, str(results_dir), len(loaded.frame), extra),
                         encoding="utf-8")
         result.files.append(path)
     if "site" in wanted:
@@ -146,3 +152,22 @@ def build_report(
             console.print(Text(note, style="dim"))
         _print_warnings(console, result.warnings)
     return result
+
+
+def _studies(result: ReportResult, boards: list[Leaderboard], out_dir: Path, wanted: list[str],
+             val_target: float | None, plots: bool) -> list[str]:
+    """The compute studies: Markdown files and plots written, their HTML sections returned."""
+    from stbench.report.compute import compute_studies, study_html, study_markdown, study_plots
+
+    result.studies = compute_studies(boards, val_target)
+    html = []
+    for st in result.studies:
+        ps = study_plots(st, out_dir / "plots") if plots and len(wanted) > wanted.count("term") else PlotSet()
+        result.files += [f for p in ps.files for f in (p.png, p.svg)]
+        result.notes.extend(ps.notes)
+        if "md" in wanted:
+            path = out_dir / f"compute_{st.slug}.md"
+            path.write_text(study_markdown(st, ps, rel_to=out_dir), encoding="utf-8")
+            result.files.append(path)
+        html.append(study_html(st, ps))
+    return html

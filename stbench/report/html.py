@@ -83,13 +83,15 @@ def _section(lb: Leaderboard, plots: PlotSet | None) -> str:
 
 
 def render_html(boards: list[Leaderboard], plots: dict[tuple[str, str], PlotSet], warnings: list[str],
-                source: str, n_records: int) -> str:
+                source: str, n_records: int, extra: list[str] | None = None) -> str:
+    """``extra``: further sections (HTML), e.g. the compute study and the horizon extrapolation, after the boards."""
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nav = " ".join(f'<a href="#{escape(lb.slug)}">{escape(lb.title)}</a>' for lb in boards)
     body = ["<h1>stbench report</h1>",
             f'<p class="meta">{n_records} record(s) from {escape(source)} · generated {now} by stbench '
             f"{escape(__version__)}</p>", f"<nav>{nav}</nav>"]
     body += [_section(lb, plots.get(lb.key)) for lb in boards]
+    body += list(extra or [])
     if warnings:
         body.append('<section id="warnings"><h2>Warnings</h2><ul>'
                     + "".join(f'<li class="warn">{escape(w)}</li>' for w in warnings) + "</ul></section>")

@@ -112,14 +112,18 @@ class Leaderboard:
     warnings: list[str] = field(default_factory=list)
     budget: str | None = None  # the training budget every ranked row had ("samples=4000"); None: none stated
     budget_split: bool = False  # the (dataset, preset) holds records of several budgets: one board per budget
+    horizon: int | None = None  # `stbench eval --t-out N` records: rolled out to N frames, never ranked with trained
+    trained_t_out: int | None = None  # ... by models trained to predict this many frames
 
     @property
     def key(self) -> tuple[str, ...]:
-        return (self.dataset, self.preset, self.budget or "") if self.budget_split else (self.dataset, self.preset)
+        key = (self.dataset, self.preset, self.budget or "") if self.budget_split else (self.dataset, self.preset)
+        return (*key, f"t{self.horizon}") if self.horizon else key
 
     @property
     def title(self) -> str:
-        return f"{self.dataset}, preset {self.preset}" + (f", budget {self.budget}" if self.budget else "")
+        rolled = f", rolled out to {self.horizon} frames (trained {self.trained_t_out})" if self.horizon else ""
+        return f"{self.dataset}, preset {self.preset}" + (f", budget {self.budget}" if self.budget else "") + rolled
 
     @property
     def slug(self) -> str:
@@ -127,6 +131,7 @@ class Leaderboard:
             return "".join(c if c.isalnum() or c in "-._" else "-" for c in name)
 
         extra = f"_{safe(self.budget or 'unknown')}" if self.budget_split else ""
+        extra += f"_t{self.horizon}" if self.horizon else ""
         return f"{safe(self.dataset)}_{safe(self.preset)}{extra}"
 
 
@@ -325,16 +330,33 @@ def build_leaderboards(loaded: LoadedRecords, references: Callable[[str], Datase
     boards = []
     keys = sorted({(d, p) for d, p in zip(df["dataset"], df["preset"])}, key=lambda k: _order_key(*k))
     for dataset, preset in keys:
-        whole = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
-        budgets = _budgets(whole)
-        for budget in budgets:
-            lb = _board(whole, dataset, preset, budget, len(budgets) > 1, loaded, references)
-            if len(budgets) > 1 and budget == budgets[0]:
-                lb.warnings.append(f"{dataset}/{preset}: the records hold {len(budgets)} different training budgets "
-                                   f"({', '.join(b or 'unknown' for b in budgets)}); they are ranked separately, one "
-                                   "leaderboard per budget")
-            boards.append(lb)
+        both = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
+        for horizon, whole in _horizons(both):
+            budgets = _budgets(whole)
+            for budget in budgets:
+                lb = _board(whole, dataset, preset, budget, len(budgets) > 1, loaded, references)
+                lb.horizon = horizon
+                if horizon:
+                    lb.trained_t_out = _trained_t_out(whole)
+                if len(budgets) > 1 and budget == budgets[0] and not horizon:
+                    lb.warnings.append(f"{dataset}/{preset}: the records hold {len(budgets)} different training "
+                                       f"budgets ({', '.join(b or 'unknown' for b in budgets)}); they are ranked "
+                                       "separately, one leaderboard per budget")
+                boards.append(lb)
     return boards
+
+
+def _horizons(part: pd.DataFrame) -> list[tuple[int | None, pd.DataFrame]]:
+    """The records at the trained horizon (floors included), then each horizon of ``stbench eval --t-out N``
+    records apart (no floors): a roll-out to N frames is never ranked with trained N' -> N' rows."""
+    h = part["horizon"] if "horizon" in part else pd.Series([None] * len(part), index=part.index)
+    out = [(None, part[h.isna()])] if h.isna().any() else []
+    return out + [(int(v), part[h == v]) for v in sorted(set(h.dropna()))]
+
+
+def _trained_t_out(part: pd.DataFrame) -> int | None:
+    vals = {(r.get("horizon") or {}).get("trained_t_out") for r in part["record"]}
+    return next(iter(vals)) if len(vals) == 1 else None
 
 
 def _budgets(part: pd.DataFrame) -> list[str | None]:

@@ -261,10 +261,15 @@ def _num(x: Any, fmt: str = ".4g") -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
 
 
+def _name(x: Any, missing: str = "-") -> str:
+    """A model / budget name, or ``missing`` where pandas holds NaN / None (a budget without that family)."""
+    return x if isinstance(x, str) and x else missing
+
+
 def best_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
     head = ["budget", "best recurrent", study.metric.upper(), "best parallel", study.metric.upper(),
             "Δ parallel − recurrent [95% CI]", "p"]
-    rows = [[str(r["budget"]), r["recurrent"] or "-", _num(r["recurrent_mean"]), r["parallel"] or "-",
+    rows = [[str(r["budget"]), _name(r["recurrent"]), _num(r["recurrent_mean"]), _name(r["parallel"]),
              _num(r["parallel_mean"]),
              f"{_num(r['diff'], '+.4g')} [{_num(r['diff_lo'], '+.4g')}, {_num(r['diff_hi'], '+.4g')}]"
              if math.isfinite(r["diff"]) else "-", _num(r["p"], ".3g")] for _, r in study.best.iterrows()]
@@ -273,7 +278,7 @@ def best_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
 
 def target_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
     head = ["model", "family", "first budget reaching the target", "samples seen", "train time (s)", "val MSE"]
-    rows = [[r["model"], r["family"], r["budget"] or "not reached", _num(r["samples_seen"], ".0f"),
+    rows = [[r["model"], r["family"], _name(r["budget"], "not reached"), _num(r["samples_seen"], ".0f"),
              _num(r["train_s"], ".0f"), _num(r["val_mse"])] for _, r in study.to_target.iterrows()]
     return head, rows
 

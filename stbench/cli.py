@@ -363,11 +363,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from stbench.evaluate import evaluate_checkpoint
 
+    if args.t_out is not None:  # a kept model rolled out past its trained horizon (stbench/horizon.py)
+        return _eval_horizon(args)
+
     rec = evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
                               source=args.source, config=args.config, out=args.out, device=args.device,
                               precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
                               profile=not args.no_profile, rollout=args.rollout, console=_console())
     if rec.status == "failed":  # recorded with its reason; the command fails like a failed run
+        print(f"stbench: error: {rec.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _eval_horizon(args: argparse.Namespace) -> int:
+    from stbench.horizon import evaluate_horizon
+
+    if args.model or args.config or args.source != "stbench" or args.rollout:
+        raise UserError("--t-out scores a kept model as its card describes it: drop --model / --config / --from / "
+                        "--rollout")
+    rec = evaluate_horizon(args.checkpoint, args.t_out, out=args.out, data_root=args.data_root, device=args.device,
+                           precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
+                           console=_console())
+    if rec.status == "failed":
         print(f"stbench: error: {rec.reason}", file=sys.stderr)
         return 1
     return 0
@@ -380,7 +398,8 @@ def _add_eval_parser(command: Any) -> None:
                  "stbench eval --checkpoint w.pth --model gsta --from openstl --config "
                  "configs/mmnist/simvp/SimVP_gSTA.py",
                  "stbench eval --checkpoint my_tau.pt --model tau   # stbench weights, paper sizes",
-                 "stbench eval --checkpoint results/records/mmnist/quick/tau__seed0.safetensors  # card: no --model")
+                 "stbench eval --checkpoint results/records/mmnist/quick/tau__seed0.safetensors  # card: no --model",
+                 "stbench eval --checkpoint results/records/mmnist/quick/tau__seed0.safetensors --t-out 30  # roll out")
     ev.add_argument("--checkpoint", required=True,
                     help="weights file: .pth/.ckpt/.pt (loaded with weights_only=True) or a .safetensors that "
                          "stbench run kept, with its .card.json beside it")
@@ -401,6 +420,9 @@ def _add_eval_parser(command: Any) -> None:
     ev.add_argument("--rollout", default=None, choices=["frame", "latent"],
                     help="parallel models, T_out > T_in: frame (published, default) or latent roll-out")
     ev.add_argument("--no-profile", action="store_true", help="skip the cost profile in the record")
+    ev.add_argument("--t-out", type=int, default=None, metavar="N",
+                    help="a kept model (.safetensors + card) rolled out to N frames on its test set continued to N "
+                         "frames: error per lead time, a leaderboard of its own per horizon (docs/protocol.md)")
 
 
 # ---------------------------------------------------------------------------------------------

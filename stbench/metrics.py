@@ -595,6 +595,17 @@ def compute(
     return acc.result()
 
 
+def frame_values(pred: Any, true: Any, metrics: Sequence[str] | str = DEFAULT_METRICS,
+                 context: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Each sequence's value at each predicted frame, ``{metric: (B, T) float64}``: the numbers
+    :class:`MetricAccumulator` averages, for the metrics that are means of per-frame values (a pooled metric has
+    none and is left out). ``stbench eval --t-out`` keeps them for intervals per lead time."""
+    fns = {n: f for n, f in _resolve(metrics).items() if not isinstance(f, PooledMetric)}
+    p, t = _pair(pred, true)
+    vals = _per_frame(fns, p, t, context_kwargs(list(fns), context)) if fns else {}
+    return {n: v.double().cpu().numpy() for n, v in vals.items()}
+
+
 # -- sanity floors -------------------------------------------------------------------------------
 def floor_predictions(kind: str, inputs: Any, t_out: int) -> Any:
     """A trivial prediction (B, T_out, C, H, W) from inputs (B, T_in, C, H, W), same array type.

@@ -229,6 +229,13 @@ class _NS2D(Dataset):
             params={**params, **{f"{s}_trajectories": n for s, n in self.trajectories.items()}},
         )
 
+    def horizon_options(self, options: dict[str, Any], t_out: int) -> dict[str, Any]:
+        """Every trajectory grows by the extra frames (``traj_frames`` + t_out - T_out), so each test window keeps
+        its trajectory and start: the same inputs, and the first T_out targets unchanged (``stbench eval --t-out``).
+        The trajectories are the same (their initial fields depend on (data_seed, split, i) only), solved longer."""
+        grow = int(t_out) - self.spec.t_out
+        return {**options, "t_out": int(t_out), "traj_frames": self.params["traj_frames"] + grow}
+
     # -- cache ---------------------------------------------------------------------------------
     def cache_dir(self) -> Path:
         if self.data_root is not None:

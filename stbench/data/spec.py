@@ -99,6 +99,13 @@ class Dataset:
         [0, 1] by /255) or float32 already on ``spec.scale``."""
         raise NotImplementedError
 
+    def horizon_options(self, options: dict[str, Any], t_out: int) -> dict[str, Any]:
+        """The data options (``options`` made this dataset) of the SAME test sequences continued to ``t_out``
+        predicted frames, for ``stbench eval --t-out`` (:mod:`stbench.horizon`): the same inputs and, up to the
+        shorter horizon, the same targets. Default: the variant with ``t_out`` changed (a generated dataset whose
+        sequence ``i`` does not depend on its length, e.g. Moving MNIST); a dataset of windows overrides it."""
+        return {**options, "t_out": int(t_out)}
+
     # -- shared ----------------------------------------------------------------------------------
     def check_split(self, split: str) -> None:
         if split not in SPLITS:

@@ -170,4 +170,27 @@ def _studies(result: ReportResult, boards: list[Leaderboard], out_dir: Path, wan
             path.write_text(study_markdown(st, ps, rel_to=out_dir), encoding="utf-8")
             result.files.append(path)
         html.append(study_html(st, ps))
+    return html + _extrapolations(result, boards, out_dir, wanted)
+
+
+def _extrapolations(result: ReportResult, boards: list[Leaderboard], out_dir: Path, wanted: list[str]) -> list[str]:
+    """Horizon extrapolation (``stbench eval --t-out`` boards): plot and Markdown written, HTML sections returned."""
+    from stbench.report.extrapolation import (
+        extrapolation_html,
+        extrapolation_markdown,
+        extrapolation_plot,
+        extrapolations,
+    )
+
+    if len(wanted) == wanted.count("term"):
+        return []
+    html = []
+    for ex in extrapolations(boards):
+        plot = extrapolation_plot(ex, out_dir / "plots")
+        result.files += [plot.png, plot.svg]
+        if "md" in wanted:
+            path = out_dir / f"extrapolation_{ex.board.slug}.md"
+            path.write_text(extrapolation_markdown(ex, plot, rel_to=out_dir), encoding="utf-8")
+            result.files.append(path)
+        html.append(extrapolation_html(ex, plot))
     return html

@@ -142,7 +142,7 @@ def _checkpoint_label(rec: RunRecord) -> str | None:
     nor with another checkpoint of it.
     """
     ckpt = rec.checkpoint
-    if rec.kind != "evaluated" or not isinstance(ckpt, dict):
+    if rec.kind != "evaluated" or not isinstance(ckpt, dict) or rec.horizon:  # a roll-out: seeds aggregate per model
         return None
     return f"{ckpt.get('file') or '?'} ({ckpt.get('source') or rec.source or '?'})"
 

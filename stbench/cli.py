@@ -369,7 +369,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rec = evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
                               source=args.source, config=args.config, out=args.out, device=args.device,
                               precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
-                              profile=not args.no_profile, rollout=args.rollout, console=_console())
+                              profile=not args.no_profile, rollout=args.rollout, console=_console(),
+                              force=args.force)
     if rec.status == "failed":  # recorded with its reason; the command fails like a failed run
         print(f"stbench: error: {rec.reason}", file=sys.stderr)
         return 1
@@ -423,6 +424,7 @@ def _add_eval_parser(command: Any) -> None:
     ev.add_argument("--t-out", type=int, default=None, metavar="N",
                     help="a kept model (.safetensors + card) rolled out to N frames on its test set continued to N "
                          "frames: error per lead time, a leaderboard of its own per horizon (docs/protocol.md)")
+    ev.add_argument("--force", action="store_true", help="replace a completed evaluation of the same weights")
 
 
 # ---------------------------------------------------------------------------------------------

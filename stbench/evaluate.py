@@ -16,7 +16,7 @@ preset, data variant and test protocol come from the card, and a card that does 
 The model is evaluated like a trained run (:func:`stbench.train.evaluate`, the published metric
 convention) and profiled like one (params, fvcore FLOPs, throughput), and ONE record of kind
 ``evaluated`` is written beside the trained runs' records: ``<out>/records/<dataset>/<preset>/
-<model>__evaluated_<checkpoint stem>.json``. Its preset is ``paper`` when the loaded architecture has
+<model>__evaluated_<checkpoint stem>-<sha256[:8]>.json``. Its preset is ``paper`` when the loaded architecture has
 the paper preset's parameter count (so the report shows it beside the published numbers), else
 ``custom``. Nothing is written when anything fails before the evaluation; an evaluation whose metrics are NaN /
 Inf is written as a ``failed`` record with the reason (``stbench eval`` exits 1).
@@ -43,8 +43,6 @@ from stbench.errors import CheckpointError, UserError
 from stbench.weights import card_path, check_normalisation, is_card_weights
 
 SOURCES = ("stbench", "openstl", "predformer")
-N_EXAMPLES = 4
-INFER_BATCH = 16  # as the runner's records: throughput at one batch size for every model
 
 # stbench named model -> (OpenSTL method, config keys that pick its translator / test-time flags)
 OPENSTL_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -248,20 +246,43 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                         source: str = "stbench", config: str | Path | None = None, out: str | Path = "results",
                         device: str = "auto", precision: str = "fp32", test_size: int | None = None,
                         batch_size: int | None = None, profile: bool = True, rollout: str | None = None,
-                        console: Any = None) -> RunRecord:
+                        console: Any = None, force: bool = False) -> RunRecord:
     """Evaluate ``checkpoint`` as stbench model ``model``; write and return its ``evaluated`` record.
+
+    The record is named by the file's stem and sha256; a completed one is never replaced unless ``force``
+    (the same weights on the same data: it is returned; on other data: refused), and a lock beside it keeps a
+    second process from writing it at the same time.
 
     A ``.safetensors`` written by ``stbench run`` (with its ``.card.json``) needs no ``model`` / ``dataset`` /
     ``config``: the card gives them (``model`` and ``dataset``, if given, must agree with it)."""
     import stbench
     from stbench import train as T
     from stbench.data import get_dataset
+    from stbench.data.check import data_source
     from stbench.metrics import convention_for, metrics_meta
     from stbench.precision import make_precision
-    from stbench.records import RunRecord, atomic_write_npz, check_writable, env_info, nonfinite_metrics, now_iso
+    from stbench.profile import INFER_BATCH
+    from stbench.records import (
+        N_EXAMPLES,
+        RunRecord,
+        atomic_write_npz,
+        cell_lock,
+        check_writable,
+        env_info,
+        nonfinite_metrics,
+        now_iso,
+        read_record,
+    )
 
     if source not in SOURCES:
         raise UserError(f"unknown --from '{source}'; choose one of {', '.join(SOURCES)}")
+    from stbench.precision import PRECISIONS
+    from stbench.preflight import check_counts, check_data_source, check_device
+
+    check_counts({"test_size": test_size, "batch_size": batch_size}, {"test_size": test_size, "batch_size": batch_size})
+    check_device(device)  # before the checkpoint is read: every argument first (issue 24)
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
     checkpoint = Path(checkpoint)
     t0 = time.perf_counter()
     started = now_iso()
@@ -269,13 +290,6 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
         net, card = _card_model(checkpoint, model, dataset, source, config)
         model, dataset, preset, sha = card["model"], card["dataset"]["name"], card["preset"], card["weights"]["sha256"]
         checkpoint = checkpoint.with_name(card["weights"]["file"])
-    from stbench.precision import PRECISIONS
-    from stbench.preflight import check_counts, check_device
-
-    check_counts({"test_size": test_size, "batch_size": batch_size}, {"test_size": test_size, "batch_size": batch_size})
-    check_device(device)  # before the checkpoint is read: every argument first (issue 24)
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
         cfg_info = {"source_config": copy.deepcopy(card["config"]), "card": card_path(checkpoint).name}
         paper_cfg = dict(card["config"])  # the run's own recipe: its data variant, test size and eval batch
     else:
@@ -344,15 +358,23 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                     config={"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,
                             "data_root": data_root, "model_hparams": getattr(net, "hparams", {}), "device": str(dev),
                             "rollout": net.rollout, **cfg_info})
+    rec.config["data_source"] = data = dict(data_source(dataset, data_root))
     rpath = rec.path(out)
     rec.run_id = f"{dataset}/{preset}/{rpath.stem}"  # the record file's own name (checkpoint name sanitised)
-    if examples is not None:
-        ex_path = rpath.with_suffix(".examples.npz")
-        atomic_write_npz(ex_path, examples)
-        rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
-    rec.timing.update(started_at=started, finished_at=now_iso(), eval_s=round(eval_s, 3),
-                      total_s=round(time.perf_counter() - t0, 3))
-    rec.write(out, per_sequence=per_sequence)
+    with cell_lock(rpath):
+        check_data_source(rpath, data, force=force)
+        old = read_record(rpath)
+        if old is not None and old.status == "completed" and not force:
+            if console is not None:
+                console.print(f"[dim]already evaluated ({rpath}); --force replaces it[/dim]")
+            return old
+        if examples is not None:
+            ex_path = rpath.with_suffix(".examples.npz")
+            atomic_write_npz(ex_path, examples)
+            rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
+        rec.timing.update(started_at=started, finished_at=now_iso(), eval_s=round(eval_s, 3),
+                          total_s=round(time.perf_counter() - t0, 3))
+        rec.write(out, per_sequence=per_sequence)
     if console is not None and rec.status == "completed":
         m = rec.metrics or {}
         console.print(f"{model} ({source} checkpoint {checkpoint.name}, rollout {net.rollout}): "

@@ -11,6 +11,7 @@ before it reads the checkpoint. Each refusal is one line that names the value an
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -94,3 +95,67 @@ def check_run(opts: Any, model_name: str, spec: Any, device: torch.device) -> No
         raise
     except Exception:  # noqa: BLE001 - not a bad argument of the user's: the run itself records it as failed
         pass
+
+
+def check_data_source(record: Path, source: dict[str, Any], *, force: bool, resume: bool = False) -> None:
+    """Refuse when ``record`` is completed (or is being resumed) but was computed on other data than ``source``
+    (:func:`stbench.data.check.data_source`): a record's identity includes its data (issue 24)."""
+    from stbench.data.check import describe_source, same_source, source_of_record
+    from stbench.records import read_record
+
+    old = read_record(record)
+    if old is None or force or not (old.status == "completed" or resume):
+        return
+    theirs = source_of_record(old.config)
+    if not same_source(theirs, source):
+        raise UserError(f"{record} holds a run on {describe_source(theirs)}, not on {describe_source(source)}; "
+                        "use another --out, or --force to replace it")
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "state", "meta")
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _recipe_view(cfg: dict[str, Any], derived: tuple[str, ...]) -> dict[str, Any]:
+    """A recipe as compared on --resume: ``model.<k>`` for the architecture overrides, without what the
+    runner derives (the budget's plan, the measured precision and layout)."""
+    view = {k: v for k, v in cfg.items() if k not in derived and k != "model_overrides"
+            and not k.startswith(("precision_", "memory_format_"))}
+    view.update({f"model.{k}": v for k, v in (cfg.get("model_overrides") or {}).items()})
+    return view
+
+
+def check_resume(ckpt: Any, path: Path, cfg: dict[str, Any], model: torch.nn.Module, *,
+                 flags: dict[str, Any], derived: tuple[str, ...]) -> None:
+    """Refuse (one line, naming the first difference) to resume ``ckpt`` into another recipe or architecture
+    than the one it was trained with; nothing is written before this check (issue 24)."""
+    from stbench.errors import CheckpointError
+
+    fix = "resume with the original settings, or start over with --force"
+    if not isinstance(ckpt, dict) or not all(k in ckpt for k in CHECKPOINT_KEYS):
+        what = (f"a {type(ckpt).__name__}" if not isinstance(ckpt, dict) else
+                "a bare state dict" if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()) else
+                f"a dict without {', '.join(k for k in CHECKPOINT_KEYS if k not in ckpt)}")
+        raise CheckpointError(f"{path} is not an stbench training checkpoint (it holds {what}); --resume needs the "
+                              "checkpoint `stbench run` wrote there; start over with --force")
+    old = _recipe_view(dict((ckpt.get("meta") or {}).get("cfg") or {}), derived)
+    new = _recipe_view(cfg, derived)
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            shown = f"--{key.replace('_', '-')}" if flags.get(key) is not None else key
+            raise CheckpointError(f"--resume: {path.name} was trained with {key} = {_short(old.get(key))} but this "
+                                  f"run asks for {shown} = {_short(new.get(key))}; {fix}")
+    theirs = ckpt["model"]
+    ours = model.state_dict()
+    for key in [*ours, *(k for k in theirs if k not in ours)]:
+        a, b = theirs.get(key), ours.get(key)
+        sa = tuple(a.shape) if isinstance(a, torch.Tensor) else None
+        sb = tuple(b.shape) if isinstance(b, torch.Tensor) else None
+        if sa != sb:
+            raise CheckpointError(f"--resume: {path.name} holds another architecture ({key}: "
+                                  f"{sa or 'absent'} in the checkpoint, {sb or 'absent'} in the model asked for); "
+                                  f"{fix}")

@@ -13,6 +13,7 @@ the new one, never half of one. Per-sequence test metrics live beside the record
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -90,7 +92,8 @@ class RunRecord:
         if self.kind == "evaluated" and self.checkpoint:  # one record per evaluated weights file (and horizon)
             stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(str(self.checkpoint.get("file", "weights"))).stem)
             t_out = f"__t{int(self.horizon['t_out'])}" if self.horizon else ""
-            name = f"{safe_name(self.model)}__evaluated_{stem}{t_out}.json"
+            sha = str(self.checkpoint.get("sha256") or "")[:8]  # runA/best.pt and runB/best.pt: two records
+            name = f"{safe_name(self.model)}__evaluated_{stem}{'-' + sha if sha else ''}{t_out}.json"
             return record_path(out, self.dataset, self.preset, "", 0, budget_dir=sub).with_name(name)
         return record_path(out, self.dataset, self.preset, self.model, self.seed, budget_dir=sub)
 
@@ -259,6 +262,54 @@ def record_path(out: Path, dataset: str, preset: str, model: str, seed: int, *, 
     """``<out>/records/<dataset>/<preset>/[<budget_dir>/]<model>__seed<s>.json``: ``budget_dir`` (from
     :func:`stbench.budget.budget_dir`) keeps the runs of a budget asked for apart from the preset's own."""
     return Path(out) / "records" / dataset / preset / (budget_dir or "") / f"{safe_name(model)}__seed{seed}.json"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def cell_lock(record: Path) -> Iterator[None]:
+    """Hold ``<record>.lock`` (created with O_EXCL, holding pid and host) while a run or evaluation writes
+    ``record``. A lock held by a live process, or by any process on another host, is refused in one line;
+    one left by a dead process on this host (SIGKILL, power loss) is taken over."""
+    from stbench.errors import UserError
+
+    lock = Path(record).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
+    for attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text(encoding="utf-8"))
+                pid, host = int(holder["pid"]), str(holder["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                holder, pid, host = None, -1, me["host"]  # half-written: its writer died between open and write
+            if attempt == 0 and host == me["host"] and (pid < 0 or not _pid_alive(pid)):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            since = f" since {holder.get('since')}" if isinstance(holder, dict) and holder.get("since") else ""
+            raise UserError(f"{Path(record).name} is being written by process {pid} on {host}{since} (lock "
+                            f"{lock}); wait for it to finish, or delete the lock if that process is gone") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        try:
+            if json.loads(lock.read_text(encoding="utf-8")).get("pid") == me["pid"]:
+                lock.unlink()
+        except (OSError, ValueError):
+            pass
 
 
 def checkpoint_path(out: Path, dataset: str, preset: str, model: str, seed: int, *,

@@ -15,6 +15,7 @@ the grid goes on; the exit code is 1 when any run failed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -24,11 +25,16 @@ from typing import Any
 
 import torch
 
+from stbench.data.check import data_source
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
-from stbench.preflight import check_device, check_options, check_run
+from stbench.metrics import FLOORS
+from stbench.preflight import check_data_source, check_device, check_options, check_resume, check_run
+from stbench.profile import INFER_BATCH
 from stbench.records import (
+    N_EXAMPLES,
     RunRecord,
+    cell_lock,
     check_writable,
     checkpoint_path,
     env_info,
@@ -37,9 +43,6 @@ from stbench.records import (
     read_record,
     record_path,
 )
-
-FLOORS = ("copy_last", "zeros")
-N_EXAMPLES = 4
 
 
 @dataclass
@@ -205,6 +208,11 @@ def run_grid(opts: RunOptions) -> int:
     dataset = get_dataset(opts.dataset, data_root=opts.data_root, **data_kw)
     for model_name in dict.fromkeys(m for m, _ in mine):  # every value checked before the first record is written
         check_run(opts, model_name, dataset.spec, device)
+    if dist.master:  # and no completed record of other data is taken for this data's (floors included)
+        source = data_source(opts.dataset, opts.data_root)
+        floors = [record_path(opts.out, opts.dataset, opts.preset, k, 0) for k in FLOORS] if i == 0 else []
+        for path in [*floors, *(run_paths(opts, m, s)[0] for m, s in mine)]:
+            check_data_source(path, source, force=opts.force, resume=opts.resume)
 
     results: list[RunRecord] = []
     failed = False
@@ -212,7 +220,9 @@ def run_grid(opts: RunOptions) -> int:
         results += _floors(opts, dataset, data_cfg_recipe.config, con)
         failed |= any(r.status == "failed" for r in results)
     for model_name, seed in mine:
-        rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
+        # one process per cell: a second one refuses in one line (issue 24)
+        with cell_lock(run_paths(opts, model_name, seed)[0]) if dist.master else contextlib.nullcontext():
+            rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
         results.append(rec)
         failed |= rec.status == "failed"
     if dist.master:
@@ -246,7 +256,8 @@ def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> li
         rec = RunRecord(model=kind, dataset=opts.dataset, preset=opts.preset, seed=0, kind="floor",
                         status="completed", family="floor", metrics={k: v for k, v in res.items() if k != "per_frame"},
                         per_frame=res["per_frame"], metrics_meta=metrics_meta(names), convention=convention_for(names),
-                        config={"test_size": cfg.get("test_size"), "data": cfg.get("data", {})},
+                        config={"test_size": cfg.get("test_size"), "data": cfg.get("data", {}),
+                                "data_source": dict(data_source(opts.dataset, opts.data_root))},
                         env=env_info(torch.device("cpu"), "fp32"))
         rec.timing.update(finished_at=now_iso(), eval_s=round(time.perf_counter() - t0, 3))
         bad = nonfinite_metrics(rec.metrics, rec.per_frame)
@@ -289,6 +300,9 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
 
     rpath, cpath = run_paths(opts, model_name, seed)
     old = read_record(rpath) if dist.master else None
+    source = dict(data_source(opts.dataset, opts.data_root))  # part of the record's identity (issue 24)
+    if dist.master:
+        check_data_source(rpath, source, force=opts.force, resume=opts.resume)
     if old and old.status == "completed" and not opts.force:
         con.print(f"[dim]{model_name} seed {seed}: already completed ({rpath}); --force re-runs it[/dim]")
         return old
@@ -305,6 +319,8 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     names = run_metrics(dataset.spec.metrics, opts.metrics)
     torch.manual_seed(seed * 1000 + dist.rank)
     model = recipe.build_model(model_name, spec=dataset.spec)  # the run's dataset: shapes read from its files
+    if resume_ckpt is not None:  # another recipe or architecture than the checkpoint's: refused, nothing written
+        check_resume(resume_ckpt, cpath, cfg, model, flags=opts.overrides, derived=PLAN_KEYS)
     prec = _choose_precision(opts, cfg, model, device, dist, con, old if resume_ckpt is not None else None)
     rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed,
                     kind="model" if opts.evaluate_test else "trial",
@@ -316,6 +332,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
                             "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root,
                             **({"tuning": opts.tuning} if opts.tuning else {})},
                     env=env_info(device, prec.name))
+    rec.config["data_source"] = source
     if resume_ckpt is not None and old is not None:
         rec.timing["started_at"] = old.timing.get("started_at", rec.timing["started_at"])
     t_start = time.perf_counter()
@@ -489,9 +506,6 @@ def _choose_precision(opts: RunOptions, cfg: dict[str, Any], model: Any, device:
 def _finish(rec: RunRecord, t_start: float) -> None:
     rec.timing["finished_at"] = now_iso()
     rec.timing["total_s"] = round(rec.timing.get("total_s", 0.0) + time.perf_counter() - t_start, 3)
-
-
-INFER_BATCH = 16  # the batch of the recorded inference throughput, whatever the recipe trains with
 
 
 def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg: dict[str, Any],

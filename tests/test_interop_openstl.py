@@ -221,7 +221,7 @@ def test_eval_openstl_writes_an_evaluated_record_the_report_shows(tiny, capsys):
     tmp_path, fx = tiny
     assert _eval(tmp_path, tmp_path / "tiny_tau_ep3.pth", "--no-profile") == 0
     assert not (tmp_path / "EXECUTED").exists()  # the config was parsed, not executed
-    rec_path = tmp_path / "res/records/mmnist/custom/tau__evaluated_tiny_tau_ep3.json"
+    (rec_path,) = (tmp_path / "res/records/mmnist/custom").glob("tau__evaluated_tiny_tau_ep3-*.json")  # + sha256[:8]
     rec = json.loads(rec_path.read_text())
     assert rec["kind"] == "evaluated" and rec["status"] == "completed" and rec["preset"] == "custom"
     assert rec["checkpoint"]["file"] == "tiny_tau_ep3.pth" and rec["checkpoint"]["source"] == "openstl"
@@ -287,7 +287,7 @@ def test_eval_stbench_checkpoint_of_paper_architecture_sits_beside_the_published
     out = tmp_path / "res"
     assert main(["eval", "--checkpoint", str(tmp_path / "convlstm_ep200.pt"), "--model", "convlstm",
                  "--test-size", "1", "--batch-size", "1", "--out", str(out), "--no-profile"]) == 0
-    rec = json.loads((out / "records/mmnist/paper/convlstm__evaluated_convlstm_ep200.json").read_text())
+    rec = json.loads(next((out / "records/mmnist/paper").glob("convlstm__evaluated_convlstm_ep200-*.json")).read_text())
     assert rec["preset"] == "paper" and rec["config"]["epochs"] == 200 and rec["rollout"] == "recurrent"
     from stbench.report import build_report
 

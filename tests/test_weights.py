@@ -86,7 +86,7 @@ def test_eval_scores_the_kept_weights_from_the_card_alone(kept, tmp_path):
     """No --model, --dataset or --config: the card gives them; the score is the run's own test score."""
     assert main(["eval", "--checkpoint", str(kept / "tau__seed0.safetensors"), "--out", str(tmp_path),
                  "--no-profile"]) == 0
-    ev = json.loads((tmp_path / SMOKE / "tau__evaluated_tau__seed0.json").read_text())
+    ev = json.loads(next((tmp_path / SMOKE).glob("tau__evaluated_tau__seed0-*.json")).read_text())
     run = json.loads((kept / "tau__seed0.json").read_text())
     assert ev["kind"] == "evaluated" and ev["model"] == "tau" and ev["preset"] == "smoke"
     assert ev["checkpoint"]["sha256"] == hashlib.sha256((kept / "tau__seed0.safetensors").read_bytes()).hexdigest()
@@ -273,7 +273,7 @@ def test_scoring_the_test_file_needs_no_training_images(kept, tmp_path, capsys):
     w = kept / "tau__seed0.safetensors"
     assert main(["eval", "--checkpoint", str(w), "--data-root", str(tmp_path), "--test-size", "6",
                  "--out", str(tmp_path / "o"), "--no-profile"]) == 0
-    ev = json.loads((tmp_path / "o" / SMOKE / "tau__evaluated_tau__seed0.json").read_text())
+    ev = json.loads(next((tmp_path / "o" / SMOKE).glob("tau__evaluated_tau__seed0-*.json")).read_text())
     with torch.no_grad():
         pred = reference("tau", w)(torch.from_numpy(seq[:10].transpose(1, 0, 2, 3)[:, :, None] / np.float32(255)))
     true = seq[10:].transpose(1, 0, 2, 3).astype(np.float64) / 255  # (N, 10, H, W)

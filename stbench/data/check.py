@@ -8,8 +8,10 @@ the first bad row as a one-line :class:`~stbench.errors.DataError`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
+from typing import Any
 
 from stbench.errors import DataError
 
@@ -81,6 +83,83 @@ def mmnist_rows(data_root: str | Path) -> list[Row]:
             continue
         rows.append((str(path), "ok", f"{arr.shape} {arr.dtype}"))
     return rows
+
+
+SAMPLE = 8 << 20  # bytes read from the start, middle and end of a file larger than FULL for its fingerprint
+FULL = 64 << 20  # files up to this size are hashed whole
+
+
+def _file_digest(path: Path, h: Any) -> None:
+    size = path.stat().st_size
+    h.update(f"{path.name}\0{size}\0".encode())
+    with open(path, "rb") as f:
+        if size <= FULL:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+            return
+        for start in (0, size // 2 - SAMPLE // 2, size - SAMPLE):
+            f.seek(start)
+            h.update(f.read(SAMPLE))
+
+
+@functools.lru_cache(maxsize=8)
+def data_source(dataset: str, data_root: str | None) -> dict[str, Any]:
+    """What a record's numbers were computed on, part of its identity (issue 24): ``{"kind": "built-in"}``
+    (generated or shipped data), or ``{"kind": "files", "root": ..., "fingerprint": sha256[:16]}`` over the
+    dataset's files under ``data_root`` (the files its checker names, else every file under the root): each
+    file's name, size and bytes (whole up to 64 MiB; beyond, 8 MiB from its start, middle and end)."""
+    if data_root is None:
+        return {"kind": "built-in"}
+    import hashlib
+
+    root = Path(data_root).resolve()
+    files: list[Path] = []
+    if dataset in CHECKERS:
+        try:
+            files = [Path(r[0]) for r in check(dataset, root)]
+        except DataError:
+            files = []
+        files = [f if f.is_absolute() else root / f for f in files]
+        files = [f for f in files if f.is_file()]
+    if not files:
+        files = [f for f in root.rglob("*") if f.is_file() and not any(p.startswith(".") for p in f.parts)]
+    h = hashlib.sha256()
+    for f in sorted(set(files)):
+        try:
+            h.update(str(f.relative_to(root) if f.is_relative_to(root) else f).encode())
+            _file_digest(f, h)
+        except OSError as exc:
+            raise DataError(f"{f}: unreadable ({exc.strerror or exc}); fix the file or its permissions") from None
+    return {"kind": "files", "root": str(root), "fingerprint": h.hexdigest()[:16]}
+
+
+def describe_source(src: dict[str, Any] | None) -> str:
+    src = src or {"kind": "built-in"}
+    if src.get("kind") != "files":
+        return "the built-in data"
+    fp = src.get("fingerprint")
+    return f"the files under {src.get('root')}" + (f" (fingerprint {fp})" if fp else "")
+
+
+def same_source(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two data sources are the same; a record older than fingerprints matches on its root alone."""
+    a, b = a or {"kind": "built-in"}, b or {"kind": "built-in"}
+    if a.get("kind") != b.get("kind"):
+        return False
+    if a.get("kind") != "files":
+        return True
+    if a.get("fingerprint") and b.get("fingerprint"):
+        return a["fingerprint"] == b["fingerprint"]
+    return Path(str(a.get("root"))).resolve() == Path(str(b.get("root"))).resolve()
+
+
+def source_of_record(config: dict[str, Any] | None) -> dict[str, Any]:
+    """The data source a record states (``config.data_source``), or for an older record its ``data_root``."""
+    config = config or {}
+    if isinstance(config.get("data_source"), dict):
+        return config["data_source"]
+    root = config.get("data_root")
+    return {"kind": "files", "root": str(root)} if root else {"kind": "built-in"}
 
 
 def format_rows(rows: list[Row]) -> str:

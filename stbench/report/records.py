@@ -147,6 +147,24 @@ def _checkpoint_label(rec: RunRecord) -> str | None:
     return f"{ckpt.get('file') or '?'} ({ckpt.get('source') or rec.source or '?'})"
 
 
+def _sha(rec: RunRecord) -> str | None:
+    return (rec.checkpoint or {}).get("sha256") if isinstance(rec.checkpoint, dict) else None
+
+
+def _tell_apart_same_named_checkpoints(rows: Any) -> None:
+    """``best.pt (stbench)`` from runA/ and from runB/: each label gets its weights' sha256 prefix."""
+    shas: dict[tuple[Any, ...], set[str | None]] = {}
+    for row in rows:
+        if row["checkpoint"]:
+            shas.setdefault((row["dataset"], row["preset"], row["model"], row["checkpoint"]), set()).add(
+                (row["record"].get("checkpoint") or {}).get("sha256"))
+    for row in rows:
+        key = (row["dataset"], row["preset"], row["model"], row["checkpoint"])
+        if row["checkpoint"] and len(shas[key]) > 1:
+            sha = (row["record"].get("checkpoint") or {}).get("sha256") or "?"
+            row["checkpoint"] = f"{row['checkpoint']} sha256 {sha[:8]}"
+
+
 def load_records(results_dir: Path) -> LoadedRecords:
     """Every readable record under ``results_dir`` (see :func:`records_root`).
 
@@ -188,6 +206,7 @@ def load_records(results_dir: Path) -> LoadedRecords:
         row = _row(rec, path)
         key = (row["dataset"], row["preset"], row["model"], row["seed"], row["checkpoint"], row["budget"],
                row["horizon"])
+        key = (*key, _sha(rec))  # two weights files of one name are two rows (issue 24)
         if key in rows:
             old = rows[key]
             keep_new = str(row["finished_at"] or "") >= str(old["finished_at"] or "")
@@ -201,6 +220,7 @@ def load_records(results_dir: Path) -> LoadedRecords:
         for name, m in rec.metrics_meta.items():
             if isinstance(m, dict):
                 meta.setdefault(name, m)
+    _tell_apart_same_named_checkpoints(rows.values())
     if not rows:
         what = (f"none of the {len(files)} record file(s) under '{records_root(results_dir)}' could be read "
                 f"({len(warnings)} skipped, see the warnings)" if versioned else

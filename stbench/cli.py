@@ -385,7 +385,7 @@ def _eval_horizon(args: argparse.Namespace) -> int:
                         "--rollout")
     rec = evaluate_horizon(args.checkpoint, args.t_out, out=args.out, data_root=args.data_root, device=args.device,
                            precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
-                           console=_console())
+                           console=_console(), force=bool(getattr(args, "force", False)))
     if rec.status == "failed":
         print(f"stbench: error: {rec.reason}", file=sys.stderr)
         return 1

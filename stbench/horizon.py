@@ -73,11 +73,11 @@ def score(net: torch.nn.Module, ds: Any, t_out: int, *, device: torch.device, pr
 
 def evaluate_horizon(checkpoint: str | Path, t_out: int, *, out: str | Path = "results", data_root: str | None = None,
                      device: str = "auto", precision: str = "fp32", test_size: int | None = None,
-                     batch_size: int | None = None, console: Any = None) -> Any:
+                     batch_size: int | None = None, console: Any = None, force: bool = False) -> Any:
     """Roll the kept model ``checkpoint`` out to ``t_out`` frames on its continued test set; write and return the
-    ``evaluated`` record (see the module docstring)."""
+    ``evaluated`` record (see the module docstring). A completed one is returned as it is unless ``force``."""
     from stbench.precision import make_precision, resolve_device
-    from stbench.records import atomic_write_npz, check_writable, env_info, nonfinite_metrics, now_iso
+    from stbench.records import atomic_write_npz, check_writable, env_info, nonfinite_metrics, now_iso, read_record
     from stbench.weights import check_normalisation, is_card_weights, load_model
 
     if not is_card_weights(checkpoint):
@@ -90,6 +90,12 @@ def evaluate_horizon(checkpoint: str | Path, t_out: int, *, out: str | Path = "r
     ds = continued_test_set(card, int(t_out), data_root)
     check_normalisation(card.get("normalisation"), ds.spec)
     check_writable(Path(out))
+    old = read_record(_record(card, ds, int(t_out), {}, {}, [], rollout=None, env={}, config={}).path(Path(out)))
+    if old is not None and old.status == "completed" and not force:  # resumable: a study re-runs its evals
+        if console is not None:
+            console.print(f"[dim]{old.model} seed {old.seed} at {t_out} frames: already evaluated; --force replaces "
+                          "it[/dim]")
+        return old
     dev = resolve_device(device)
     prec = make_precision(precision, dev, model=net)
     cfg = dict(card.get("config") or {})

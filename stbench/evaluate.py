@@ -30,6 +30,7 @@ import hashlib
 import io
 import re
 import time
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +96,9 @@ def read_openstl_config(path: str | Path) -> dict[str, Any]:
 def read_checkpoint(path: str | Path) -> tuple[Any, str]:
     """(the loaded object, sha256 of the file); weights-only loading, one-line errors."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint '{path}' is a directory; pass the weights file inside it "
+                              "(a .pth / .ckpt / .pt file)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist; pass the path of a .pth / .ckpt / .pt file")
     try:
@@ -102,6 +106,9 @@ def read_checkpoint(path: str | Path) -> tuple[Any, str]:
     except OSError as exc:
         raise CheckpointError(f"checkpoint '{path}' cannot be read ({exc.strerror or exc})") from None
     sha = hashlib.sha256(data).hexdigest()
+    if not (zipfile.is_zipfile(io.BytesIO(data)) or data[:1] == b"\x80"):  # torch.save's zip, or a legacy pickle
+        raise CheckpointError(f"checkpoint '{path.name}' is corrupt or not a PyTorch file (neither torch.save's zip "
+                              "archive nor a pickle); download or copy it again")
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every failure is one of the two user problems below

@@ -141,6 +141,9 @@ def find_file(root: str | os.PathLike[str], names: tuple[str, ...], what: str) -
                     f"fix: put {what} there, or drop --data-root to use the embedded digits")
 
 
+MIN_DIGIT = 8  # smallest digit image side accepted from a user's idx file (MNIST's are 28)
+
+
 @functools.lru_cache(maxsize=4)
 def _read_idx_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
     try:
@@ -157,6 +160,9 @@ def _read_idx_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
     if magic != IDX_MAGIC:
         raise DataError(f"{path}: idx magic number {magic}, expected {IDX_MAGIC} (uint8 images, 3 dims); "
                         "is this a labels file or not MNIST?")
+    if n < 1 or min(rows, cols) < MIN_DIGIT:  # a header that parses but holds no usable digit
+        raise DataError(f"{path}: {n} images of {rows}x{cols}; expected MNIST's training images (at least one, "
+                        f"of at least {MIN_DIGIT}x{MIN_DIGIT} pixels; MNIST's are 28x28)")
     want = 16 + n * rows * cols
     if len(raw) != want:
         raise DataError(f"{path}: header says {n} images of {rows}x{cols} = {want} bytes, file has {len(raw)} "

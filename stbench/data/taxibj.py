@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from stbench.data.check import raise_on_bad
 from stbench.data.spec import Dataset, DatasetSpec
-from stbench.errors import DataError
+from stbench.errors import DataError, RecipeError
 from stbench.registry import DATASETS
 
 KEYS = ("X_train", "Y_train", "X_test", "Y_test")
@@ -50,10 +51,11 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
         path = find(data_root)
     except DataError:
         return [(str(Path(data_root) / "taxibj" / "dataset.npz"), "missing", "expected OpenSTL's TaxiBJ dataset.npz")]
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
-        npz = np.load(path)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        return [(str(path), "wrong dtype", f"not a readable .npz ({exc})")]
+        npz = np.load(path)  # allow_pickle=False: an object array is refused, never unpickled
+    except unreadable as exc:
+        return [(str(path), "wrong dtype", f"not a readable .npz ({type(exc).__name__}: {exc or 'empty file'})")]
     rows = []
     with npz:
         for key in KEYS:
@@ -61,13 +63,22 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
             if key not in npz.files:
                 rows.append((name, "missing", f"array {key} not in the file"))
                 continue
-            a = npz[key]
+            try:
+                a = npz[key]
+            except unreadable as exc:
+                what = "an object array (pickled Python objects)" if "allow_pickle" in str(exc) else \
+                    f"unreadable ({type(exc).__name__})"
+                rows.append((name, "wrong dtype", f"{what}, expected float (N, 4, 2, 32, 32)"))
+                continue
             if a.ndim != 5 or a.shape[1] != 4 or a.shape[2:] != FRAME:
                 rows.append((name, "wrong shape", f"{a.shape}, expected (N, 4, 2, 32, 32)"))
             elif not np.issubdtype(a.dtype, np.floating):
                 rows.append((name, "wrong dtype", f"{a.dtype}, expected float"))
-            elif a.size and not (np.isfinite(a).all() and RANGE[0] - RANGE_TOL <= a.min()
-                                 and a.max() <= RANGE[1] + RANGE_TOL):
+            elif a.shape[0] == 0:
+                rows.append((name, "wrong shape", "0 samples, expected at least one"))
+            elif not np.isfinite(a).all():
+                rows.append((name, "out of range", f"{int((~np.isfinite(a)).sum())} non-finite values (NaN / Inf)"))
+            elif not (RANGE[0] - RANGE_TOL <= a.min() and a.max() <= RANGE[1] + RANGE_TOL):
                 rows.append((name, "out of range", f"values in [{a.min():.4g}, {a.max():.4g}], expected [-1, 1]"))
             else:
                 rows.append((name, "ok", f"{a.shape} {a.dtype}"))
@@ -85,7 +96,8 @@ class TaxiBJ(Dataset):
 
     def __init__(self, *, data_root: str | None = None, seed: int = 0, val_fraction: float = 0.1) -> None:
         if not 0.0 < float(val_fraction) < 0.5:
-            raise ValueError(f"taxibj: val_fraction must be in (0, 0.5), got {val_fraction}")
+            raise RecipeError(f"taxibj: data.val_fraction {val_fraction} is out of range; it must be in (0, 0.5), "
+                              "e.g. --set data.val_fraction=0.1")
         super().__init__(data_root=data_root, seed=seed, val_fraction=float(val_fraction))
         self.gap = T_IN + T_OUT - 1
         self.ranges: dict[str, tuple[int, int]] = {}

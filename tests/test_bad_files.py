@@ -1,0 +1,121 @@
+"""Issue 24, classes 5, 6 and 8: malformed files and a full disk end in one line, never a traceback, and
+`stbench data check` never passes bad data. Each case is triggered as a user would: a file on disk, then
+`stbench data check` and `stbench run` (which must refuse before writing anything) or `stbench eval`."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from stbench import cli
+
+RUN = ["run", "--models", "tau", "--preset", "smoke", "--no-profile", "--epochs", "1"]
+
+
+def _lines(capsys) -> tuple[list[str], list[str]]:
+    cap = capsys.readouterr()
+    return cap.out.strip().splitlines(), [ln for ln in cap.err.strip().splitlines() if ln.strip()]
+
+
+def _check_and_run_refuse(capsys, dataset: str, root, out, needle: str) -> None:
+    assert cli.main(["data", "check", "--dataset", dataset, "--data-root", str(root)]) == 1
+    out_lines, err = _lines(capsys)
+    assert not err and any(needle in ln for ln in out_lines), out_lines
+    assert cli.main([*RUN, "--dataset", dataset, "--data-root", str(root), "--out", str(out)]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and err[0].startswith("stbench: error:") and needle in err[0], err
+    assert not [p for p in out.rglob("*") if p.is_file()] if out.exists() else True  # nothing written
+
+
+# -- TaxiBJ's dataset.npz ----------------------------------------------------------------------------------
+def _taxibj(root, n_train=40, n_test=10, dtype=np.float32, fill=None):
+    d = root / "taxibj"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for s, n in (("train", n_train), ("test", n_test)):
+        for k in "XY":
+            a = rng.uniform(-1, 1, (n, 4, 2, 32, 32)).astype(np.float32)
+            if fill is not None and s == "test" and a.size:
+                a.flat[5] = fill
+            arrays[f"{k}_{s}"] = a.astype(dtype) if dtype is not object else np.array([None] * n, dtype=object)
+    np.savez(d / "dataset.npz", **arrays)
+    return d / "dataset.npz"
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("zero_bytes", "not a readable .npz"),
+    ("object_dtype", "object"),
+    ("no_training_samples", "0 samples"),
+    ("nan_in_test", "non-finite"),
+])
+def test_bad_taxibj_file_is_caught_by_check_and_run(tmp_path, capsys, case, needle):
+    root = tmp_path / "data"
+    if case == "zero_bytes":
+        (root / "taxibj").mkdir(parents=True)
+        (root / "taxibj" / "dataset.npz").write_bytes(b"")
+    elif case == "object_dtype":
+        _taxibj(root, dtype=object)
+    elif case == "no_training_samples":
+        _taxibj(root, n_train=0)
+    else:
+        _taxibj(root, fill=np.nan)
+    _check_and_run_refuse(capsys, "taxibj", root, tmp_path / "res", needle)
+
+
+def test_taxibj_val_fraction_out_of_range_is_one_line(tmp_path, capsys):
+    root = tmp_path / "data"
+    _taxibj(root)
+    out = tmp_path / "res"
+    assert cli.main([*RUN, "--dataset", "taxibj", "--data-root", str(root), "--out", str(out),
+                     "--set", "data.val_fraction=0.9"]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and "val_fraction" in err[0] and "0.9" in err[0], err
+
+
+# -- Moving MNIST's idx file -------------------------------------------------------------------------------
+@pytest.mark.parametrize("n, size", [(1, 2), (0, 28)])
+def test_degenerate_mnist_idx_is_caught_by_check_and_run(tmp_path, capsys, n, size):
+    root = tmp_path / "data"
+    root.mkdir()
+    header = np.array([2051, n, size, size], dtype=">u4").tobytes()
+    (root / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + bytes(n * size * size)))
+    np.save(root / "mnist_test_seq.npy", np.zeros((20, 4, 64, 64), np.uint8))
+    _check_and_run_refuse(capsys, "mmnist", root, tmp_path / "res", "images of")
+
+
+# -- a full disk -------------------------------------------------------------------------------------------
+def test_full_disk_during_run_is_one_line_and_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
+    import stbench.records as R
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(R.os, "fsync", full)
+    out = tmp_path / "res"
+    assert cli.main([*RUN, "--out", str(out)]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and "No space left on device" in err[0] and str(out) in err[0], err
+    assert not [p for p in out.rglob("*") if p.is_file()]  # no temporary file left behind
+
+
+# -- misleading messages about checkpoints -----------------------------------------------------------------
+@pytest.mark.parametrize("case, needle, unwanted", [
+    ("random_bytes", "not a PyTorch file", "pickled Python objects"),
+    ("directory", "is a directory", "does not exist"),
+])
+def test_checkpoint_messages_say_what_the_file_is(tmp_path, capsys, case, needle, unwanted):
+    ck = tmp_path / "w.pt"
+    if case == "random_bytes":
+        ck.write_bytes(np.random.default_rng(0).bytes(4096))
+    else:
+        ck.mkdir()
+        torch.save({}, ck / "inside.pt")
+    assert cli.main(["eval", "--checkpoint", str(ck), "--model", "tau", "--out", str(tmp_path / "res"),
+                     "--no-profile"]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and needle in err[0] and unwanted not in err[0], err

@@ -77,6 +77,18 @@ def test_sweep_keeps_each_budget_apart_and_run_finds_them(tmp_path):
         ("", "completed"), ("samples=4", "completed"), ("samples=8", "completed")]
 
 
+def test_status_names_the_budget_of_queued_sweep_cells(tmp_path):
+    from stbench.status import grid_status
+
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid/mmnist__quick.json").write_text(json.dumps({
+        "dataset": "mmnist", "preset": "quick", "cells": [["tau", 0], ["tau", 0, "samples=2000"]],
+        "jobs": {"tau__seed0": "11", "samples=2000/tau__seed0": "12"}}))
+    cells = {(c.model, c.budget): c for c in grid_status(tmp_path)}
+    assert cells[("tau", None)].detail == "job 11" and cells[("tau", "samples=2000")].detail == "job 12"
+    assert "quick/samples=2000" in cells[("tau", "samples=2000")].line()
+
+
 # ---------------------------------------------------------------------------------------------
 # the compute study on synthetic records
 # ---------------------------------------------------------------------------------------------

@@ -136,7 +136,8 @@ def _best(lb: Leaderboard, metric: str, higher: bool) -> dict[str, Any]:
         row[fam], row[f"{fam}_mean"] = (g.iloc[0]["model"], g.iloc[0][f"{metric}_mean"]) if len(g) else (None, None)
     row.update(diff=math.nan, diff_lo=math.nan, diff_hi=math.nan, p=math.nan)
     if row["recurrent"] and row["parallel"]:
-        vals = [_per_sequence_runs(lb.runs[lb.runs["model"] == row[f]]).get(metric) for f in FAMILIES]
+        runs = lb.runs[lb.runs["kind"] == "model"]
+        vals = [_per_sequence_runs(runs[runs["model"] == row[f]]).get(metric) for f in FAMILIES]
         if all(v is not None for v in vals) and vals[0].shape[1] == vals[1].shape[1]:
             res = paired_ranking(list(FAMILIES), vals, higher_is_better=higher)
             i, j = res.models.index("parallel"), res.models.index("recurrent")

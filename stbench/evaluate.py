@@ -202,6 +202,9 @@ def load_model(checkpoint: Path, obj: Any, model: str, dataset: str, source: str
         from stbench.interop.predformer import load_predformer_checkpoint
 
         file_cfg = read_openstl_config(config) if config else None  # PredFormer's config files are OpenSTL-style
+        if not isinstance(obj, Mapping):  # named by its type: printing a 200,000-element tensor is no message
+            raise CheckpointError(f"checkpoint '{checkpoint.name}' holds a {type(obj).__name__}, not a state dict; "
+                                  "save the model's state_dict()")
         m = load_predformer_checkpoint(obj, model.partition("@")[0], config=file_cfg)
         return m, {"source_config": {k: v for k, v in dict(m.source_config).items() if _plain(v)}}
     if config:

@@ -119,3 +119,76 @@ def test_checkpoint_messages_say_what_the_file_is(tmp_path, capsys, case, needle
                      "--no-profile"]) == cli.EXIT_USAGE
     _, err = _lines(capsys)
     assert len(err) == 1 and needle in err[0] and unwanted not in err[0], err
+
+
+def test_zero_byte_ns2d_cache_names_its_path(tmp_path):
+    from test_datasets_ns2d import TINY
+
+    from stbench.data import get_dataset
+    from stbench.errors import DataError
+
+    ds = get_dataset("ns2d", data_root=str(tmp_path), **TINY)
+    path = ds.cache_path("val")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")  # a disk that filled up while the cache was written
+    with pytest.raises(DataError, match="delete it to regenerate") as exc:
+        ds.read("val", 0, 1)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("obj", [torch.arange(200_000), list(range(200_000))])
+def test_predformer_checkpoint_of_the_wrong_type_is_named_not_printed(tmp_path, capsys, obj):
+    ck = tmp_path / "w.pt"
+    torch.save(obj, ck)
+    assert cli.main(["eval", "--checkpoint", str(ck), "--model", "predformer", "--from", "predformer",
+                     "--out", str(tmp_path / "res"), "--no-profile"]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and len(err[0]) < 300 and type(obj).__name__ in err[0], err[0][:300]
+
+
+def test_weatherbench_file_with_nan_is_caught_by_check_and_run(tmp_path, capsys):
+    xr = pytest.importorskip("xarray", reason="the stbench[weather] extra is not installed")
+    pytest.importorskip("netCDF4", reason="the stbench[weather] extra is not installed")
+    from test_datasets_weather import _write
+
+    root = tmp_path / "data"
+    _write(root)
+    f = sorted((root / "weather_5_625deg" / "2m_temperature").glob("*.nc"))[-1]
+    with xr.open_dataset(f) as ds:
+        bad = ds.load()
+    bad["t2m"][3, 4, 5] = np.nan
+    f.unlink()
+    bad.to_netcdf(f)
+    _check_and_run_refuse(capsys, "weather_t2m_5_625", root, tmp_path / "res", "non-finite")
+
+
+def test_human_with_an_empty_test_list_is_not_ok(tmp_path):
+    from stbench.data import check as C
+
+    d = tmp_path / "human"
+    d.mkdir()
+    (d / "train.txt").write_text("")
+    (d / "test.txt").write_text("")
+    rows = C.check("human", tmp_path)
+    assert [r[1] for r in rows] == ["wrong shape", "wrong shape"] and "0 clips" in rows[1][2]
+
+
+@pytest.mark.parametrize("case, needle", [("nan_after_first_step", "non-finite"),
+                                          ("test_field_differs", "fields differ")])
+def test_well_data_check_sees_late_nan_and_field_mismatch(tmp_path, case, needle):
+    h5py = pytest.importorskip("h5py", reason="the stbench[well] extra is not installed")
+    from test_datasets_well import _tree
+
+    from stbench.data import check as C
+
+    _tree(tmp_path)
+    f = tmp_path / "data" / "test" / "toy_test.hdf5"
+    with h5py.File(f, "r+") as h:
+        if case == "nan_after_first_step":
+            h["t0_fields"]["density"][1, 5, 2, 2] = np.nan
+        else:  # trained on density + velocity, tested on pressure + velocity
+            h["t0_fields"]["pressure"] = h["t0_fields"]["density"][()]
+            h["t0_fields"]["pressure"].attrs["time_varying"] = True
+            del h["t0_fields"]["density"]
+    rows = C.check("well", tmp_path)
+    assert any(r[1] != "ok" and needle in r[2] for r in rows), rows

@@ -64,6 +64,9 @@ def check_rows(data_root: str | Path, frames: int = 8, image_size: int = 256) ->
         except DataError as exc:
             rows.append((str(lst), "wrong shape", str(exc).split(": ", 2)[-1]))
             continue
+        if not clips:  # an empty split trains or tests on nothing
+            rows.append((str(lst), "wrong shape", "0 clips listed, expected at least one '<prefix>,<begin>' line"))
+            continue
         rows.append((str(lst), "ok", f"{len(clips)} clips"))
         for prefix, begin in clips:
             for j in (begin, begin + (frames - 1) * STEP):

@@ -267,8 +267,9 @@ class _NS2D(Dataset):
         if path.is_file():
             try:
                 arr = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{path}: unreadable ns2d cache ({exc}); fix: delete it to regenerate") from None
+            except (OSError, ValueError, EOFError) as exc:  # EOFError: a 0-byte file (a disk that filled up)
+                raise DataError(f"{path}: unreadable ns2d cache ({type(exc).__name__}: {exc}); fix: delete it to "
+                                "regenerate") from None
             if arr.shape != shape or arr.dtype != np.float32:
                 raise DataError(f"{path}: ns2d cache has shape {arr.shape} {arr.dtype}, expected {shape} float32; "
                                 "fix: delete it to regenerate")

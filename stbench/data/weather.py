@@ -128,6 +128,9 @@ def _one(xr: Any, f: Path, var: str, levels: tuple[int, ...] | None) -> tuple[st
                 return "wrong shape", f"levels {have or 'none'} lack {lack} (hPa), need a level axis with them", None
         if not np.issubdtype(a.dtype, np.floating):
             return "wrong dtype", f"{a.dtype}, expected float", None
+        n_bad = int((~np.isfinite(np.asarray(a.values))).sum())  # NaN would train to "non-finite loss", unnamed
+        if n_bad:
+            return "out of range", f"{n_bad} non-finite values (NaN / Inf) in '{var}'", None
         return "ok", f"{dict(a.sizes)}", np.asarray(ds["time"].values)
 
 

@@ -256,6 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace, opts: Any) -> int:
     """``--launcher slurm|submitit-local``: one job per (model, seed) cell, see stbench/launch/slurm.py."""
     from stbench.launch.slurm import SlurmOptions, submit_grid
+    from stbench.runner import budget_dir_of
 
     if opts.shard != (0, 1):
         raise UserError("--shard and --launcher slurm both split the grid; use one of them")
@@ -263,7 +264,8 @@ def _launch(args: argparse.Namespace, opts: Any) -> int:
     cluster = "local" if args.launcher == "submitit-local" else "slurm"
     return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
                        out=opts.out, force=opts.force, cluster=cluster,
-                       slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print)
+                       slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print,
+                       folder_of=lambda m, _: budget_dir_of(opts, m))  # --budget B: the cells' records folder
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

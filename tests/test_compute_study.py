@@ -72,6 +72,10 @@ def test_sweep_keeps_each_budget_apart_and_run_finds_them(tmp_path):
     before = (smoke / "samples=8/convlstm__seed0.json").read_text()
     assert main(["run", *common, "--budget", "samples=8"]) == 0  # the same cell: found completed, not re-run
     assert (smoke / "samples=8/convlstm__seed0.json").read_text() == before
+    # a launcher finds the same record: nothing to submit (no job is started), the manifest names the folder
+    assert main(["run", *common, "--budget", "samples=8", "--launcher", "submitit-local"]) == 0
+    manifest = json.loads((tmp_path / "grid/mmnist__smoke.json").read_text())
+    assert manifest["cells"] == [["convlstm", 0, "samples=8"]] and manifest["jobs"] == {}
     cells = grid_status(tmp_path)
     assert sorted((c.budget or "", c.status) for c in cells if c.model == "convlstm") == [
         ("", "completed"), ("samples=4", "completed"), ("samples=8", "completed")]

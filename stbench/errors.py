@@ -30,3 +30,7 @@ class ModelArgumentError(StbenchError, TypeError):
 
 class DataError(StbenchError, ValueError):
     """A data file is missing, unreadable or not in the expected format."""
+
+
+class DatasetArgumentError(StbenchError, TypeError):
+    """A dataset was asked for an option (e.g. ``--set data.nosuch=3``) that it does not take."""

@@ -287,7 +287,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
     if source not in SOURCES:
         raise UserError(f"unknown --from '{source}'; choose one of {', '.join(SOURCES)}")
     from stbench.precision import PRECISIONS
-    from stbench.preflight import check_counts, check_data_source, check_device
+    from stbench.preflight import check_counts, check_data_source, check_device, check_splits
 
     check_counts({"test_size": test_size, "batch_size": batch_size}, {"test_size": test_size, "batch_size": batch_size})
     check_device(device)  # before the checkpoint is read: every argument first (issue 24)
@@ -320,6 +320,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
     if net.t_out != _spec_t_out(dataset, ds_kw):
         ds_kw["t_out"] = net.t_out  # e.g. an OpenSTL config with aft_seq_length = 20
     ds = get_dataset(dataset, data_root=data_root, **ds_kw)
+    check_splits(ds, ("test",))
     if tuple(ds.spec.in_shape) != tuple(net.in_shape) or int(ds.spec.t_out) != int(net.t_out):
         raise UserError(f"the checkpoint's model takes {tuple(net.in_shape)} -> {net.t_out} frames but dataset "
                         f"'{dataset}' gives {tuple(ds.spec.in_shape)} -> {ds.spec.t_out}; pick the matching "

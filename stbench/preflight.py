@@ -159,3 +159,14 @@ def check_resume(ckpt: Any, path: Path, cfg: dict[str, Any], model: torch.nn.Mod
             raise CheckpointError(f"--resume: {path.name} holds another architecture ({key}: "
                                   f"{sa or 'absent'} in the checkpoint, {sb or 'absent'} in the model asked for); "
                                   f"{fix}")
+
+
+def check_splits(dataset: Any, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Refuse a dataset with an empty split (e.g. trajectories shorter than one window) in one line."""
+    from stbench.errors import DataError
+
+    for split in splits:
+        if dataset.num_samples(split) < 1:
+            raise DataError(f"dataset '{dataset.spec.name}' has no {split} sequences (files with too few frames for "
+                            f"one window of {dataset.spec.in_shape[0]} + {dataset.spec.t_out}, or an empty split); "
+                            "check the files with `stbench data check`, or ask for shorter windows")

@@ -29,7 +29,14 @@ from stbench.data.check import data_source
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
 from stbench.metrics import FLOORS
-from stbench.preflight import check_data_source, check_device, check_options, check_resume, check_run
+from stbench.preflight import (
+    check_data_source,
+    check_device,
+    check_options,
+    check_resume,
+    check_run,
+    check_splits,
+)
 from stbench.profile import INFER_BATCH
 from stbench.records import (
     N_EXAMPLES,
@@ -206,6 +213,7 @@ def run_grid(opts: RunOptions) -> int:
                                   opts.overrides, opts.sets)
     data_kw = dict(data_cfg_recipe.config.get("data", {}))
     dataset = get_dataset(opts.dataset, data_root=opts.data_root, **data_kw)
+    check_splits(dataset)
     for model_name in dict.fromkeys(m for m, _ in mine):  # every value checked before the first record is written
         check_run(opts, model_name, dataset.spec, device)
     if dist.master:  # and no completed record of other data is taken for this data's (floors included)

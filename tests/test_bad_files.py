@@ -192,3 +192,37 @@ def test_well_data_check_sees_late_nan_and_field_mismatch(tmp_path, case, needle
             del h["t0_fields"]["density"]
     rows = C.check("well", tmp_path)
     assert any(r[1] != "ok" and needle in r[2] for r in rows), rows
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--set", "data.num_digits=3"], "data.num_digits=3"),
+    (["--set", "data.nosuch=3"], "does not take option(s) nosuch"),
+])
+def test_bad_data_options_are_one_line(tmp_path, capsys, extra, needle):
+    root = tmp_path / "data"
+    root.mkdir()
+    _standard_files_mmnist(root)
+    out = tmp_path / "res"
+    assert cli.main([*RUN, "--data-root", str(root), "--out", str(out), *extra]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and needle in err[0], err
+    assert not [p for p in out.rglob("*") if p.is_file()] if out.exists() else True
+
+
+def _standard_files_mmnist(root):
+    rng = np.random.default_rng(0)
+    header = np.array([2051, 40, 28, 28], dtype=">u4").tobytes()
+    (root / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + bytes(40 * 28 * 28)))
+    np.save(root / "mnist_test_seq.npy", rng.integers(0, 256, (20, 4, 64, 64), dtype=np.uint8))
+
+
+def test_well_trajectories_too_short_for_one_window_are_one_line(tmp_path, capsys):
+    pytest.importorskip("h5py", reason="the stbench[well] extra is not installed")
+    from test_datasets_well import _tree
+
+    _tree(tmp_path / "data")  # 7 steps per trajectory
+    out = tmp_path / "res"
+    assert cli.main([*RUN, "--dataset", "well", "--data-root", str(tmp_path / "data"), "--out", str(out),
+                     "--batch-size", "2", "--set", "data.t_in=5", "--set", "data.t_out=5"]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and "has no train sequences" in err[0], err

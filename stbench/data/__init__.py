@@ -20,6 +20,7 @@ from typing import Any
 from stbench.data.digits import DataError
 from stbench.data.mmnist import MovingMNIST, Trajectories
 from stbench.data.spec import SPLITS, Dataset, DatasetSpec
+from stbench.errors import DatasetArgumentError
 from stbench.registry import DATASETS
 
 __all__ = ["DataError", "Dataset", "DatasetSpec", "MovingMNIST", "SPLITS", "Trajectories", "get_dataset",
@@ -45,7 +46,8 @@ def get_dataset(name: str, **cfg: Any) -> Dataset:
         unknown = sorted(set(kw) - set(params))
         if unknown:
             takes = ", ".join(p for p in params if p != "self")
-            raise TypeError(f"dataset '{name}' does not take option(s) {', '.join(unknown)}; it takes: {takes}")
+            raise DatasetArgumentError(f"dataset '{name}' does not take option(s) {', '.join(unknown)}; it takes: "
+                                       f"{takes}")
     return factory(**kw)
 
 

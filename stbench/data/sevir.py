@@ -35,7 +35,7 @@ import numpy as np
 
 from stbench.data.check import raise_on_bad, register_checker
 from stbench.data.spec import Dataset, DatasetSpec
-from stbench.errors import DataError
+from stbench.errors import DataError, RecipeError
 from stbench.metrics import register_pooled_metric
 from stbench.registry import DATASETS
 
@@ -148,7 +148,7 @@ class Sevir(Dataset):
         super().__init__(data_root=data_root, seed=seed, **params)
         self.frames, self.stride, self.down = params["t_in"] + params["t_out"], params["stride"], params["downsample"]
         if min(params["t_in"], params["t_out"], self.stride, self.down) < 1 or self.frames > RAW_FRAMES:
-            raise ValueError(f"sevir: need t_in, t_out, stride, downsample >= 1 and t_in + t_out <= {RAW_FRAMES}")
+            raise RecipeError(f"sevir: need t_in, t_out, stride, downsample >= 1 and t_in + t_out <= {RAW_FRAMES}")
         self.windows = 1 + (RAW_FRAMES - self.frames) // self.stride  # per event (3 for 25 frames, stride 12)
         self.split_events: dict[str, Any] = {}
         hw = (FRAME_SIZE, FRAME_SIZE)

@@ -68,7 +68,7 @@ import numpy as np
 
 from stbench.data.check import raise_on_bad, register_checker
 from stbench.data.spec import Dataset, DatasetSpec
-from stbench.errors import DataError
+from stbench.errors import DataError, RecipeError
 from stbench.metrics import register_metric
 from stbench.registry import DATASETS
 
@@ -419,7 +419,7 @@ def mv_offsets(t_out: int, indices: str = "openstl") -> np.ndarray:
     if indices == "contiguous":
         return np.arange(4 + int(t_out))
     if indices != "openstl":
-        raise ValueError(f"unknown indices '{indices}'; use openstl (OpenSTL's samples) or contiguous")
+        raise RecipeError(f"unknown indices '{indices}'; use openstl (OpenSTL's samples) or contiguous")
     idx_in = [1 + i * 6 for i in range(-3, 0)] + [0]  # OpenSTL dataset_constant.py: [-17, -11, -5, 0]
     idx_out = [1 + i * 6 for i in range(int(t_out))]  # [1, 7, 13, ...]
     return np.array(idx_in + idx_out) - idx_in[0]

@@ -39,7 +39,7 @@ import numpy as np
 
 from stbench.data.check import raise_on_bad, register_checker
 from stbench.data.spec import Dataset, DatasetSpec
-from stbench.errors import DataError
+from stbench.errors import DataError, RecipeError
 from stbench.metrics import register_metric
 from stbench.registry import DATASETS, METRICS
 
@@ -228,7 +228,7 @@ class Well(Dataset):
         self.frames = params["t_in"] + params["t_out"]
         self.stride = params["stride"]
         if min(self.frames, self.stride) < 1:
-            raise ValueError("well: t_in, t_out and stride must be >= 1")
+            raise RecipeError("well: t_in, t_out and stride must be >= 1")
         key = params["fields"]
         self.index: dict[str, list[tuple[Path, int, int]]] = {}
         self.channels: list[str] = []

@@ -96,12 +96,12 @@ def _study(boards: list[Leaderboard], val_target: float | None) -> ComputeStudy:
     metric = SORT_METRIC if SORT_METRIC in first.metrics else first.metrics[0]
     higher = first.higher_is_better[metric]
     points = pd.DataFrame([p for lb in boards for p in _points(lb, metric)], columns=list(POINT_COLUMNS))
-    order = points.groupby("budget")["samples_seen"].mean().sort_values()
+    order = budget_order([lb.budget for lb in boards], points)
     target, rule = _target(points, order, val_target)
     devices = sorted({str(d) for lb in boards for d in lb.runs.loc[lb.runs["kind"] == "model", "device_name"].dropna()})
-    study = ComputeStudy(first.dataset, first.preset, metric, higher, list(order.index), points,
-                         pd.DataFrame([_best(lb, metric, higher) for lb in sorted(boards, key=lambda b:
-                                                                                   order.get(b.budget, 0))]),
+    boards = sorted(boards, key=lambda b: order.index(b.budget))
+    study = ComputeStudy(first.dataset, first.preset, metric, higher, order, points,
+                         pd.DataFrame([_best(lb, metric, higher) for lb in boards]),
                          target, rule, _to_target(points, target), devices)
     if len(devices) > 1:
         study.notes.append(f"training times were measured on {len(devices)} devices ({'; '.join(devices)}): "
@@ -146,15 +146,27 @@ def _best(lb: Leaderboard, metric: str, higher: bool) -> dict[str, Any]:
     return row
 
 
-def _target(points: pd.DataFrame, order: pd.Series, val_target: float | None) -> tuple[float | None, str]:
+def budget_order(budgets: list[str], points: pd.DataFrame) -> list[str]:
+    """Smallest budget first: by value when every budget is of one kind (samples, flops or seconds), else by the
+    mean samples seen."""
+    from stbench.budget import Budget
+
+    parsed = {b: Budget.parse(b) for b in budgets}
+    if len({p.kind for p in parsed.values()}) == 1:
+        return sorted(budgets, key=lambda b: parsed[b].value)
+    seen = points.groupby("budget")["samples_seen"].mean()
+    return sorted(budgets, key=lambda b: seen.get(b, math.inf))
+
+
+def _target(points: pd.DataFrame, order: list[str], val_target: float | None) -> tuple[float | None, str]:
     if val_target is not None:
         return float(val_target), f"validation MSE <= {val_target:g} (stated with --val-target)"
-    last = points[(points["budget"] == order.index[-1]) & points["val_mse"].notna()]
+    last = points[(points["budget"] == order[-1]) & points["val_mse"].notna()]
     if last.empty:
         return None, "no validation MSE in the records of the largest budget"
     worst = last.sort_values("val_mse").iloc[-1]
     return float(worst["val_mse"]), (f"validation MSE <= {worst['val_mse']:.4g}: the worst model's ({worst['model']}) "
-                                     f"at the largest budget ({order.index[-1]}; default, --val-target sets another)")
+                                     f"at the largest budget ({order[-1]}; default, --val-target sets another)")
 
 
 def _to_target(points: pd.DataFrame, target: float | None) -> pd.DataFrame:

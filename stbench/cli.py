@@ -354,6 +354,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                            val_target=args.val_target)
     except EmptyResultsError as exc:
         raise UserError(str(exc)) from None
+    except OSError as exc:  # a full disk, a read-only folder: the file named, in one line
+        raise UserError(f"cannot write {exc.filename or 'the report'} ({exc.strerror or exc}); free space or "
+                        "choose another --out") from None
     if res.files:
         _console().print(f"wrote {len(res.files)} files under {res.out_dir}", style="dim")
     return 0

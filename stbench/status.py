@@ -49,6 +49,19 @@ def _age(iso: str | None, now: _dt.datetime) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m ago" if s >= 3600 else f"{s // 60}m{s % 60:02d}s ago"
 
 
+def _unshowable(rec: dict[str, Any]) -> str | None:
+    """Why ``rec`` cannot be a row of the grid (the keys that place it, of the right types), or None."""
+    missing = [k for k in ("dataset", "preset", "seed", "status") if k not in rec]
+    if missing:
+        return f"missing required key(s) {', '.join(missing)}"
+    for key in ("dataset", "preset", "model", "status"):
+        if not isinstance(rec[key], str) or not rec[key]:
+            return f"'{key}' is {rec[key]!r}, not a non-empty string"
+    if not isinstance(rec["seed"], int) or isinstance(rec["seed"], bool):
+        return f"seed is {rec['seed']!r}, not an integer"
+    return None
+
+
 def _from_record(rec: dict[str, Any], path: Path, now: _dt.datetime) -> Cell:
     status = str(rec.get("status", "?"))
     hist = rec.get("history") or []
@@ -86,6 +99,12 @@ def grid_status(results: Path, now: _dt.datetime | None = None) -> list[Cell]:
             cells[(ds, preset, None, path.stem, None)] = Cell(ds, preset, path.stem, None, "unreadable", str(path))
             continue
         if not isinstance(rec, dict) or "model" not in rec:
+            continue
+        problem = _unshowable(rec)  # a record status cannot place is named, not shown as "None None"
+        if problem:
+            ds, preset = path.parent.parent.name, path.parent.name
+            cells[(ds, preset, None, path.stem, None)] = Cell(ds, preset, path.stem, None, "unreadable",
+                                                              f"{path}: {problem}")
             continue
         c = _from_record(rec, path, now)
         cells[(c.dataset, c.preset, c.budget, c.model, c.seed)] = c

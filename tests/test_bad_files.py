@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import gzip
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,3 +228,65 @@ def test_well_trajectories_too_short_for_one_window_are_one_line(tmp_path, capsy
                      "--batch-size", "2", "--set", "data.t_in=5", "--set", "data.t_out=5"]) == cli.EXIT_USAGE
     _, err = _lines(capsys)
     assert len(err) == 1 and "has no train sequences" in err[0], err
+
+
+def test_status_names_a_record_missing_required_keys(tmp_path, capsys):
+    """A record without dataset / preset / seed used to be listed as `None None 5 seed - [1]`."""
+    d = tmp_path / "records" / "mmnist" / "smoke"
+    d.mkdir(parents=True)
+    (d / "tau__seed0.json").write_text('{"schema_version": 2, "model": "tau", "status": [1], "kind": "model"}')
+    assert cli.main(["status", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out and "unreadable" in out and "missing required key" in out, out
+
+
+def test_waiting_on_cells_names_every_failed_one():
+    """`--launcher submitit-local --wait` exited 1 without naming the cells whose run failed (exit 1)."""
+    from stbench.launch.slurm import wait_jobs
+
+    class Job:
+        def __init__(self, code):
+            self.code = code
+
+        def result(self):
+            if isinstance(self.code, Exception):
+                raise self.code
+            return self.code
+
+    said: list[str] = []
+    rc = wait_jobs([Job(0), Job(1), Job(RuntimeError("node lost"))], ["tau seed 0", "predrnn seed 0", "simvp seed 1"],
+                   echo=said.append)
+    text = "\n".join(said)
+    assert rc == 1 and "predrnn seed 0" in text and "simvp seed 1" in text and "tau seed 0" not in text, said
+    assert "2 of 3 cells failed" in text
+
+
+def test_full_disk_during_report_is_one_line_and_leaves_no_empty_plot(tmp_path, capsys, monkeypatch):
+    from test_nonfinite import _record
+
+    import stbench.records as R
+
+    res = tmp_path / "res"
+    for rec in (_record("tau", 500.0), _record("simvp", 600.0), _record("copy_last", 900.0, kind="floor")):
+        rec.write(res)
+
+    def full(*args, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    from matplotlib.figure import Figure
+
+    savefig = Figure.savefig
+
+    def savefig_on_a_full_disk(self, fname, *args, **kw):  # a file name: 0 bytes land on disk, then ENOSPC
+        if isinstance(fname, (str, os.PathLike)):
+            open(fname, "wb").close()
+            full()
+        return savefig(self, fname, *args, **kw)
+
+    monkeypatch.setattr(R.os, "fsync", full)
+    monkeypatch.setattr(Figure, "savefig", savefig_on_a_full_disk)
+    monkeypatch.setattr(Path, "write_text", full)
+    assert cli.main(["report", "--results", str(res), "--format", "md"]) == cli.EXIT_USAGE
+    _, err = _lines(capsys)
+    assert len(err) == 1 and "No space left on device" in err[0], err
+    assert not [p for p in (res / "report").rglob("*") if p.is_file() and p.stat().st_size == 0]

@@ -145,15 +145,21 @@ def _executor(name: str, out: Path, cluster: str, slurm: SlurmOptions) -> tuple[
 
 def wait_jobs(jobs: list[Any], labels: list[str], echo: Any = print) -> int:
     """Wait for submitted jobs; 1 when any failed (each failure named), else 0."""
-    rc = 0
+    failed = []
     for label, job in zip(labels, jobs):
         try:
             code = job.result()
         except Exception as exc:  # noqa: BLE001 - a lost job is one failed cell, not a crash of the sweep
             echo(f"  {label}: job failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             code = 1
-        rc |= 1 if code else 0
-    return rc
+        else:
+            if code:  # the cell's own run failed: its record holds the reason
+                echo(f"  {label}: exit {code} (its record's reason: stbench status)")
+        if code:
+            failed.append(label)
+    if failed:
+        echo(f"{len(failed)} of {len(labels)} cells failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dataset: str, preset: str, out: Path,

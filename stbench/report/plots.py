@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -84,9 +85,21 @@ def model_styles(lb: Leaderboard) -> dict[str, dict]:
 def _save(fig: Figure, out_dir: Path, kind: str, lb: Leaderboard, title: str) -> PlotFile:
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{kind}_{lb.slug}.png", out_dir / f"{kind}_{lb.slug}.svg"
-    fig.savefig(png, dpi=DPI, metadata={"Software": None})
-    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    save_figure(fig, png, dpi=DPI, metadata={"Software": None})
+    save_figure(fig, svg, metadata={"Date": None, "Creator": None})
     return PlotFile(kind, title, png, svg)
+
+
+def save_figure(fig: Figure, path: Path, **kw: Any) -> None:
+    """``fig.savefig`` whole or not at all: rendered in memory, written atomically (a full disk leaves no
+    0-byte image, and is a one-line error naming the file)."""
+    import io
+
+    from stbench.records import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip("."), **kw)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _suptitle(fig: Figure, lb: Leaderboard, what: str) -> None:

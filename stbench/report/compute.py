@@ -238,7 +238,8 @@ def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
         idx = pareto(g["x"].to_numpy(), g["mean"].to_numpy(), study.higher_is_better)
         front = g.iloc[idx]
         colour = FAMILY_STYLE[fam][0]
-        ax.step(front["x"], front["mean"], where="post", color=colour, lw=4, alpha=0.25, zorder=1)
+        fx, fy = [*front["x"], g["x"].max()], [*front["mean"], front["mean"].iloc[-1]]  # held to the family's last x
+        ax.step(fx, fy, where="post", color=colour, lw=4, alpha=0.25, zorder=1)
         handles.append(Line2D([], [], color=colour, lw=4, alpha=0.35, label=f"{fam} Pareto frontier"))
     ax.set_xscale("log")
     _si_ticks(ax.xaxis)

@@ -106,3 +106,29 @@ def test_interrupt_inside_an_accumulation_group_equals_uninterrupted(tmp_path):
         _train("tau", cfg, ck, hooks=T.LoopHooks(on_loss=_Interrupt(8)))  # epoch 2, micro-batch 4 of 4
     assert T.load_checkpoint(ck)["state"]["batch_in_epoch"] == 2  # the snapshot is mid-epoch (after step 1 of 3)
     _same(_train("tau", cfg, ck, resume=T.load_checkpoint(ck)), want)
+
+
+class _Killed(BaseException):
+    """What SIGKILL leaves: no handler runs, so no mid-epoch snapshot; only the epoch checkpoints exist."""
+
+
+@pytest.mark.parametrize("n", [3, 6, 11])
+def test_kill_anywhere_then_resume_equals_uninterrupted(tmp_path, n):
+    def kill(model, loss):
+        kill.calls += 1
+        if kill.calls == n:
+            raise _Killed
+        return loss
+
+    kill.calls = 0
+    cfg = _cfg("tau")
+    want = _uninterrupted("tau", cfg, tmp_path)
+    ck = tmp_path / "b.pt"
+    with pytest.raises(_Killed):
+        _train("tau", cfg, ck, hooks=T.LoopHooks(on_loss=kill))
+    if n <= 4:  # killed in epoch 1: no checkpoint yet, a fresh start is the resume
+        assert not ck.exists()
+        _same(_train("tau", cfg, ck), want)
+        return
+    assert T.load_checkpoint(ck)["state"]["batch_in_epoch"] == 0  # an epoch checkpoint, not a snapshot
+    _same(_train("tau", cfg, ck, resume=T.load_checkpoint(ck)), want)

@@ -256,10 +256,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace, opts: Any) -> int:
     """``--launcher slurm|submitit-local``: one job per (model, seed) cell, see stbench/launch/slurm.py."""
     from stbench.launch.slurm import SlurmOptions, submit_grid
+    from stbench.preflight import check_launch
     from stbench.runner import budget_dir_of
 
     if opts.shard != (0, 1):
         raise UserError("--shard and --launcher slurm both split the grid; use one of them")
+    check_launch(opts)  # every cell's values, before a manifest is written or a job submitted
     con = _console()
     cluster = "local" if args.launcher == "submitit-local" else "slurm"
     return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,

@@ -75,9 +75,10 @@ def check_options(opts: Any) -> None:
         raise UserError("no seed to run: pass --seeds as a comma list of integers, e.g. 0,1,2")
 
 
-def check_run(opts: Any, model_name: str, spec: Any, device: torch.device) -> None:
-    """One run of the grid: its resolved recipe's numbers, its precision on ``device``, its model's arguments."""
-    from stbench.precision import resolve_precision
+def check_run(opts: Any, model_name: str, spec: Any, device: torch.device | None) -> None:
+    """One run of the grid: its resolved recipe's numbers, its precision on ``device`` (None: the device is
+    elsewhere, e.g. a Slurm node; only the name is checked), its model's arguments."""
+    from stbench.precision import PRECISIONS, resolve_precision
     from stbench.recipes import load_recipe
 
     recipe = load_recipe(opts.dataset, model_name, opts.preset, opts.overrides, opts.sets)
@@ -85,7 +86,10 @@ def check_run(opts: Any, model_name: str, spec: Any, device: torch.device) -> No
     check_counts(cfg, opts.overrides)
     precision = opts.precision or cfg.get("precision", "fp32")
     try:
-        resolve_precision(precision, device)
+        if device is None and precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+        if device is not None:
+            resolve_precision(precision, device)
     except ValueError as exc:
         raise UserError(f"{str(exc).splitlines()[0]} (--precision {precision})") from None
     try:
@@ -170,3 +174,17 @@ def check_splits(dataset: Any, splits: tuple[str, ...] = ("train", "val", "test"
             raise DataError(f"dataset '{dataset.spec.name}' has no {split} sequences (files with too few frames for "
                             f"one window of {dataset.spec.in_shape[0]} + {dataset.spec.t_out}, or an empty split); "
                             "check the files with `stbench data check`, or ask for shorter windows")
+
+
+def check_launch(opts: Any) -> None:
+    """``--launcher slurm|submitit-local``: every value of every cell checked here, before the manifest is
+    written or a job submitted (the device and precision are the compute node's: names only)."""
+    from stbench.data import get_spec
+    from stbench.recipes import load_recipe
+
+    check_options(opts)
+    data_kw = dict(load_recipe(opts.dataset, opts.models[0], opts.preset, opts.overrides, opts.sets).config
+                   .get("data", {}))
+    spec = get_spec(opts.dataset, **data_kw)
+    for model_name in dict.fromkeys(opts.models):
+        check_run(opts, model_name, spec, None)

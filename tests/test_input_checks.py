@@ -66,3 +66,13 @@ def test_bad_eval_input_is_refused_before_anything_is_read_or_written(tmp_path, 
     torch.save({"x": torch.zeros(1)}, ck)
     _refused(capsys, ["eval", "--checkpoint", str(ck), "--model", "tau", "--out", str(out), "--no-profile", *extra],
              out, needle)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--set", "model.nosuch=3"], "does not take nosuch"),
+    (["--precision", "fp8"], "unknown precision 'fp8'"),
+])
+def test_bad_input_is_refused_before_a_grid_is_submitted(tmp_path, capsys, extra, needle):
+    out = tmp_path / "res"
+    _refused(capsys, [*RUN, "--out", str(out), "--launcher", "submitit-local", *extra], out, needle)

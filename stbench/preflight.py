@@ -134,9 +134,9 @@ def _recipe_view(cfg: dict[str, Any], derived: tuple[str, ...]) -> dict[str, Any
 
 
 def check_resume(ckpt: Any, path: Path, cfg: dict[str, Any], model: torch.nn.Module, *,
-                 flags: dict[str, Any], derived: tuple[str, ...]) -> None:
-    """Refuse (one line, naming the first difference) to resume ``ckpt`` into another recipe or architecture
-    than the one it was trained with; nothing is written before this check (issue 24)."""
+                 flags: dict[str, Any], derived: tuple[str, ...], precision: str | None = None) -> None:
+    """Refuse (one line, naming the first difference) to resume ``ckpt`` into another recipe, architecture or
+    ``--precision`` than the one it was trained with; nothing is written before this check (issue 24)."""
     from stbench.errors import CheckpointError
 
     fix = "resume with the original settings, or start over with --force"
@@ -146,7 +146,12 @@ def check_resume(ckpt: Any, path: Path, cfg: dict[str, Any], model: torch.nn.Mod
                 f"a dict without {', '.join(k for k in CHECKPOINT_KEYS if k not in ckpt)}")
         raise CheckpointError(f"{path} is not an stbench training checkpoint (it holds {what}); --resume needs the "
                               "checkpoint `stbench run` wrote there; start over with --force")
-    old = _recipe_view(dict((ckpt.get("meta") or {}).get("cfg") or {}), derived)
+    stored = dict((ckpt.get("meta") or {}).get("cfg") or {})
+    was = (stored.get("precision_choice") or {}).get("precision")
+    if precision not in (None, "auto") and was and precision != was:  # a resumed run keeps its measured choice
+        raise CheckpointError(f"--resume: {path.name} was trained in {was} but this run asks for --precision "
+                              f"{precision}; {fix}")
+    old = _recipe_view(stored, derived)
     new = _recipe_view(cfg, derived)
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):

@@ -328,7 +328,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     torch.manual_seed(seed * 1000 + dist.rank)
     model = recipe.build_model(model_name, spec=dataset.spec)  # the run's dataset: shapes read from its files
     if resume_ckpt is not None:  # another recipe or architecture than the checkpoint's: refused, nothing written
-        check_resume(resume_ckpt, cpath, cfg, model, flags=opts.overrides, derived=PLAN_KEYS)
+        check_resume(resume_ckpt, cpath, cfg, model, flags=opts.overrides, derived=PLAN_KEYS, precision=opts.precision)
     prec = _choose_precision(opts, cfg, model, device, dist, con, old if resume_ckpt is not None else None)
     rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed,
                     kind="model" if opts.evaluate_test else "trial",

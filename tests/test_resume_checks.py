@@ -55,6 +55,12 @@ def test_resume_with_another_architecture_is_refused(out, capsys):
     assert "model.hid_S" in line
 
 
+@pytest.mark.skipif(not __import__("stbench.precision").precision.cpu_supports_bf16(), reason="no CPU bf16")
+def test_resume_with_another_precision_is_refused(out, capsys):
+    line = _refused(capsys, out, "--precision", "bf16")  # trained in fp32 (the smoke preset's)
+    assert "fp32" in line and "--precision bf16" in line
+
+
 def test_resume_from_a_bare_state_dict_is_refused(out, capsys):
     torch.save({"encoder.weight": torch.zeros(2)}, out / CKPT)
     line = _refused(capsys, out)

@@ -216,11 +216,12 @@ def run_grid(opts: RunOptions) -> int:
     check_splits(dataset)
     for model_name in dict.fromkeys(m for m, _ in mine):  # every value checked before the first record is written
         check_run(opts, model_name, dataset.spec, device)
-    if dist.master:  # and no completed record of other data is taken for this data's (floors included)
-        source = data_source(opts.dataset, opts.data_root)
-        floors = [record_path(opts.out, opts.dataset, opts.preset, k, 0) for k in FLOORS] if i == 0 else []
-        for path in [*floors, *(run_paths(opts, m, s)[0] for m, s in mine)]:
-            check_data_source(path, source, force=opts.force, resume=opts.resume)
+    # and no completed record of other data is taken for this data's (floors included); every rank reads the
+    # same records, so under torchrun every rank refuses together
+    source = data_source(opts.dataset, opts.data_root)
+    floors = [record_path(opts.out, opts.dataset, opts.preset, k, 0) for k in FLOORS] if i == 0 else []
+    for path in [*floors, *(run_paths(opts, m, s)[0] for m, s in mine)]:
+        check_data_source(path, source, force=opts.force, resume=opts.resume)
 
     results: list[RunRecord] = []
     failed = False
@@ -229,7 +230,7 @@ def run_grid(opts: RunOptions) -> int:
         failed |= any(r.status == "failed" for r in results)
     for model_name, seed in mine:
         # one process per cell: a second one refuses in one line (issue 24)
-        with cell_lock(run_paths(opts, model_name, seed)[0]) if dist.master else contextlib.nullcontext():
+        with _cell_lock(run_paths(opts, model_name, seed)[0], dist):
             rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
         results.append(rec)
         failed |= rec.status == "failed"
@@ -241,6 +242,28 @@ def run_grid(opts: RunOptions) -> int:
         tdist.barrier()
         tdist.destroy_process_group()
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _cell_lock(record: Path, dist: Any) -> Any:
+    """The cell's lock (records.cell_lock), taken by rank 0; under torchrun its refusal reaches every rank."""
+    if not dist.enabled:
+        with cell_lock(record):
+            yield
+        return
+    import torch.distributed as tdist
+
+    with contextlib.ExitStack() as stack:
+        box: list[str | None] = [None]
+        if dist.master:
+            try:
+                stack.enter_context(cell_lock(record))
+            except UserError as exc:
+                box[0] = str(exc)
+        tdist.broadcast_object_list(box, src=0)
+        if box[0]:
+            raise UserError(box[0])
+        yield
 
 
 def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[RunRecord]:
@@ -309,8 +332,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
     rpath, cpath = run_paths(opts, model_name, seed)
     old = read_record(rpath) if dist.master else None
     source = dict(data_source(opts.dataset, opts.data_root))  # part of the record's identity (issue 24)
-    if dist.master:
-        check_data_source(rpath, source, force=opts.force, resume=opts.resume)
+    check_data_source(rpath, source, force=opts.force, resume=opts.resume)
     if old and old.status == "completed" and not opts.force:
         con.print(f"[dim]{model_name} seed {seed}: already completed ({rpath}); --force re-runs it[/dim]")
         return old

@@ -117,22 +117,27 @@ def _quiet_fvcore():
             lg.setLevel(lv)
 
 
-def count_flops(model: nn.Module) -> int:
-    """fvcore FLOPs of one sample in eval mode (published convention)."""
+def _fvcore_total(model: nn.Module, wrapper: nn.Module, inputs: tuple[torch.Tensor, ...], training: bool) -> int:
+    """fvcore's FLOP total of ``wrapper(*inputs)`` with ``model`` in training or eval mode (restored after)."""
     with _quiet_fvcore():
         from fvcore.nn import FlopCountAnalysis
 
         was_training = model.training
-        model.eval()
+        model.train(training)
         try:
-            x = torch.zeros(1, *model.in_shape, device=next(model.parameters()).device)
-            fca = FlopCountAnalysis(_Forecast(model), (x,))
+            fca = FlopCountAnalysis(wrapper, inputs)
             fca.unsupported_ops_warnings(False)
             fca.uncalled_modules_warnings(False)
             with torch.no_grad():
                 return int(fca.total())
         finally:
             model.train(was_training)
+
+
+def count_flops(model: nn.Module) -> int:
+    """fvcore FLOPs of one sample in eval mode (published convention)."""
+    x = torch.zeros(1, *model.in_shape, device=next(model.parameters()).device)
+    return _fvcore_total(model, _Forecast(model), (x,), training=False)
 
 
 class _TrainForecast(nn.Module):
@@ -154,22 +159,10 @@ class _TrainForecast(nn.Module):
 def count_train_flops(model: nn.Module) -> int:
     """fvcore FLOPs of ONE training-mode forward of ONE sequence (targets given, teacher forcing for recurrent
     modules); the training-FLOPs convention of :mod:`stbench.budget` multiplies it by 3 (forward + backward)."""
-    with _quiet_fvcore():
-        from fvcore.nn import FlopCountAnalysis
-
-        was_training = model.training
-        model.train()
-        dev = next(model.parameters()).device
-        try:
-            x = torch.zeros(1, *model.in_shape, device=dev)
-            y = torch.zeros(1, model.t_out, *model.in_shape[1:], device=dev)
-            fca = FlopCountAnalysis(_TrainForecast(model), (x, y))
-            fca.unsupported_ops_warnings(False)
-            fca.uncalled_modules_warnings(False)
-            with torch.no_grad():
-                return int(fca.total())
-        finally:
-            model.train(was_training)
+    dev = next(model.parameters()).device
+    x = torch.zeros(1, *model.in_shape, device=dev)
+    y = torch.zeros(1, model.t_out, *model.in_shape[1:], device=dev)
+    return _fvcore_total(model, _TrainForecast(model), (x, y), training=True)
 
 
 def _timed(fn, device: torch.device, warmup: int, reps: int, budget_s: float | None = None) -> list[float]:

@@ -123,19 +123,3 @@ def test_runner_and_loop_use_the_same_eval_batch(tmp_path):
     assert sorted(set(seen)) == [("test", 3), ("train", 3), ("val", 3)]
 
 
-def test_dataset_registers_its_own_preset_defaults(tmp_path, monkeypatch):
-    from toydata import MovingSquare
-
-    from stbench.registry import DATASETS
-
-    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))  # no recipe file at all
-    DATASETS.register("toy_square_test", obj=MovingSquare,
-                      presets={"smoke": {"epochs": 1, "batch_size": 2, "train_size": 8}})
-    try:
-        cfg = load_recipe("toy_square_test", "tau", "smoke").config
-        assert (cfg["epochs"], cfg["train_size"]) == (1, 8)
-        assert cfg["model"] == MODELS.entry("tau").meta["presets"]["smoke"]["model"]
-        with pytest.raises(RecipeError, match="no epochs"):
-            load_recipe("toy_square_test", "tau", "quick")
-    finally:
-        DATASETS.unregister("toy_square_test")

@@ -315,6 +315,26 @@ def resolve(dataset: str, model: str, preset: str, overrides: dict[str, Any] | N
     return Recipe(dataset, model, preset, cfg, list(mrec.get("reference", []))), src
 
 
+def show(dataset: str, model: str, preset: str, sets: list[str] | None = None, *, explain_keys: bool = False,
+         as_json: bool = False) -> str:
+    """``stbench recipe``: the resolved recipe as TOML-like text (with ``explain_keys``, the source of every key),
+    or as JSON (``{"config": ..., "sources": ...}``)."""
+    import json
+
+    from stbench.registry import MODELS, TEMPORAL
+
+    base = model.partition("@")[0]
+    if base not in MODELS and base not in TEMPORAL:
+        MODELS.entry(base)  # "unknown model 'x'; did you mean ..."
+    recipe, sources = resolve(dataset, model, preset, sets=sets)
+    if as_json:
+        return json.dumps({"model": model, "dataset": dataset, "preset": preset, "config": recipe.config,
+                           **({"sources": sources} if explain_keys else {})}, indent=2, sort_keys=True)
+    if explain_keys:
+        return explain(recipe, sources)
+    return "\n".join(f"{k} = {_fmt(v)}" for k, v in sorted(recipe.config.items()))
+
+
 def explain(recipe: Recipe, sources: dict[str, str]) -> str:
     """The resolved recipe as text, one key a line with its source; the stbench defaults that apply to keys the
     recipe leaves out are listed after it."""

@@ -9,7 +9,9 @@
 This package is the ``stbench.datasets`` entry point: the registry imports its files lazily, so
 ``get_dataset("mmnist")`` imports only the file that registers ``mmnist``. A new built-in dataset is a
 new file here (no import line to add). Third-party datasets subclass :class:`Dataset` and register with
-``@DATASETS.register("name")``.
+``@DATASETS.register("name")``; a dataset read from standard files names its file checker there too,
+``@DATASETS.register("name", check="module:function")`` (see :mod:`stbench.data.check`), and has its recipes
+in ``baselines/<name>.toml``.
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ class _KTH(Dataset):
         return out
 
 
-@DATASETS.register("kth")
+@DATASETS.register("kth", check="stbench.data.kth:kth_check_rows")
 class KTH(_KTH):
     """KTH actions 10 -> 20 (see :mod:`stbench.data.kth`)."""
 
@@ -199,7 +199,7 @@ class KTH(_KTH):
     default_t_out = 20
 
 
-@DATASETS.register("kth40")
+@DATASETS.register("kth40", check="stbench.data.kth:kth_check_rows")
 class KTH40(_KTH):
     """KTH actions 10 -> 40 (see :mod:`stbench.data.kth`)."""
 

@@ -192,7 +192,7 @@ def _resize_digits(pool: np.ndarray, size: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # The dataset
 # ---------------------------------------------------------------------------------------------
-@DATASETS.register("mmnist")
+@DATASETS.register("mmnist", check="stbench.data.check:mmnist_rows")
 class MovingMNIST(Dataset):
     """Moving MNIST: ``(B, T_in, 1, H, W)`` -> ``(B, T_out, 1, H, W)`` in [0, 1].
 

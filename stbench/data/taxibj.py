@@ -90,7 +90,7 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-@DATASETS.register("taxibj")
+@DATASETS.register("taxibj", check="stbench.data.taxibj:check_rows")
 class TaxiBJ(Dataset):
     """TaxiBJ ``(B, 4, 2, 32, 32)`` -> ``(B, 4, 2, 32, 32)`` on [0, 1] (see module doc)."""
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from stbench.budget import make_plan
 from stbench.errors import CheckpointError
+from stbench.metrics import DEFAULT_METRICS, MetricAccumulator
 from stbench.precision import Precision, synchronize
 from stbench.recipes import eval_batch_size, setting
 from stbench.records import atomic_write_bytes
@@ -145,7 +146,7 @@ def cosine_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_step
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Precision,
-             metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr"), keep: int = 0,
+             metrics: tuple[str, ...] = DEFAULT_METRICS, keep: int = 0,
              on_batch: Callable[[], None] | None = None,
              per_sequence: bool = False,
              context: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
@@ -155,7 +156,6 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
     ``per_sequence`` adds ``res["per_sequence"] = {metric: (N,) array}`` (each sequence's mean over frames);
     ``context`` is the dataset's ``spec.metric_context`` (e.g. weather's std for the de-normalised metrics).
     """
-    from stbench.metrics import MetricAccumulator
 
     was = model.training
     model.eval()

@@ -39,6 +39,7 @@ import numpy as np
 from stbench.data.check import raise_on_bad
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError, RecipeError
+from stbench.metrics import DEFAULT_METRICS
 from stbench.registry import DATASETS
 
 ACTIONS_WALK = ("boxing", "handclapping", "handwaving", "walking")  # jump a whole clip after a clip
@@ -210,13 +211,13 @@ class KTH40(_KTH):
 def _metrics(lpips: bool) -> tuple[str, ...]:
     """The published video metrics, plus LPIPS when asked for (``--set data.lpips=true``) and available offline."""
     if not lpips:
-        return ("mse", "mae", "ssim", "psnr")
+        return DEFAULT_METRICS
     from stbench.metrics_extra import lpips_available
 
     msg = lpips_available()
     if msg:
         raise DataError(msg)
-    return ("mse", "mae", "ssim", "psnr", "lpips")
+    return (*DEFAULT_METRICS, "lpips")
 
 
 def kth_check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from stbench.metrics import DEFAULT_METRICS
 from stbench.registry import DATASETS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +49,7 @@ class DatasetSpec:
     in_shape: tuple[int, int, int, int]  # (T_in, C, H, W)
     t_out: int
     scale: tuple[float, float] = (0.0, 1.0)  # value range of inputs and targets
-    metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
     description: str = ""
     sizes: dict[str, int] = field(default_factory=dict)  # split -> number of sequences
     params: dict[str, Any] = field(default_factory=dict)  # the variant's configuration

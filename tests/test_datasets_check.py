@@ -89,3 +89,11 @@ def test_every_dataset_checker_is_on_its_registry_entry():
     assert {n for n in DATASETS.names() if n.startswith("weather_")} <= with_files
     assert not hasattr(C, "CHECKERS") and not hasattr(C, "register_checker")
     assert C.checker("ns2d") is None  # generated data: nothing to check
+
+
+def test_the_datasets_default_metrics_are_the_metrics_modules():
+    from stbench.data.spec import DEFAULT_METRICS as DATA_DEFAULT
+    from stbench.data.spec import DatasetSpec
+    from stbench.metrics import DEFAULT_METRICS
+
+    assert DATA_DEFAULT == DEFAULT_METRICS == DatasetSpec("x", (1, 1, 1, 1), 1).metrics

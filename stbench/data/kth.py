@@ -37,9 +37,8 @@ from typing import Any
 import numpy as np
 
 from stbench.data.check import raise_on_bad
-from stbench.data.spec import Dataset, DatasetSpec
+from stbench.data.spec import DEFAULT_METRICS, Dataset, DatasetSpec
 from stbench.errors import DataError, RecipeError
-from stbench.metrics import DEFAULT_METRICS
 from stbench.registry import DATASETS
 
 ACTIONS_WALK = ("boxing", "handclapping", "handwaving", "walking")  # jump a whole clip after a clip

@@ -33,7 +33,7 @@ import importlib.util
 import inspect
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -387,8 +387,3 @@ def load_plugin(spec: str) -> None:
             f"plugin '{spec}' failed to load: {type(exc).__name__}: {exc} "
             "(pass a .py file path or an importable module name)"
         ) from exc
-
-
-def create_with_overrides(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    """Call ``fn`` with the keyword arguments that are not None (timm's habit)."""
-    return fn(**{k: v for k, v in kwargs.items() if v is not None})

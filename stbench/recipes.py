@@ -129,6 +129,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 0,
     "accum_steps": 1,
     "clip_grad": 0.0,  # 0 = off
+    "precision": "fp32",  # what a run trains in unless --precision says otherwise
 }
 
 

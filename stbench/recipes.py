@@ -292,7 +292,8 @@ def resolve(dataset: str, model: str, preset: str, overrides: dict[str, Any] | N
     if overrides.get("budget") is None and overrides.get("epochs") is not None and "budget" in cfg:
         del cfg["budget"], src["budget"]  # --epochs asks for that many epochs instead of the preset's budget
     for k, v in overrides.items():
-        if v is not None:
+        if v is not None:  # a flag replaces the key whole (a table too)
+            cfg.pop(k, None)
             _merge(cfg, {k: v}, src, lambda _, k=k: f"command line (--{k.replace('_', '-')})")
     for item in sets or []:
         one: dict[str, Any] = {}

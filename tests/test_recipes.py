@@ -184,3 +184,16 @@ def test_recipe_command_explains_every_key(capsys):
     assert json.loads(capsys.readouterr().out)["config"]["budget"] == "samples=32"
     assert main(["recipe", "--model", "nosuchmodel", "--dataset", "mmnist"]) == 2
     assert "unknown model 'nosuchmodel'" in capsys.readouterr().err
+
+
+def test_every_registered_model_dataset_and_preset_resolves():
+    """Every dataset has smoke / quick / paper recipes for every model (The Well included): no run asks for
+    --epochs or --batch-size."""
+    from stbench.recipes import PRESETS
+    from stbench.registry import DATASETS
+
+    for dataset in DATASETS.names():
+        for model in MODELS.names():
+            for preset in PRESETS:
+                cfg = load_recipe(dataset, model, preset).config
+                assert (cfg.get("epochs") or cfg.get("budget")) and cfg["batch_size"] >= 1, (dataset, model, preset)

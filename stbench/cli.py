@@ -327,6 +327,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # -- data (datasets' standard files) ---------------------------------------------------------------
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from stbench.recipes import show
+
+    print(show(args.dataset, args.model, args.preset, args.set, explain_keys=args.explain,
+               as_json=args.format == "json"))
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """``stbench data check``: one line per expected file, exit 1 if any is not ok."""
     from stbench.data.check import check, format_rows
@@ -534,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,sweep,tune,report,list,profile,eval,predict,status,data}")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,sweep,tune,report,list,profile,eval,predict,status,data,recipe}")
 
     commands: list[argparse.ArgumentParser] = []
 
@@ -627,6 +635,16 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--dataset", required=True)
     dp.add_argument("--data-root", required=True, help="directory with the standard data files")
     dp.add_argument("--format", choices=["table", "json"], default="table")
+
+    rc = command("recipe", cmd_recipe, "the resolved recipe of one run; --explain names the source of every key",
+                 "stbench recipe --model tau --dataset mmnist --preset quick --explain",
+                 "stbench recipe --model convlstm --dataset kth --preset paper --set epochs=3 --format json")
+    rc.add_argument("--model", required=True)
+    rc.add_argument("--dataset", default="mmnist")
+    rc.add_argument("--preset", default=DEFAULT_PRESET)
+    rc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override, as `stbench run`'s")
+    rc.add_argument("--explain", action="store_true", help="the source of every key (file and table, registry, CLI)")
+    rc.add_argument("--format", choices=["toml", "json"], default="toml")
 
     for sp in commands:  # after each subcommand's own options, as their help lists them
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",

@@ -79,12 +79,12 @@ def check_run(opts: Any, model_name: str, spec: Any, device: torch.device | None
     """One run of the grid: its resolved recipe's numbers, its precision on ``device`` (None: the device is
     elsewhere, e.g. a Slurm node; only the name is checked), its model's arguments."""
     from stbench.precision import PRECISIONS, resolve_precision
-    from stbench.recipes import load_recipe
+    from stbench.recipes import load_recipe, setting
 
     recipe = load_recipe(opts.dataset, model_name, opts.preset, opts.overrides, opts.sets)
     cfg = recipe.config
     check_counts(cfg, opts.overrides)
-    precision = opts.precision or cfg.get("precision", "fp32")
+    precision = opts.precision or setting(cfg, "precision")
     try:
         if device is None and precision not in PRECISIONS:
             raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")

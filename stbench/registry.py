@@ -1,20 +1,17 @@
 """One generic registry for every kind of component, and plugin discovery.
 
-Built-in components and third-party plugins are found the same way: through the entry-point
-groups ``stbench.temporal``, ``stbench.models``, ``stbench.encoders``, ``stbench.datasets`` and
-``stbench.metrics`` (stbench declares its own built-ins in its ``pyproject.toml``). An entry point's
+Third-party plugins are found through the entry-point groups ``stbench.temporal``, ``stbench.models``,
+``stbench.encoders``, ``stbench.datasets`` and ``stbench.metrics``. An entry point's
 value is either a module, whose import registers components with the decorators below, or a single
 class / function (``"pkg.mod:Attr"``), registered under the entry point's name as a lazy entry:
 listed without importing anything, imported on first use. ``REG.register("name", obj="mod:attr",
 **meta)`` makes a lazy entry directly. Code that is not installed is loaded with
 ``load_plugin("path/to/file.py" | "package.module")`` (the CLI's ``--plugin``).
 
-stbench's own entry points name packages (``stbench.models``, ``stbench.data``) and modules
-(``stbench.metrics``) that are imported lazily, one file at a time: looking up a name imports only the
-files of those packages whose source registers (or mentions) that name, checks that the entry appeared,
-and otherwise imports all of them, so the text scan only decides what is imported first, never what is
-found. Listing (``names()``, wildcards) imports everything. A new built-in is one new file in one of
-those packages: no import line or list to add it to.
+stbench's own components are listed in :mod:`stbench.builtin_index`: the modules that register them
+(``MODULES``, written by hand) and which name each registers (``INDEX``, generated and checked by a test).
+Looking a built-in name up imports the one module the index names for it; listing (``names()``,
+wildcards) and an unknown name import every built-in module.
 
 A plugin that fails to import is never skipped silently: the failure is printed to stderr once,
 with the plugin's name and its error, and kept in :data:`PLUGIN_ERRORS` for ``stbench list``.
@@ -34,15 +31,15 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
-import pkgutil
-import re
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
+
+from stbench import builtin_index
 
 BUILTIN = "built-in"
 
@@ -66,6 +63,7 @@ class Entry:
     source: str = BUILTIN  # "built-in", "plugin <dist>" or "plugin <file/module>"
     meta: dict[str, Any] = field(default_factory=dict)
     lazy: bool = False  # obj is still a "module:attr" placeholder
+    module: str = ""  # the module whose import registered it (for the built-in index)
 
     def resolve(self) -> Any:
         """Import a lazy entry's target (once) and return the component."""
@@ -119,7 +117,8 @@ class Registry:
                 old = self._entries[name]
                 raise RegistryError(f"duplicate {self.kind} name '{name}': already registered by {old.source}; "
                                     "choose another name")
-            self._entries[name] = Entry(name, obj, self.kind, _CURRENT_SOURCE[-1], dict(meta), lazy=True)
+            self._entries[name] = Entry(name, obj, self.kind, _CURRENT_SOURCE[-1], dict(meta), lazy=True,
+                                        module=_registering_module())
             return obj
 
         def add(o: Any) -> Any:
@@ -143,7 +142,7 @@ class Registry:
                     f"duplicate {self.kind} name '{key}': already registered by {old.source} "
                     f"({_where(old.obj)}); choose another name"
                 )
-            self._entries[key] = Entry(key, o, self.kind, source, dict(meta))
+            self._entries[key] = Entry(key, o, self.kind, source, dict(meta), module=_registering_module())
             return o
 
         return add(obj) if obj is not None else add
@@ -270,9 +269,8 @@ def _add_loaded(obj: Any, name: str, group: str) -> None:
 
 
 def load_entry_points(force: bool = False) -> None:
-    """Read every entry point of the stbench groups once: stbench's own modules are noted as built-in
-    roots (imported lazily, see :func:`_import_builtins_for`); plugins are imported (or, for a
-    ``"module:attr"`` value, listed as lazy entries)."""
+    """Read every entry point of the stbench groups once: plugins are imported (or, for a ``"module:attr"``
+    value, listed as lazy entries); stbench's own modules come from :mod:`stbench.builtin_index` instead."""
     global _LOADED, _LOADING
     if (_LOADED and not force) or _LOADING:
         return
@@ -281,10 +279,6 @@ def load_entry_points(force: bool = False) -> None:
         eps = []
         for group in _GROUPS:
             eps += [(group, ep) for ep in entry_points(group=group)]
-        # stbench's own roots, plus the defaults (a source tree never pip-installed, or installed metadata
-        # older than a root)
-        _set_builtin_roots([ep.value.strip() for _, ep in eps if _dist_name(ep) == "stbench" and ":" not in ep.value]
-                           + list(_DEFAULT_ROOTS))
         eps.sort(key=lambda ge: _dist_name(ge[1]) != "stbench")  # built-ins first
         for group, ep in eps:
             dist = _dist_name(ep)
@@ -297,7 +291,7 @@ def load_entry_points(force: bool = False) -> None:
                         if ep.name not in reg._entries:
                             reg.register(ep.name, obj=ep.value.replace(" ", ""))
                         continue
-                    if dist != "stbench":
+                    if dist != "stbench":  # stbench's own modules: stbench.builtin_index, imported on lookup
                         _add_loaded(ep.load(), ep.name, group)
                 except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
                     if dist == "stbench":
@@ -308,71 +302,21 @@ def load_entry_points(force: bool = False) -> None:
         _LOADING = False
 
 
-# -- built-in modules, imported on demand ------------------------------------------------------------
-_DEFAULT_ROOTS = ("stbench.models", "stbench.data", "stbench.metrics", "stbench.metrics_extra")  # pyproject.toml's
-_ROOTS: list[str] = []  # packages / modules named by stbench's own entry points
-_SOURCES: dict[str, str] | None = None  # module -> source text, for the built-in files that mention "register"
+# -- built-in modules, imported on demand (stbench.builtin_index) -------------------------------------------
+BUILTIN_REGISTRIES = (MODELS, ENCODERS, DECODERS, TEMPORAL, DATASETS, METRICS)
 _ALL_IMPORTED = False
-
-
-def _set_builtin_roots(roots: list[str]) -> None:
-    global _SOURCES, _ALL_IMPORTED
-    roots = list(dict.fromkeys(roots))
-    if roots != _ROOTS:
-        _ROOTS[:] = roots
-        _SOURCES, _ALL_IMPORTED = None, False
 
 
 def _is_builtin_module(module: str | None) -> bool:
     return bool(module) and (module == "stbench" or module.startswith("stbench."))
 
 
-def _root_modules(root: str) -> list[tuple[str, str | None]]:
-    """(module, source file or None) for a root: a module itself, or a package and its direct submodules."""
-    spec = importlib.util.find_spec(root)  # imports the parent package only
-    if spec is None:
-        raise ModuleNotFoundError(f"stbench's built-in entry point names '{root}', which is not importable")
-    out = [(root, spec.origin if spec.has_location else None)]
-    for info in pkgutil.iter_modules(spec.submodule_search_locations or []):
-        if not info.ispkg:
-            path = Path(getattr(info.module_finder, "path", "")) / f"{info.name}.py"
-            out.append((f"{root}.{info.name}", str(path) if path.is_file() else None))
-    return out
-
-
-def _builtin_sources() -> dict[str, str]:
-    global _SOURCES
-    if _SOURCES is None:
-        out: dict[str, str] = {}
-        for root in _ROOTS:
-            for mod, path in _root_modules(root):
-                text = Path(path).read_text(encoding="utf-8") if path and path.endswith(".py") else ""
-                if "register" in text:
-                    out[mod] = text
-        _SOURCES = out
-    return _SOURCES
-
-
-_FSTRING = re.compile(r"""\b[rR]?[fF](["'])([^"'\n]*\{[^"'\n]*)\1""")
-
-
-def _candidates(name: str, *, strong_only: bool = False) -> list[str]:
-    """Built-in modules likely to register ``name``: first those that register it by a literal
-    (``.register("name"``, ``register_metric("name"``) or define ``def name(`` / ``class Name(``, then
-    (unless ``strong_only``) those that mention ``"name"`` or an f-string that can spell it."""
-    esc = re.escape(name)
-    strong = [re.compile(rf"""register\w*\(\s*["']{esc}["']"""),
-              re.compile(rf"^[ \t]*(?:def|class)[ \t]+{esc}\b", re.M | re.I)]
-    weak = re.compile(rf"""["']{esc}["']""")
-    first, second = [], []
-    for mod, text in _builtin_sources().items():
-        if any(p.search(text) for p in strong):
-            first.append(mod)
-        elif not strong_only and (weak.search(text) or any(
-                re.fullmatch(".+".join(map(re.escape, re.split(r"\{[^}]*\}", m.group(2)))), name)
-                for m in _FSTRING.finditer(text))):
-            second.append(mod)
-    return first + second
+def _registering_module() -> str:
+    """The module whose import is running the registration: the nearest module-level frame on the stack."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name != "<module>":
+        frame = frame.f_back
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
 def _import_builtin(module: str) -> None:
@@ -381,21 +325,17 @@ def _import_builtin(module: str) -> None:
 
 
 def _import_builtins_for(reg: Registry, name: str, *, fallback: bool = True) -> None:
-    """Import the built-in modules that register ``name`` on ``reg``: the likely ones first (stopping as
-    soon as the entry appears), then, with ``fallback``, the root packages and at last every built-in
-    module, so a name registered in an unusual way is still found."""
-    if not _ROOTS or _ALL_IMPORTED:
+    """Import the built-in module the index names for ``name`` on ``reg``; with ``fallback``, every built-in
+    module when that did not register it (an unknown name then lists every name in its error)."""
+    if _ALL_IMPORTED:
         return
-    for mod in _candidates(name, strong_only=not fallback):
-        if mod not in sys.modules:
-            _import_builtin(mod)
-            if name in reg._entries:
-                return
+    module = builtin_index.INDEX.get(reg.kind, {}).get(name)
+    if module is not None:
+        _import_builtin(module)
+        if name in reg._entries:
+            return
     if fallback:
-        for root in _ROOTS:
-            _import_builtin(root)
-        if name not in reg._entries:
-            _import_all_builtins()
+        _import_all_builtins()
 
 
 def _import_all_builtins() -> None:
@@ -403,9 +343,8 @@ def _import_all_builtins() -> None:
     global _ALL_IMPORTED
     if _ALL_IMPORTED:
         return
-    for root in list(_ROOTS):
-        for mod, _ in _root_modules(root):
-            _import_builtin(mod)
+    for module in builtin_index.MODULES:
+        _import_builtin(module)
     _ALL_IMPORTED = True
 
 
@@ -448,8 +387,3 @@ def load_plugin(spec: str) -> None:
             f"plugin '{spec}' failed to load: {type(exc).__name__}: {exc} "
             "(pass a .py file path or an importable module name)"
         ) from exc
-
-
-def create_with_overrides(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    """Call ``fn`` with the keyword arguments that are not None (timm's habit)."""
-    return fn(**{k: v for k, v in kwargs.items() if v is not None})

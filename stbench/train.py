@@ -32,7 +32,9 @@ from torch import nn
 
 from stbench.budget import make_plan
 from stbench.errors import CheckpointError
+from stbench.metrics import DEFAULT_METRICS, MetricAccumulator
 from stbench.precision import Precision, synchronize
+from stbench.recipes import eval_batch_size, setting
 from stbench.records import atomic_write_bytes
 
 
@@ -85,7 +87,7 @@ class TrainState:
     stopped_by: str = "plan"  # "plan" (all planned batches) or "time" (a seconds budget ran out first)
 
 
-def _to(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, prec: Precision):
+def _to(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device):
     x, y = batch
     nb = device.type == "cuda"
     x = x.to(device, non_blocking=nb)
@@ -94,8 +96,8 @@ def _to(batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, prec: Pr
 
 
 def make_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    name = str(cfg.get("optimizer", "adam")).lower()
-    lr, wd = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
+    name = str(setting(cfg, "optimizer")).lower()
+    lr, wd = float(cfg["lr"]), float(setting(cfg, "weight_decay"))
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     if name == "adamw":
@@ -104,10 +106,10 @@ def make_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimiz
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int):
-    name = str(cfg.get("scheduler", "onecycle")).lower()
+    name = str(setting(cfg, "scheduler")).lower()
     if name == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=max(1, total_steps),
-                                                   final_div_factor=float(cfg.get("final_div_factor", 1e4)))
+                                                   final_div_factor=float(setting(cfg, "final_div_factor")))
     if name in ("none", "constant"):
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     if name == "cosine":
@@ -130,12 +132,12 @@ def cosine_lr(epoch: int, *, lr: float, epochs: int, min_lr: float = 1e-6, warmu
 
 def cosine_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int):
     """Per-epoch cosine (:func:`cosine_lr`) as a ``LambdaLR`` stepped per optimizer step: the lr is constant
-    within an epoch. Recipe keys: ``min_lr`` (1e-6), ``warmup_lr`` (1e-5), ``warmup_epochs`` (0), OpenSTL's
-    defaults. Its state is the step count, so a resumed run continues the same lr sequence."""
+    within an epoch. Recipe keys: ``min_lr``, ``warmup_lr``, ``warmup_epochs`` (defaults: OpenSTL's, in
+    ``stbench.recipes.DEFAULTS``). Its state is the step count, so a resumed run continues the same lr sequence."""
     epochs = max(1, int(cfg["epochs"]))
     per_epoch = max(1, total_steps // epochs)
-    kw = dict(lr=float(cfg["lr"]), epochs=epochs, min_lr=float(cfg.get("min_lr", 1e-6)),
-              warmup_lr=float(cfg.get("warmup_lr", 1e-5)), warmup_epochs=int(cfg.get("warmup_epochs", 0)))
+    kw = dict(lr=float(cfg["lr"]), epochs=epochs, min_lr=float(setting(cfg, "min_lr")),
+              warmup_lr=float(setting(cfg, "warmup_lr")), warmup_epochs=int(setting(cfg, "warmup_epochs")))
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cosine_lr(step // per_epoch, **kw) / kw["lr"])
 
 
@@ -144,7 +146,7 @@ def cosine_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], total_step
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Precision,
-             metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr"), keep: int = 0,
+             metrics: tuple[str, ...] = DEFAULT_METRICS, keep: int = 0,
              on_batch: Callable[[], None] | None = None,
              per_sequence: bool = False,
              context: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
@@ -154,7 +156,6 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
     ``per_sequence`` adds ``res["per_sequence"] = {metric: (N,) array}`` (each sequence's mean over frames);
     ``context`` is the dataset's ``spec.metric_context`` (e.g. weather's std for the de-normalised metrics).
     """
-    from stbench.metrics import MetricAccumulator
 
     was = model.training
     model.eval()
@@ -162,7 +163,7 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "targets": [], "preds": []}
     n_kept = 0
     for batch in batches:
-        x, y = _to(batch, device, prec)
+        x, y = _to(batch, device)
         with prec.autocast():
             pred = model(x).pred
         pred = pred.float()
@@ -186,8 +187,6 @@ def test(model: nn.Module, dataset: Any, cfg: dict[str, Any], device: torch.devi
          metrics: tuple[str, ...], keep: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """The one evaluation on the test split (after training, with the selected weights), per-sequence values kept;
     raises :class:`NonFiniteMetrics` when a metric is NaN / Inf."""
-    from stbench.recipes import eval_batch_size
-
     res, examples = evaluate(model, dataset.batches("test", eval_batch_size(cfg), limit=cfg.get("test_size")), device,
                              prec, metrics=metrics, keep=keep, per_sequence=True, context=dataset.spec.metric_context)
     check_finite(res, "test metrics")
@@ -269,8 +268,6 @@ class _Loop:
     def __init__(self, model: nn.Module, dataset: Any, cfg: dict[str, Any], *, device: torch.device,
                  prec: Precision, seed: int, ckpt_path: Path | None, dist: DistInfo, hooks: LoopHooks) -> None:
         from stbench.models.sampling import make_schedule
-        from stbench.recipes import eval_batch_size
-
         self.raw, self.dataset, self.cfg, self.device, self.prec = model, dataset, cfg, device, prec
         self.seed, self.ckpt_path, self.dist, self.hooks = seed, ckpt_path, dist, hooks
         self.ddp = None
@@ -281,8 +278,8 @@ class _Loop:
         self.fwd = self.ddp if self.ddp is not None else model
         self.bs = int(cfg["batch_size"])
         self.eval_bs = eval_batch_size(cfg)
-        self.accum = max(1, int(cfg.get("accum_steps", 1)))
-        self.clip = float(cfg.get("clip_grad", 0.0) or 0.0)
+        self.accum = max(1, int(setting(cfg, "accum_steps")))
+        self.clip = float(setting(cfg, "clip_grad") or 0.0)
         self.train_limit = cfg.get("train_size")
         self.n_batches = dataset.num_batches("train", self.bs, world_size=dist.world_size, limit=self.train_limit)
         if self.n_batches < 1:
@@ -354,7 +351,7 @@ class _Loop:
         n_here = self.plan.batches_in_epoch(epoch)  # the last epoch of a budget may be partial
         limit_s = self.plan.time_limit_s
         for i, batch in enumerate(itertools.islice(batches, skip, n_here), start=skip):
-            x, y = _to(batch, dev, self.prec)
+            x, y = _to(batch, dev)
             mask = None
             if self.schedule is not None:
                 mask = self.schedule.mask(st.global_step, x.shape[0], t_in, t_out, dev, generator=self.gen)
@@ -426,7 +423,7 @@ class _Loop:
         if not self.dist.master:
             return
         vres, _ = evaluate(self.raw, self.dataset.batches("val", self.eval_bs, limit=self.cfg.get("val_size")),
-                           self.device, self.prec, metrics=tuple(self.cfg.get("val_metrics", ("mse",))),
+                           self.device, self.prec, metrics=("mse",),
                            on_batch=self.hooks.on_eval_batch, context=self.dataset.spec.metric_context)
         check_finite(vres, f"validation metrics at epoch {row['epoch']}")  # NaN would never be selected, nor noticed
         C, H, W = self.raw.in_shape[1:]

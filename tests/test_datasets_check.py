@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from stbench.cli import main
 
@@ -46,3 +47,53 @@ def test_mmnist_standard_files(tmp_path, capsys):
     assert main(["data", "check", "--dataset", "mmnist", "--data-root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "wrong" in out and "mnist_test_seq.npy" in out
+
+
+def _refuses_before_writing(capsys, dataset, root, out, needle, *extra):
+    rc = main(["run", "--models", "tau", "--dataset", dataset, "--preset", "smoke", "--no-profile",
+               "--data-root", str(root), "--out", str(out), *extra])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and len(err) == 1 and needle in err[0], err
+    assert not out.exists()  # nothing written, not even the results folder
+
+
+def test_human_bad_files_stop_the_run_before_writing(tmp_path, capsys):
+    d = tmp_path / "data" / "human"
+    d.mkdir(parents=True)
+    (d / "train.txt").write_text("")
+    (d / "test.txt").write_text("")
+    _refuses_before_writing(capsys, "human", tmp_path / "data", tmp_path / "out", "0 clips")
+
+
+def test_well_bad_files_stop_the_run_before_writing_and_well_has_recipes(tmp_path, capsys):
+    h5py = pytest.importorskip("h5py", reason="the stbench[well] extra is not installed")
+    from test_datasets_well import _tree
+
+    from stbench.recipes import load_recipe
+
+    for preset in ("smoke", "quick", "paper"):  # no --epochs / --batch-size needed
+        cfg = load_recipe("well", "tau", preset).config
+        assert cfg.get("epochs") or cfg.get("budget") and cfg["batch_size"] >= 1
+    _tree(tmp_path)
+    with h5py.File(tmp_path / "data" / "test" / "toy_test.hdf5", "r+") as h:
+        h["t0_fields"]["density"][1, 5, 2, 2] = np.nan
+    _refuses_before_writing(capsys, "well", tmp_path, tmp_path / "out", "non-finite")
+
+
+def test_every_dataset_checker_is_on_its_registry_entry():
+    from stbench.data import check as C
+    from stbench.registry import DATASETS
+
+    with_files = {e.name for e in DATASETS.entries() if e.meta.get("check")}
+    assert {"mmnist", "taxibj", "kth", "kth40", "human", "sevir", "well"} <= with_files
+    assert {n for n in DATASETS.names() if n.startswith("weather_")} <= with_files
+    assert not hasattr(C, "CHECKERS") and not hasattr(C, "register_checker")
+    assert C.checker("ns2d") is None  # generated data: nothing to check
+
+
+def test_the_datasets_default_metrics_are_the_metrics_modules():
+    from stbench.data.spec import DEFAULT_METRICS as DATA_DEFAULT
+    from stbench.data.spec import DatasetSpec
+    from stbench.metrics import DEFAULT_METRICS
+
+    assert DATA_DEFAULT == DEFAULT_METRICS == DatasetSpec("x", (1, 1, 1, 1), 1).metrics

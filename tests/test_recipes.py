@@ -123,19 +123,77 @@ def test_runner_and_loop_use_the_same_eval_batch(tmp_path):
     assert sorted(set(seen)) == [("test", 3), ("train", 3), ("val", 3)]
 
 
-def test_dataset_registers_its_own_preset_defaults(tmp_path, monkeypatch):
-    from toydata import MovingSquare
 
+
+def test_extends_lays_a_file_over_its_base(tmp_path, monkeypatch):
+    (tmp_path / "_base.toml").write_text(
+        "[presets.quick]\nbudget = \"samples=8\"\neval_batch_size = 16\ndata = { a = 1, b = 2 }\n"
+        "[models.tau.quick]\nmodel = { N_T = 3 }\n")
+    (tmp_path / "child.toml").write_text(
+        'extends = "_base.toml"\n[presets.quick]\neval_batch_size = 2\ndata = { b = 5 }\n')
+    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))
+    from stbench.recipes import resolve
+
+    r, src = resolve("child", "tau", "quick")
+    assert r.config["eval_batch_size"] == 2 and r.config["budget"] == "samples=8"
+    assert r.config["data"] == {"a": 1, "b": 5}  # tables merge key by key at any depth
+    assert r.config["model"]["N_T"] == 3
+    assert src["budget"] == src["data.a"] == "_base.toml [presets.quick]"
+    assert src["data.b"] == "child.toml [presets.quick]" and src["model.N_T"] == "_base.toml [models.tau.quick]"
+    assert src["lr"].startswith("MODELS entry 'tau'")
+
+
+@pytest.mark.parametrize("files, match", [
+    ({"a.toml": 'extends = "b.toml"\n', "b.toml": 'extends = "a.toml"\n'}, r"cycle \(a.toml -> b.toml -> a.toml\)"),
+    ({"a.toml": 'extends = "gone.toml"\n'}, r"extends 'gone.toml', which does not exist"),
+    ({"a.toml": "extends = 3\n"}, r"must be a string naming a .toml file"),
+])
+def test_extends_errors_are_one_line_and_name_the_fix(tmp_path, monkeypatch, files, match):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))
+    with pytest.raises(RecipeError, match=match) as err:
+        load_recipe("a", "tau", "quick")
+    assert "\n" not in str(err.value)
+
+
+def test_every_shipped_recipe_resolves_and_weather_and_ns2d_long_extend_a_base():
+    from stbench.recipes import recipe_chain, recipe_path
+
+    assert [p.name for p, _ in recipe_chain(recipe_path("ns2d_long"))] == ["ns2d_long.toml", "ns2d.toml"]
+    assert [p.name for p, _ in recipe_chain(recipe_path("weather_t2m_5_625"))][1:] == ["_weather_5_625.toml"]
+    long, short = (load_recipe(d, "tau", "quick").config for d in ("ns2d_long", "ns2d"))
+    assert long["data"] == {**short["data"], "traj_frames": 50} and long["budget"] != short["budget"]
+
+
+def test_recipe_command_explains_every_key(capsys):
+    from stbench.cli import main
+
+    assert main(["recipe", "--model", "convlstm", "--dataset", "mmnist", "--preset", "quick", "--explain",
+                 "--set", "lr=0.5"]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split("=")[0].strip(): ln for ln in out.splitlines() if not ln.startswith("#")}
+    assert "mmnist.toml [presets.quick]" in lines["budget"]
+    assert "mmnist.toml [models.convlstm.quick]" in lines["batch_size"]
+    assert "MODELS entry 'convlstm' (stbench.models.zoo_recurrent)" in lines["model.num_hidden"]
+    assert "command line (--set lr=0.5)" in lines["lr"]
+    assert "stbench default" in lines["min_lr"]
+    assert main(["recipe", "--model", "tau", "--dataset", "mmnist", "--preset", "smoke", "--format", "json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["config"]["budget"] == "samples=32"
+    assert main(["recipe", "--model", "nosuchmodel", "--dataset", "mmnist"]) == 2
+    assert "unknown model 'nosuchmodel'" in capsys.readouterr().err
+
+
+def test_every_registered_model_dataset_and_preset_resolves():
+    """Every dataset has smoke / quick / paper recipes for every model (The Well included): no run asks for
+    --epochs or --batch-size."""
+    from stbench.recipes import PRESETS
     from stbench.registry import DATASETS
 
-    monkeypatch.setenv("STBENCH_BASELINES", str(tmp_path))  # no recipe file at all
-    DATASETS.register("toy_square_test", obj=MovingSquare,
-                      presets={"smoke": {"epochs": 1, "batch_size": 2, "train_size": 8}})
-    try:
-        cfg = load_recipe("toy_square_test", "tau", "smoke").config
-        assert (cfg["epochs"], cfg["train_size"]) == (1, 8)
-        assert cfg["model"] == MODELS.entry("tau").meta["presets"]["smoke"]["model"]
-        with pytest.raises(RecipeError, match="no epochs"):
-            load_recipe("toy_square_test", "tau", "quick")
-    finally:
-        DATASETS.unregister("toy_square_test")
+    for dataset in DATASETS.names():
+        for model in MODELS.names():
+            for preset in PRESETS:
+                cfg = load_recipe(dataset, model, preset).config
+                assert (cfg.get("epochs") or cfg.get("budget")) and cfg["batch_size"] >= 1, (dataset, model, preset)

@@ -5,7 +5,7 @@ from stbench.models.base import ParallelTemporal
 from stbench.registry import MODELS, TEMPORAL, PluginError, Registry, RegistryError, load_plugin
 
 
-def test_builtins_found_through_entry_points():
+def test_builtins_found_through_the_builtin_index():
     names = TEMPORAL.names()
     assert {"incepu", "gsta", "tau"} <= set(names)
     assert TEMPORAL.entry("tau").source == "built-in"

@@ -1,11 +1,10 @@
-"""The registry imports only the built-in files a lookup needs, and a new built-in is one new file.
+"""The registry imports only the built-in files a lookup needs (stbench.builtin_index), and the index is current.
 
 Each check runs in a fresh interpreter (``sys.modules`` of the test process already holds everything).
 """
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,38 +79,19 @@ def test_unknown_name_is_the_same_one_line_error():
     assert "predformer" in msg and "swinlstm" in msg  # the list is complete: every file was imported
 
 
-def test_new_builtin_file_is_found_with_no_other_edit(tmp_path):
-    """Adding a built-in temporal module (and a named model using it) touches only its own file."""
-    shutil.copytree(ROOT / "stbench", tmp_path / "stbench", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "stbench" / "models" / "ident_xyz.py").write_text(
-        "from stbench.models.base import ParallelTemporal\n"
-        "from stbench.models.zoo import _named\n"
-        "from stbench.registry import MODELS, TEMPORAL\n\n\n"
-        "@TEMPORAL.register()\n"
-        "class IdentXyz(ParallelTemporal):\n"
-        "    def __init__(self, *, in_shape, t_out, hid_T=4):\n"
-        "        super().__init__()\n\n"
-        "    def forward(self, z):\n"
-        "        return z\n\n\n"
-        "@MODELS.register(family='parallel', presets={'smoke': {'lr': 1e-3, 'model': {'hid_S': 4}}})\n"
-        "def identxyz_net(**kw):\n"
-        "    return _named('identxyz_net', 'simvp', 'identxyz', {'hid_S': 8, 'N_S': 2}, kw)\n"
-    )
-    out = _py("import stbench\nfrom stbench.registry import TEMPORAL\n"
-              "m = stbench.create_model('identxyz_net', in_shape=(4, 1, 16, 16), t_out=4)\n"
-              "out = {'file': stbench.__file__, 'temporal': m.names['temporal'],\n"
-              "       'source': TEMPORAL.entry('identxyz').source,\n"
-              "       'before_list': 'stbench.models.metavp' in sys.modules,\n"
-              "       'listed': stbench.list_models('ident*')}",
-              root=tmp_path)
-    assert Path(out["file"]).is_relative_to(tmp_path)
-    assert out["temporal"] == "identxyz" and out["source"] == "built-in"
-    assert not out["before_list"]  # found by its own file, without importing the other models
-    assert out["listed"] == ["identxyz_net"]
-    # and as a bare temporal module over the SimVP codec, by a fresh interpreter's first lookup
-    out = _py("import stbench\nm = stbench.create_model('identxyz', in_shape=(4, 1, 16, 16), t_out=4, hid_S=4, "
-              "N_S=2)\nout = {'t': m.names['temporal']}", root=tmp_path)
-    assert out["t"] == "identxyz"
+def test_builtin_index_is_current_and_lists_every_registering_module():
+    """stbench.builtin_index: MODULES names every stbench module whose import registers a component, and
+    INDEX is what they register now (a fresh interpreter, every stbench module imported)."""
+    out = _py("import importlib, pkgutil, stbench.models, stbench.data\n"
+              "from stbench import builtin_index as B, registry as R\n"
+              "for pkg in (stbench.models, stbench.data):\n"
+              "    for info in pkgutil.iter_modules(pkg.__path__):\n"
+              "        importlib.import_module(f'{pkg.__name__}.{info.name}')\n"
+              "stray = sorted({e.module for r in R.BUILTIN_REGISTRIES for e in r._entries.values()\n"
+              "                if e.source == R.BUILTIN and e.module not in B.MODULES})\n"
+              "out = {'stray': stray, 'current': B.generate() == B.INDEX}")
+    assert not out["stray"], f"add {out['stray']} to MODULES in stbench/builtin_index.py"
+    assert out["current"], "the built-in index is stale: run `python -m stbench.builtin_index`"
 
 
 def test_plugin_reusing_a_builtin_name_is_still_refused(tmp_path):

@@ -6,10 +6,12 @@
     for x, y in ds.batches("train", 16, epoch=0):     # (16, 10, 1, 64, 64), (16, 20, 1, 64, 64)
         ...
 
-This package is the ``stbench.datasets`` entry point: the registry imports its files lazily, so
-``get_dataset("mmnist")`` imports only the file that registers ``mmnist``. A new built-in dataset is a
-new file here (no import line to add). Third-party datasets subclass :class:`Dataset` and register with
-``@DATASETS.register("name")``.
+The registry imports its files lazily (:mod:`stbench.builtin_index`), so ``get_dataset("mmnist")``
+imports only the file that registers ``mmnist``. A new built-in dataset is a new file here, named in
+``stbench/builtin_index.py``. Third-party datasets subclass :class:`Dataset` and register with
+``@DATASETS.register("name")``; a dataset read from standard files names its file checker there too,
+``@DATASETS.register("name", check="module:function")`` (see :mod:`stbench.data.check`), and has its recipes
+in ``baselines/<name>.toml``.
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """``stbench data check``: validate a dataset's standard files before a run.
 
 :func:`check` returns one row ``(file, status, detail)`` per expected file (or directory, or array in
-a file), status one of :data:`STATUSES`. The datasets call :func:`raise_on_bad` on the same rows when
-they are constructed, so ``stbench run`` stops before training, and before writing anything, with
-the first bad row as a one-line :class:`~stbench.errors.DataError`.
+a file), status one of :data:`STATUSES`. A dataset names its checker on its registry
+entry (``@DATASETS.register("x", check="module:function")``), the one place it is declared; ``stbench run``
+calls :func:`preflight` before it writes anything, and the datasets call :func:`raise_on_bad` on the same
+rows when they are constructed (the Python API), so bad files stop a run with the first bad row as a
+one-line :class:`~stbench.errors.DataError`.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +21,36 @@ from stbench.errors import DataError
 STATUSES = ("ok", "missing", "wrong shape", "wrong dtype", "out of range")
 Row = tuple[str, str, str]
 
-#: dataset name -> "module:function(data_root) -> rows" (resolved lazily)
-CHECKERS: dict[str, str] = {
-    "mmnist": "stbench.data.check:mmnist_rows",
-    "taxibj": "stbench.data.taxibj:check_rows",
-    "kth": "stbench.data.kth:kth_check_rows",
-    "kth40": "stbench.data.kth:kth_check_rows",
-}
+def checker(dataset: str) -> Callable[[str | Path], list[Row]] | None:
+    """The file checker on ``dataset``'s registry entry (``@DATASETS.register("x", check="module:function")``,
+    a function ``data_root -> rows``), or None for a dataset without standard files (generated or built-in).
+    An unknown dataset is a one-line "unknown dataset ..., did you mean" error."""
+    from stbench.registry import DATASETS
 
-
-def register_checker(names: tuple[str, ...] | list[str], target: str) -> None:
-    for n in names:
-        CHECKERS[n] = target
+    target = DATASETS.entry(dataset).meta.get("check")
+    if target is None or callable(target):
+        return target
+    mod, _, fn = str(target).partition(":")
+    return getattr(importlib.import_module(mod), fn)
 
 
 def check(dataset: str, data_root: str | Path) -> list[Row]:
     """Rows ``(file, status, detail)`` for ``dataset``'s files under ``data_root``."""
     from stbench.registry import DATASETS
 
-    if dataset not in CHECKERS:  # a dataset's file registers its checker: import it, or all of them to list them
-        if dataset not in DATASETS or dataset not in CHECKERS:
-            DATASETS.names()
-    target = CHECKERS.get(dataset)
-    if target is None:
-        known = ", ".join(sorted(CHECKERS))
+    fn = checker(dataset)
+    if fn is None:
+        known = ", ".join(e.name for e in DATASETS.entries() if e.meta.get("check"))
         raise DataError(f"dataset '{dataset}' has no standard files to check (generated or built-in); "
                         f"datasets with files: {known}")
-    mod, _, fn = target.partition(":")
-    return list(getattr(importlib.import_module(mod), fn)(data_root))
+    return list(fn(data_root))
 
 
 def preflight(dataset: str, data_root: str | Path) -> None:
-    """Check ``dataset``'s files (if it has standard files) and raise the first bad one."""
-    if dataset in CHECKERS or dataset.startswith("weather_"):
-        raise_on_bad(check(dataset, data_root))
+    """Check ``dataset``'s files (every dataset whose entry names a checker) and raise the first bad one."""
+    fn = checker(dataset)
+    if fn is not None:
+        raise_on_bad(list(fn(data_root)))
 
 
 def raise_on_bad(rows: list[Row]) -> None:
@@ -114,9 +113,10 @@ def data_source(dataset: str, data_root: str | None) -> dict[str, Any]:
 
     root = Path(data_root).resolve()
     files: list[Path] = []
-    if dataset in CHECKERS:
+    fn = _checker_or_none(dataset)
+    if fn is not None:
         try:
-            files = [Path(r[0]) for r in check(dataset, root)]
+            files = [Path(r[0]) for r in fn(root)]
         except DataError:
             files = []
         files = [f if f.is_absolute() else root / f for f in files]
@@ -131,6 +131,15 @@ def data_source(dataset: str, data_root: str | None) -> dict[str, Any]:
         except OSError as exc:
             raise DataError(f"{f}: unreadable ({exc.strerror or exc}); fix the file or its permissions") from None
     return {"kind": "files", "root": str(root), "fingerprint": h.hexdigest()[:16]}
+
+
+def _checker_or_none(dataset: str) -> Callable[[str | Path], list[Row]] | None:
+    from stbench.registry import RegistryError
+
+    try:
+        return checker(dataset)
+    except RegistryError:  # a dataset name the registry does not know: every file under the root counts
+        return None
 
 
 def describe_source(src: dict[str, Any] | None) -> str:

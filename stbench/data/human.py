@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stbench.data.check import raise_on_bad, register_checker
+from stbench.data.check import raise_on_bad
 from stbench.data.kth import _metrics, read_image
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError
@@ -86,7 +86,7 @@ def check_rows(data_root: str | Path, frames: int = 8, image_size: int = 256) ->
     return rows
 
 
-@DATASETS.register("human")
+@DATASETS.register("human", check="stbench.data.human:check_rows")
 class Human36M(Dataset):
     """Human3.6M ``(B, 4, 3, 256, 256)`` -> ``(B, 4, 3, 256, 256)`` RGB on [0, 1] (see module doc)."""
 
@@ -151,4 +151,3 @@ class Human36M(Dataset):
         return out
 
 
-register_checker(["human"], "stbench.data.human:check_rows")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from stbench.data.check import raise_on_bad
-from stbench.data.spec import Dataset, DatasetSpec
+from stbench.data.spec import DEFAULT_METRICS, Dataset, DatasetSpec
 from stbench.errors import DataError, RecipeError
 from stbench.registry import DATASETS
 
@@ -191,7 +191,7 @@ class _KTH(Dataset):
         return out
 
 
-@DATASETS.register("kth")
+@DATASETS.register("kth", check="stbench.data.kth:kth_check_rows")
 class KTH(_KTH):
     """KTH actions 10 -> 20 (see :mod:`stbench.data.kth`)."""
 
@@ -199,7 +199,7 @@ class KTH(_KTH):
     default_t_out = 20
 
 
-@DATASETS.register("kth40")
+@DATASETS.register("kth40", check="stbench.data.kth:kth_check_rows")
 class KTH40(_KTH):
     """KTH actions 10 -> 40 (see :mod:`stbench.data.kth`)."""
 
@@ -210,13 +210,13 @@ class KTH40(_KTH):
 def _metrics(lpips: bool) -> tuple[str, ...]:
     """The published video metrics, plus LPIPS when asked for (``--set data.lpips=true``) and available offline."""
     if not lpips:
-        return ("mse", "mae", "ssim", "psnr")
+        return DEFAULT_METRICS
     from stbench.metrics_extra import lpips_available
 
     msg = lpips_available()
     if msg:
         raise DataError(msg)
-    return ("mse", "mae", "ssim", "psnr", "lpips")
+    return (*DEFAULT_METRICS, "lpips")
 
 
 def kth_check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:

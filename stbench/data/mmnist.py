@@ -192,7 +192,7 @@ def _resize_digits(pool: np.ndarray, size: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # The dataset
 # ---------------------------------------------------------------------------------------------
-@DATASETS.register("mmnist")
+@DATASETS.register("mmnist", check="stbench.data.check:mmnist_rows")
 class MovingMNIST(Dataset):
     """Moving MNIST: ``(B, T_in, 1, H, W)`` -> ``(B, T_out, 1, H, W)`` in [0, 1].
 
@@ -236,7 +236,6 @@ class MovingMNIST(Dataset):
             in_shape=(t_in, 1, image_size, image_size),
             t_out=t_out,
             scale=(0.0, 1.0),
-            metrics=("mse", "mae", "ssim", "psnr"),
             description=f"Moving MNIST: {num_digits} digits {digit_size}px in {image_size}x{image_size}, "
                         f"{t_in} -> {t_out}, {source}",
             sizes=sizes,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from stbench.data.check import raise_on_bad, register_checker
+from stbench.data.check import raise_on_bad
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError, RecipeError
 from stbench.metrics import register_pooled_metric
@@ -136,7 +136,7 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-@DATASETS.register("sevir")
+@DATASETS.register("sevir", check="stbench.data.sevir:check_rows")
 class Sevir(Dataset):
     """SEVIR VIL, 13 -> 12 frames at 5 min, Earthformer's split by date (see :mod:`stbench.data.sevir`)."""
 
@@ -203,7 +203,6 @@ class Sevir(Dataset):
         return out
 
 
-register_checker(["sevir"], "stbench.data.sevir:check_rows")
 
 
 # -- contingency scores, pooled over the test set (any dataset on [0, 1]) -----------------------------------------

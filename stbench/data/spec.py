@@ -34,6 +34,11 @@ import numpy as np
 
 from stbench.registry import DATASETS
 
+# the video metrics a dataset is scored on unless its spec says otherwise: stbench.metrics.DEFAULT_METRICS, spelled
+# here because a dataset imports without torch (stbench.metrics needs it); tests/test_datasets_check.py checks
+# that the two agree
+DEFAULT_METRICS: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
+
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
@@ -48,7 +53,7 @@ class DatasetSpec:
     in_shape: tuple[int, int, int, int]  # (T_in, C, H, W)
     t_out: int
     scale: tuple[float, float] = (0.0, 1.0)  # value range of inputs and targets
-    metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
     description: str = ""
     sizes: dict[str, int] = field(default_factory=dict)  # split -> number of sequences
     params: dict[str, Any] = field(default_factory=dict)  # the variant's configuration

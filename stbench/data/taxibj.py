@@ -90,7 +90,7 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-@DATASETS.register("taxibj")
+@DATASETS.register("taxibj", check="stbench.data.taxibj:check_rows")
 class TaxiBJ(Dataset):
     """TaxiBJ ``(B, 4, 2, 32, 32)`` -> ``(B, 4, 2, 32, 32)`` on [0, 1] (see module doc)."""
 
@@ -114,7 +114,6 @@ class TaxiBJ(Dataset):
             self.ranges = {"train": (0, n_fit), "val": (n_train - n_val, n_train), "test": (0, n_test)}
         self.spec = DatasetSpec(
             name="taxibj", in_shape=(T_IN, *FRAME), t_out=T_OUT, scale=(0.0, 1.0),
-            metrics=("mse", "mae", "ssim", "psnr"),
             description="TaxiBJ in/out flows 2x32x32, 4 -> 4, (x+1)/2 as OpenSTL; val = end of the training "
                         f"arrays ({val_fraction:.0%}, after a {self.gap}-sample gap), never test",
             sizes={k: b - a for k, (a, b) in self.ranges.items()},

@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from stbench.data.check import raise_on_bad, register_checker
+from stbench.data.check import raise_on_bad
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError, RecipeError
 from stbench.metrics import register_metric
@@ -409,8 +409,7 @@ def _variant(variable: str) -> type[_Weather]:
     cls = type(f"Weather_{variable}", (_Weather,), {"name": name, "variable": variable,
                                                     "__doc__": f"WeatherBench {variable} 5.625 deg, 12 -> 12 hourly "
                                                                "(see :mod:`stbench.data.weather`)."})
-    DATASETS.register(name, obj=cls)
-    register_checker([name], f"stbench.data.weather:check_{variable}")
+    DATASETS.register(name, obj=cls, check=f"stbench.data.weather:check_{variable}")
     return cls
 
 
@@ -437,7 +436,7 @@ class _WeatherMV(_Weather):
         self._setup(data_root, seed, 4, t_out, 6, mv_offsets(t_out, indices), indices=indices)
 
 
-@DATASETS.register("weather_mv_4_4_s6_5_625")
+@DATASETS.register("weather_mv_4_4_s6_5_625", check="stbench.data.weather:check_mv")
 class WeatherMV4(_WeatherMV):
     """WeatherBench r, t, u, v at 150/500/850 hPa (12 channels), 4 -> 4 frames of the 6-hourly series."""
 
@@ -445,7 +444,7 @@ class WeatherMV4(_WeatherMV):
     default_t_out = 4
 
 
-@DATASETS.register("weather_mv_4_28_s6_5_625")
+@DATASETS.register("weather_mv_4_28_s6_5_625", check="stbench.data.weather:check_mv")
 class WeatherMV28(_WeatherMV):
     """WeatherBench r, t, u, v at 150/500/850 hPa (12 channels), 4 -> 28 frames of the 6-hourly series."""
 
@@ -473,7 +472,6 @@ def check_mv(root: str | Path) -> list[tuple[str, str, str]]:
     return check_rows(root, "mv")
 
 
-register_checker(["weather_mv_4_4_s6_5_625", "weather_mv_4_28_s6_5_625"], "stbench.data.weather:check_mv")
 WeatherT2M = _variant("t2m")
 WeatherR = _variant("r")
 WeatherTCC = _variant("tcc")

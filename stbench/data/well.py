@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from stbench.data.check import raise_on_bad, register_checker
+from stbench.data.check import raise_on_bad
 from stbench.data.spec import Dataset, DatasetSpec
 from stbench.errors import DataError, RecipeError
 from stbench.metrics import register_metric
@@ -214,7 +214,7 @@ def _fields_opt(fields: Any) -> tuple[str, ...] | None:
     return tuple(str(x) for x in fields)
 
 
-@DATASETS.register("well")
+@DATASETS.register("well", check="stbench.data.well:check_rows")
 class Well(Dataset):
     """A 2-D dataset of The Well (see :mod:`stbench.data.well`)."""
 
@@ -296,4 +296,3 @@ class Well(Dataset):
         return out
 
 
-register_checker(["well"], "stbench.data.well:check_rows")

@@ -1,10 +1,9 @@
 """Built-in encoders, decoders, temporal modules and named models: one file per method in this
 package, each registering its components with the decorators of :mod:`stbench.registry`.
 
-This package is the ``stbench.models`` / ``stbench.temporal`` / ``stbench.encoders`` entry point, and
-the registry imports its files lazily: ``create_model("tau")`` imports the files that register
-``tau`` and the parts it is built from, not every model. A new built-in is a new file here (no import
-line to add anywhere).
+The registry imports its files lazily (:mod:`stbench.builtin_index`): ``create_model("tau")`` imports the
+files that register ``tau`` and the parts it is built from, not every model. A new built-in is a new file
+here, named in ``stbench/builtin_index.py``.
 """
 
 from stbench.models.base import (

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
 from stbench.models.recurrent import hidden_sizes
 from stbench.models.zoo import _named
-from stbench.models.zoo_recurrent import QUICK_LINEAR
+from stbench.models.zoo_recurrent import LINEAR, QUICK_LINEAR, SMOKE_LINEAR
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
 
@@ -207,13 +207,13 @@ MAU_PAPER = dict(num_hidden=(64, 64, 64, 64), filter_size=5, sr_size=4, tau=5, c
     family="recurrent", paper="MAU (NeurIPS 2021)",
     presets={
         "paper": {"lr": 1e-3, "batch_size": 16, "model": {},
-                  "sampling": {"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000}},
+                  "sampling": LINEAR},
         "quick": {"lr": 2e-3, "model": {"num_hidden": [16, 16], "filter_size": 5, "tau": 5},
                   "sampling": QUICK_LINEAR},
         "smoke": {"lr": 1e-3, "model": {"num_hidden": [8, 8], "filter_size": 3, "tau": 2},
-                  "sampling": {"kind": "linear", "rate": 0.1, "stop_iter": 10}},
+                  "sampling": SMOKE_LINEAR},
     },
-    schedule={"kind": "linear", "start": 1.0, "rate": 2e-5, "stop_iter": 50_000},
+    schedule=LINEAR,
 )
 def mau(**kw: Any) -> STModel:
     return _named("mau", "mau", "mau", MAU_PAPER, kw)

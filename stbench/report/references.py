@@ -6,10 +6,12 @@ rows only, labelled as published, and picks the reference whose ``epochs`` equal
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stbench.errors import RecipeError
+from stbench.recipes import read_recipe_file
 
 # keys of a [[models.<model>.reference]] entry that hold numbers (params in M, FLOPs in G, FPS as published)
 REFERENCE_FIELDS = ("params_m", "flops_g", "fps", "mse", "mae", "ssim", "psnr")
@@ -50,9 +52,8 @@ def load_references(baselines_dir: Path | None, dataset: str) -> tuple[DatasetRe
     if not path.is_file():
         return DatasetReferences(None), []
     try:
-        with open(path, "rb") as f:
-            data: dict[str, Any] = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data: dict[str, Any] = read_recipe_file(path)  # with its `extends` chain
+    except (OSError, RecipeError) as exc:
         return DatasetReferences(path), [f"could not read published references from {path}: {exc}"]
     out = DatasetReferences(path)
     for preset, cfg in (data.get("presets") or {}).items():

@@ -1,65 +1,90 @@
 #!/usr/bin/env bash
 # The CPU compute study of issue 26 (docs/protocol.md, "Compute study"): recurrent vs parallel at equal training
 # compute, and beyond the trained horizon. Exact commands; RESUMABLE: run the script again after an interruption
-# (completed runs and evaluations are skipped, interrupted runs continue from their checkpoints with --resume).
+# (completed runs and roll-outs are skipped, interrupted runs continue from their checkpoints with --resume).
 #
-#   bash benchmarks/study.sh                 # everything, in order (about 1-1.5 days of 2 CPU cores, see below)
-#   bash benchmarks/study.sh mmnist          # one part: mmnist | ns2d | horizon | report
-#   THREADS=2 OUT=results bash benchmarks/study.sh
+#   bash benchmarks/study.sh                 # everything, in the order below (days of 2 CPU cores, see below)
+#   bash benchmarks/study.sh mmnist          # one part: mmnist | mmnist-more | ns2d | horizon | report
+#   THREADS=2 OUT=results COMMIT=1 bash benchmarks/study.sh mmnist   # COMMIT=1: git-commit each finished cell
 #
-# Sizes: the quick preset (the zoo's quick sizes, docs/protocol.md "Quick presets of the zoo"), three budgets
-# spanning 10x in training sequences seen, two seeds:
-#   mmnist: simvp gsta tau convlstm predrnn predrnn_v2 + mau mim mmvp predformer, samples = 2,000 / 6,000 / 20,000
-#           (1 / 3 / 10 epochs of the quick preset's 2,000 generated sequences; the preset's own budget is 4,000)
-#   ns2d:   the six seed models, samples = 2,200 / 7,000 / 22,000 (the quick preset's own budget is 7,040 = 20
-#           epochs of its 352 windows; 2,200 and 22,000 are about a third and three times that)
-#   then every kept model rolled out to 30 frames (stbench eval --t-out 30) on its test set continued to 30 frames.
+# Moving MNIST shares its folder with the zoo's quick leaderboard (benchmarks/zoo_quick.sh,
+# results/zoo-mmnist-quick-cpu): the quick preset's own budget, samples=4000, IS the study's middle budget (six
+# seed models x seeds 0,1 there), so the study adds samples=2e3 and 2e4 (half and five times it) and
+# `stbench report` on that folder draws the compute study across the three. Order, so that an interrupted study
+# still has whole comparisons: every seed model at 2e3 seed 0, then at 2e4 seed 0, then seed 1 of both; then
+# (part mmnist-more) mau mim mmvp predformer at 2e3 and 2e4 (their 4e3 runs are the zoo's).
+#   ns2d: the six seed models, samples = 2,200 / 7,000 / 22,000 (the quick preset's own budget is 7,040 = 20
+#         epochs of its 352 windows), its own folder.
+#   horizon: every kept model (the sweep keeps weights) rolled out to 30 frames (stbench eval --t-out 30) on its
+#         test set continued to 30 frames; done right after training, since 24+ sets of weights (3-4 MB each) are
+#         not all committed.
 #
-# Estimated cost on the 2-core AMD EPYC dev VM. MEASURED: training seconds per 1,000 sequences from the committed
-# quick records (results/example-mmnist-quick-cpu*/records/*.json: timing.train_s / budget.samples_seen; 2
-# threads; those runs shared the machine, and the same model's step time varied up to ~5x between runs,
-# benchmarks/README.md sections 1 and 5): simvp 126, gsta 57, tau 53, convlstm 137, predrnn 121, predrnn_v2 75,
-# mau 34, mim 86, mmvp 195, predformer 19 (sum 903 s; the six seed models 569 s). ESTIMATED from those:
-#   mmnist  28,000 sequences per model and seed x 903 s/1,000 x 2 seeds = 14.0 h, + about 80 s per run of
-#           test evaluation, profile and precision choice (60 runs: 1.3 h)                          ~ 15 h
-#   ns2d    31,200 x 569 s/1,000 x 2 seeds = 9.9 h (same 64 x 64 single-channel frames as mmnist; the one
-#           measured ns2d run, TAU quick on ONE thread, took 150 s per 1,000: allow up to ~1.6x)  ~ 10-16 h
-#   horizon 96 roll-outs to 30 frames: 3 x the 10-frame test evaluation (mmnist 1,000 sequences,
-#           eval_s 7-90 s per model in the records; ns2d 88 windows)                                ~ 2 h
-#   total about 27-33 h of the 2 cores (x0.5-2 with the machine's load). Check progress with
-#   stbench status --results $OUT/study-mmnist-cpu
+# Estimated cost on the 2-core AMD EPYC dev VM (AVX512-BF16, bf16 chosen by --precision auto). MEASURED: training
+# seconds per 1,000 sequences of the zoo's idle quick runs (results/zoo-mmnist-quick-cpu, timing.train_s /
+# budget.samples_seen): convlstm 30, gsta 34, simvp 37, tau 38-41, predrnn 68-70, predrnn_v2 77 (six models 285 s),
+# plus about 30 s per run of profile, precision choice and test evaluation. ESTIMATED from those:
+#   mmnist       22,000 sequences per model and seed x 285 s/1,000 = 1.75 h per seed, ~3.6 h for two
+#   mmnist-more  mau mim mmvp predformer: not yet timed idle (the older shared-machine runs suggest 1-3 h)
+#   ns2d         31,200 x 285 s/1,000 x 2 seeds ~ 5 h (same 64 x 64 single-channel frames)
+#   horizon      3 x a 10-frame test evaluation per kept model, done as each run ends
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-2}
 OUT=${OUT:-results}
 SEEDS=0,1
-MMNIST_MODELS=simvp,gsta,tau,convlstm,predrnn,predrnn_v2,mau,mim,mmvp,predformer
-NS2D_MODELS=simvp,gsta,tau,convlstm,predrnn,predrnn_v2
-MMNIST_OUT=$OUT/study-mmnist-cpu
+COMMIT=${COMMIT:-0}
+SEED_MODELS=tau,predrnn,simvp,gsta,convlstm,predrnn_v2
+MORE_MODELS=mau,mim,mmvp,predformer
+NS2D_MODELS=$SEED_MODELS
+MMNIST_OUT=$OUT/zoo-mmnist-quick-cpu
 NS2D_OUT=$OUT/study-ns2d-cpu
 T_LONG=30
 PART=${1:-all}
 
-sweep() {  # a failed run is recorded (status failed, with its reason) and the sweep goes on: so does this script
-  stbench sweep "$@" --preset quick --seeds "$SEEDS" --threads "$THREADS" --resume \
-    || echo "study: some runs failed; see stbench status --results ${*: -1}" >&2
+commit() {  # message
+  [[ $COMMIT == 1 ]] || return 0
+  # records, per-sequence values, examples and model cards; not the weights (3-4 MB a run; the roll-outs above
+  # already used them; keep them on disk, or commit the ones you want to share)
+  git add -- "$OUT"/*/records ':!*.safetensors' && { git diff --cached --quiet || git commit -q -m "$1"; }
+}
+
+rollouts() {  # folder: every kept model not yet rolled out to T_LONG frames
+  [[ -d $1/records ]] || return 0
+  find "$1/records" -name '*__seed*.safetensors' | sort | while read -r weights; do
+    local stem dir
+    stem=$(basename "$weights" .safetensors); dir=$(dirname "$weights")
+    compgen -G "$dir/${stem%%__*}__evaluated_${stem}-*__t${T_LONG}.json" >/dev/null && continue
+    stbench eval --checkpoint "$weights" --t-out "$T_LONG" --out "$1" \
+      || echo "study: roll-out of $weights failed" >&2
+  done
+}
+
+sweep() {  # dataset models budgets seeds out: one cell at a time, each committed (COMMIT=1) and rolled out
+  local ds=$1 models=$2 budgets=$3 seeds=$4 out=$5 m b
+  for b in ${budgets//,/ }; do
+    for m in ${models//,/ }; do
+      # a failed run is recorded (status failed, with its reason) and the study goes on
+      stbench sweep --models "$m" --dataset "$ds" --budgets "$b" --preset quick --seeds "$seeds" \
+        --threads "$THREADS" --resume --out "$out" || echo "study: $m at $b failed; see stbench status --results $out" >&2
+      rollouts "$out"
+      commit "study $ds ($b, seeds $seeds): $m"
+    done
+  done
 }
 
 if [[ $PART == all || $PART == mmnist ]]; then
-  sweep --models "$MMNIST_MODELS" --dataset mmnist --budgets samples=2e3,6e3,2e4 --out "$MMNIST_OUT"
+  sweep mmnist "$SEED_MODELS" samples=2e3,2e4 0 "$MMNIST_OUT"
+  sweep mmnist "$SEED_MODELS" samples=2e3,2e4 1 "$MMNIST_OUT"
+fi
+if [[ $PART == all || $PART == mmnist-more ]]; then
+  sweep mmnist "$MORE_MODELS" samples=2e3,2e4 "$SEEDS" "$MMNIST_OUT"  # 4e3: benchmarks/zoo_quick.sh
 fi
 if [[ $PART == all || $PART == ns2d ]]; then
-  sweep --models "$NS2D_MODELS" --dataset ns2d --budgets samples=2.2e3,7e3,2.2e4 --out "$NS2D_OUT"
+  sweep ns2d "$NS2D_MODELS" samples=2.2e3,7e3,2.2e4 "$SEEDS" "$NS2D_OUT"
 fi
 if [[ $PART == all || $PART == horizon ]]; then
-  for out in "$MMNIST_OUT" "$NS2D_OUT"; do
-    [[ -d $out/records ]] || continue
-    find "$out/records" -name '*__seed*.safetensors' | sort | while read -r weights; do
-      stbench eval --checkpoint "$weights" --t-out "$T_LONG" --out "$out" \
-        || echo "study: roll-out of $weights failed" >&2
-    done
-  done
+  for out in "$MMNIST_OUT" "$NS2D_OUT"; do rollouts "$out"; done
 fi
 if [[ $PART == all || $PART == report ]]; then
   for out in "$MMNIST_OUT" "$NS2D_OUT"; do

@@ -21,7 +21,7 @@ cell() {  # model seeds
   # --no-weights: 25 models x a few MB of weights do not belong in the repository; re-run without it to keep them
   stbench run --models "$model" --seeds "$seeds" --dataset mmnist --preset quick --out "$OUT" --resume --no-weights
   if [ "$COMMIT" = 1 ]; then
-    git add "$OUT/records"
+    git add -- "$OUT/records" ':!*.safetensors'  # the study (benchmarks/study.sh) keeps weights here
     git diff --cached --quiet || git commit -q -m "zoo quick (samples=4000): $model seeds $seeds"
   fi
 }

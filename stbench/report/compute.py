@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stbench.report.tables import SORT_METRIC, Leaderboard, _per_sequence_runs
+from stbench.report.tables import Leaderboard, per_sequence_runs, sort_metric
 
 FAMILIES = ("recurrent", "parallel")
 POINT_COLUMNS = ("model", "family", "budget", "samples_seen", "train_flops", "mean", "lo", "hi", "n", "val_mse",
@@ -93,7 +93,7 @@ def compute_studies(boards: list[Leaderboard], val_target: float | None = None) 
 
 def _study(boards: list[Leaderboard], val_target: float | None) -> ComputeStudy:
     first = boards[0]
-    metric = SORT_METRIC if SORT_METRIC in first.metrics else first.metrics[0]
+    metric = sort_metric(first.metrics)
     higher = first.higher_is_better[metric]
     points = pd.DataFrame([p for lb in boards for p in _points(lb, metric)], columns=list(POINT_COLUMNS))
     order = budget_order([lb.budget for lb in boards], points)
@@ -137,7 +137,7 @@ def _best(lb: Leaderboard, metric: str, higher: bool) -> dict[str, Any]:
     row.update(diff=math.nan, diff_lo=math.nan, diff_hi=math.nan, p=math.nan)
     if row["recurrent"] and row["parallel"]:
         runs = lb.runs[lb.runs["kind"] == "model"]
-        vals = [_per_sequence_runs(runs[runs["model"] == row[f]]).get(metric) for f in FAMILIES]
+        vals = [per_sequence_runs(runs[runs["model"] == row[f]]).get(metric) for f in FAMILIES]
         if all(v is not None for v in vals) and vals[0].shape[1] == vals[1].shape[1]:
             res = paired_ranking(list(FAMILIES), vals, higher_is_better=higher)
             i, j = res.models.index("parallel"), res.models.index("recurrent")

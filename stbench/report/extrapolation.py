@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stbench.report.tables import SORT_METRIC, Leaderboard, bootstrap_ci
+from stbench.report.tables import Leaderboard, bootstrap_ci, sort_metric
 
 
 @dataclass
@@ -64,7 +64,7 @@ def extrapolations(boards: list[Leaderboard]) -> list[Extrapolation]:
 
 
 def _extrapolation(lb: Leaderboard) -> Extrapolation | None:
-    metric = SORT_METRIC if SORT_METRIC in lb.metrics else (lb.metrics[0] if lb.metrics else None)
+    metric = sort_metric(lb.metrics)
     trained = lb.trained_t_out
     if metric is None or not trained:
         return None

@@ -20,10 +20,11 @@ import pandas as pd
 from stbench import __version__
 from stbench.report import cells
 from stbench.report.cells import DASH, Grid, grid, published_grid, si, unfinished_lines
+from stbench.report.cells import missing as _missing
 from stbench.report.plots import PlotSet
 from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
 from stbench.report.site import figures
-from stbench.report.tables import Leaderboard
+from stbench.report.tables import Leaderboard, sort_metric
 from stbench.report.writers import PUBLISHED_TITLE, UNFINISHED_TITLE, convention_line, title
 
 # leaderboard column key -> the table column its sort key comes from
@@ -36,10 +37,6 @@ FAMILIES = ("parallel", "recurrent", "floor")
 
 def safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-._" else "-" for c in str(name))
-
-
-def _missing(x: Any) -> bool:
-    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
 def _attr(x: Any) -> str:
@@ -598,7 +595,7 @@ class SiteBuilder:
             if not trained.empty and "rank" in trained:
                 top = trained[trained["rank"] == trained["rank"].min()]
                 best = ", ".join(f'<a href="models/{safe(m)}.html">{escape(m)}</a>' for m in top["model"])
-            sort_m = next((m for m in ("mse", *lb.metrics) if m in lb.metrics), None)
+            sort_m = sort_metric(lb.metrics)
             if lb.budget_split or any(c is lb for c, _ in self.combined):
                 best = best if lb.budget_split else "(per budget)"
             rows.append([escape(lb.dataset), escape(lb.preset), escape(", ".join(budgets) or "preset's"),

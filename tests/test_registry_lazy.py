@@ -85,7 +85,7 @@ def test_new_builtin_file_is_found_with_no_other_edit(tmp_path):
     shutil.copytree(ROOT / "stbench", tmp_path / "stbench", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "stbench" / "models" / "ident_xyz.py").write_text(
         "from stbench.models.base import ParallelTemporal\n"
-        "from stbench.models.zoo import _named\n"
+        "from stbench.models.zoo import named\n"
         "from stbench.registry import MODELS, TEMPORAL\n\n\n"
         "@TEMPORAL.register()\n"
         "class IdentXyz(ParallelTemporal):\n"
@@ -95,7 +95,7 @@ def test_new_builtin_file_is_found_with_no_other_edit(tmp_path):
         "        return z\n\n\n"
         "@MODELS.register(family='parallel', presets={'smoke': {'lr': 1e-3, 'model': {'hid_S': 4}}})\n"
         "def identxyz_net(**kw):\n"
-        "    return _named('identxyz_net', 'simvp', 'identxyz', {'hid_S': 8, 'N_S': 2}, kw)\n"
+        "    return named('identxyz_net', 'simvp', 'identxyz', {'hid_S': 8, 'N_S': 2}, **kw)\n"
     )
     out = _py("import stbench\nfrom stbench.registry import TEMPORAL\n"
               "m = stbench.create_model('identxyz_net', in_shape=(4, 1, 16, 16), t_out=4)\n"
@@ -118,7 +118,7 @@ def test_plugin_reusing_a_builtin_name_is_still_refused(tmp_path):
     """Built-ins are imported lazily, yet a plugin registering a built-in's name is refused as before (the
     built-in file that registers the name is imported first), and its components keep source 'built-in'."""
     plug = tmp_path / "dup_plug.py"
-    plug.write_text("from stbench.models.zoo import _named\nfrom stbench.registry import MODELS\n"
+    plug.write_text("from stbench.models.zoo import named\nfrom stbench.registry import MODELS\n"
                     "@MODELS.register()\ndef tau(**kw):\n    return None\n")
     out = _py(f"from stbench.registry import MODELS, load_plugin\ntry:\n    load_plugin({str(plug)!r})\n"
               "    out = {'msg': ''}\nexcept KeyError as e:\n    out = {'msg': str(e)}\n"

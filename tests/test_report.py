@@ -292,6 +292,18 @@ def test_flat_directory_and_format_choice(tmp_path):
         build_report(tmp_path, formats=["pdf"])
 
 
+def test_csv_has_no_column_empty_for_every_row(tmp_path):
+    """Trained rows only: no `checkpoint` column (only `stbench eval` rows have one), no std at n = 1, and
+    no throughput device when nothing was profiled."""
+    for model in ("tau", "simvp"):
+        write_record(tmp_path, make_record(model, seq_per_s=None))
+    build_report(tmp_path, tmp_path / "r", formats="csv", plots=False, baselines_dir=tmp_path)
+    csv = pd.read_csv(tmp_path / "r" / "leaderboard_mmnist_quick.csv")
+    empty = [c for c in csv.columns if csv[c].isna().all()]
+    assert empty == [] and "checkpoint" not in csv and "mse_std" not in csv and "throughput_device" not in csv
+    assert list(csv["model"]) == ["simvp", "tau"]  # equal MSE: by name
+
+
 def test_v1_records_read_with_published_fps(tmp_path):
     """Schema 1 wrote the profile key `published_fps` (its reader looked for `published_protocol_fps`, so the
     column was always empty); both spellings read into the `published_fps` column."""

@@ -1,5 +1,8 @@
 """Built-in encoders, decoders, temporal modules and named models: one file per method in this
-package, each registering its components with the decorators of :mod:`stbench.registry`.
+package, each registering its components with the decorators of :mod:`stbench.registry`. The six seed
+models are the one exception (README, "What is where"): their temporal modules sit in ``incepu.py`` /
+``metaformer.py`` / ``recurrent.py`` and their named models in ``zoo.py`` / ``zoo_recurrent.py``, because
+later method files import both halves.
 
 This package is the ``stbench.models`` / ``stbench.temporal`` / ``stbench.encoders`` entry point, and
 the registry imports its files lazily: ``create_model("tau")`` imports the files that register

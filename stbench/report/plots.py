@@ -326,7 +326,8 @@ def _line_panels(lb: Leaderboard, panels: list[tuple[str, str, dict]], xlabel: s
     return fig
 
 
-#: metrics drawn per predicted frame when a board has them: images, weather (WeatherBench), nowcasting, The Well
+#: metrics drawn per predicted frame when a board has them (the PNG panels here, the site's figures): images,
+#: weather (WeatherBench), nowcasting, The Well
 HORIZON_METRICS = ("mse", "ssim", "wrmse", "wacc", "csi_m", "vrmse")
 
 

@@ -21,7 +21,7 @@ from stbench import __version__
 from stbench.report import cells
 from stbench.report.cells import DASH, Grid, grid, published_grid, si, unfinished_lines
 from stbench.report.cells import missing as _missing
-from stbench.report.plots import PlotSet
+from stbench.report.plots import HORIZON_METRICS, PlotSet
 from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
 from stbench.report.site import figures
 from stbench.report.tables import Leaderboard, sort_metric
@@ -314,8 +314,8 @@ class SiteBuilder:
                 (figures.scatter(lb, "infer_seq_per_s", "inference throughput (sequences/s, log scale)",
                                  "Accuracy vs measured throughput"),
                  "Accuracy vs measured inference throughput (see the throughput note above).", "acc_vs_throughput"),
-                *[(figures.horizon(lb, m), f"{m.upper()} per predicted frame (lead time), mean over the test set.",
-                   "horizon") for m in ("mse", "ssim")],
+                *[(figures.horizon(lb, m), f"{cells.label(m, lb.metrics_meta)} per predicted frame (lead time), "
+                   "mean over the test set.", "horizon") for m in HORIZON_METRICS],
                 (figures.training(lb, "train_loss"), "Training objective per epoch.", "training_curves"),
                 (figures.training(lb, "val_mse"), "Validation MSE per epoch.", "training_curves"),
             ]

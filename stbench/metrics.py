@@ -281,7 +281,7 @@ def _ssim_frames(
 
 
 _SSIM_RANGES: dict[Callable[..., Any], float] = {ssim: 2.0, ssim_dr1: 1.0}
-_PIXEL: dict[Callable[..., Any], str] = {mse: "mse", mae: "mae", psnr: "psnr"}
+_PIXEL: dict[Callable[..., Any], str] = {fn: fn.__name__ for fn in (mse, mae, psnr)}
 
 _CONV_CLIP = "prediction clipped to [0, 1], target not; mean over all (B, T) frames"
 
@@ -441,9 +441,7 @@ BUILTIN_METRICS: tuple[MetricDef, ...] = (
 _DEFS: dict[str, MetricDef] = {d.name: d for d in BUILTIN_METRICS}
 #: the metrics that :data:`METRIC_CONVENTION` describes (pixels in [0, 1]): every built-in one
 IMAGE_METRICS: frozenset[str] = frozenset(_DEFS)
-_BUILTINS: dict[str, Callable[..., torch.Tensor]] = {
-    "mse": mse, "mae": mae, "ssim": ssim, "psnr": psnr, "ssim_dr1": ssim_dr1,
-}
+_BUILTINS: dict[str, Callable[..., torch.Tensor]] = {fn.__name__: fn for fn in (mse, mae, ssim, psnr, ssim_dr1)}
 for _d in BUILTIN_METRICS:
     METRICS.register(_d.name, obj=_BUILTINS[_d.name], **_d.as_meta())
 

@@ -390,8 +390,6 @@ class SiteBuilder:
         return text
 
     def _model_page(self, model: str) -> None:
-        from stbench.interop.equivalence import evidence_for
-
         root = "../"
         here = [(lb, lb.table[lb.table["model"] == model].iloc[0]) for lb in self.boards
                 if model in set(lb.table.get("model", []))]
@@ -406,8 +404,17 @@ class SiteBuilder:
         if desc:
             facts.insert(0, ("Published as", escape(desc)))
         body.append('<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
+        body += self._model_counts(model, here, root)
+        body += self._model_equivalence(model, here, root)
+        body += self._model_results(model, here, root)
+        body += self._model_curves(model, here, root)
+        body += self._model_examples(model, here, root)
+        body += self._model_recipe(model, here, root)
+        self._write(f"models/{safe(model)}.html", _page(model, "\n".join(body), root, self._nav(root)))
 
-        # counts: ours (the records' profile at each preset's size) and the published ones (paper configuration)
+    def _model_counts(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Counts: the records' profile at each preset's size beside the published paper configuration."""
+        body: list[str] = []
         body.append("<h2>Counts</h2>")
         rows = []
         for lb, row in here:
@@ -429,8 +436,13 @@ class SiteBuilder:
         body.append('<p class="meta">Measured counts are of the architecture at each preset\'s size (a quick preset '
                     "is scaled down); published counts are of the paper configuration and compare with the "
                     "<code>paper</code> preset only.</p>")
+        return body
 
-        # function equivalence
+    def _model_equivalence(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Function equivalence with the reference code (stbench/interop/equivalence.json)."""
+        from stbench.interop.equivalence import evidence_for
+
+        body: list[str] = []
         body.append("<h2>Function equivalence with the reference code</h2>")
         ev = evidence_for(model)
         if not ev:
@@ -454,8 +466,11 @@ class SiteBuilder:
                         "by <code>python -m stbench.interop.equivalence</code> (stbench/interop/equivalence.json), "
                         "re-checked by tests/test_equivalence.py; how the fixtures were written: docs/protocol.md, "
                         "\"Interop\".</p>")
+        return body
 
-        # measured rows beside published rows
+    def _model_results(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Each leaderboard's measured row beside the published rows, and links to the run records."""
+        body: list[str] = []
         body.append("<h2>Results</h2>")
         for lb, row in here:
             body.append(f'<h3><a href="{root}{lb.slug}.html">{escape(lb.dataset)} · preset {escape(lb.preset)}</a>'
@@ -486,8 +501,11 @@ class SiteBuilder:
                 links.append(f'<a href="{root}{rel}">{escape(label)}</a>' if rel else escape(label))
             if links:
                 body.append(f"<p>Run records: {', '.join(links)}.</p>")
+        return body
 
-        # curves
+    def _model_curves(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Training curves and per-lead-time errors (floors beside them)."""
+        body: list[str] = []
         train_series, val_series, lead_series = [], [], []
         for lb, _row in here:
             where = f"{lb.dataset}/{lb.preset}"
@@ -523,8 +541,11 @@ class SiteBuilder:
         if drawn:
             body.append("<h2>Training curves and per-lead-time errors</h2><div class=\"plots\">" + "\n".join(drawn)
                         + "</div>")
+        return body
 
-        # example predictions
+    def _model_examples(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """The example-prediction images of each leaderboard."""
+        body: list[str] = []
         exs = [(lb, self._examples_png(model, lb)) for lb, _ in here]
         exs = [(lb, rel) for lb, rel in exs if rel]
         if exs:
@@ -533,8 +554,11 @@ class SiteBuilder:
                 body.append(f"<h3>{escape(lb.dataset)} · {escape(lb.preset)}</h3>"
                             f'<img class="examples" src="{root}{rel}" alt="inputs, ground truth and prediction of '
                             f'{escape(model)}" loading="lazy">')
+        return body
 
-        # recipe and budget
+    def _model_recipe(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Each leaderboard's recipe, budget, device and weights."""
+        body: list[str] = []
         body.append("<h2>Recipe and budget</h2>")
         for lb, _row in here:
             runs = lb.runs[lb.runs["model"] == model].sort_values("seed")
@@ -576,7 +600,7 @@ class SiteBuilder:
             body.append('<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
             body.append("<details><summary>The resolved recipe (record <code>config</code>)</summary><pre>"
                         + escape(json.dumps(cfg, indent=1, default=str)) + "</pre></details>")
-        self._write(f"models/{safe(model)}.html", _page(model, "\n".join(body), root, self._nav(root)))
+        return body
 
     # -- index --------------------------------------------------------------------------------------
     def _index(self) -> None:

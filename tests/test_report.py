@@ -368,6 +368,21 @@ def test_human_units():
     assert metric_text("mse", 0.31084) == "0.3108"  # TaxiBJ-scale values keep 4 significant digits
 
 
+def test_metric_direction_and_label_come_from_the_definition():
+    """Records' metrics_meta first, then the registered MetricDef; never a guess from the name."""
+    from stbench.metrics import metric_def
+    from stbench.report.cells import label, metric_label
+    from stbench.report.tables import higher_is_better
+
+    assert label("rel_l2") == metric_def("rel_l2").label == "rel. L2"  # a records' meta without a label
+    assert label("rel_l2", {"rel_l2": {"label": "relL2"}}) == "relL2"
+    assert higher_is_better("ssim_dr1", {}) is True and higher_is_better("mse", {}) is False
+    assert higher_is_better("mse", {"mse": {"higher_is_better": True}}) is True  # as the records state it
+    assert higher_is_better("ssim_unregistered_xyz", {}) is False and label("ssim_unregistered_xyz") == \
+        "SSIM_UNREGISTERED_XYZ"  # known to nobody: lower is better, as metric_def assumes for a bare function
+    assert metric_label("psnr", True) == "PSNR↑"
+
+
 def test_training_curves_keep_train_loss_and_val_mse_apart(report):
     """The plot drew the teacher-forced training objective and the validation MSE on one shared 'loss' axis."""
     from stbench.report.plots import _training_curves

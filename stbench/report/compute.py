@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stbench.report.cells import label as metric_name
 from stbench.report.tables import Leaderboard, per_sequence_runs, sort_metric
 
 FAMILIES = ("recurrent", "parallel")
@@ -205,7 +206,7 @@ def study_plots(study: ComputeStudy, out_dir: Any) -> Any:
                 continue
             fig = _compute_figure(study, pts.assign(x=pts[col] * scale), label)
             png, svg = _save_study(fig, out_dir, f"{kind}_{study.slug}")
-            ps.files.append(PlotFile(kind, f"Test {study.metric.upper()} vs {label.split(' (')[0]}", png, svg))
+            ps.files.append(PlotFile(kind, f"Test {metric_name(study.metric)} vs {label.split(' (')[0]}", png, svg))
     return ps
 
 
@@ -248,8 +249,8 @@ def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
     ax.margins(x=0.15)
     ax.set_xlabel(xlabel)
     better = "higher" if study.higher_is_better else "lower"
-    ax.set_ylabel(f"test {study.metric.upper()} ({better} is better), 95% interval")
-    ax.set_title(f"{study.metric.upper()} vs training compute — {study.dataset}, {study.preset}", loc="left",
+    ax.set_ylabel(f"test {metric_name(study.metric)} ({better} is better), 95% interval")
+    ax.set_title(f"{metric_name(study.metric)} vs training compute — {study.dataset}, {study.preset}", loc="left",
                  fontweight="bold")
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
     return fig
@@ -281,7 +282,7 @@ def _name(x: Any, missing: str = "-") -> str:
 
 
 def best_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
-    head = ["budget", "best recurrent", study.metric.upper(), "best parallel", study.metric.upper(),
+    head = ["budget", "best recurrent", metric_name(study.metric), "best parallel", metric_name(study.metric),
             "Δ parallel − recurrent [95% CI]", "p"]
     rows = [[str(r["budget"]), _name(r["recurrent"]), _num(r["recurrent_mean"]), _name(r["parallel"]),
              _num(r["parallel_mean"]),
@@ -299,8 +300,9 @@ def target_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
 
 def study_notes(study: ComputeStudy) -> list[str]:
     return [f"Budgets: {', '.join(study.budgets)}; each budget is its own leaderboard (ranked on its own).",
-            f"Lines: mean over seeds of the test {study.metric.upper()} per (model, budget), 95% percentile bootstrap "
-            "interval over test sequences (seeds averaged per sequence); shaded steps: each family's Pareto frontier.",
+            f"Lines: mean over seeds of the test {metric_name(study.metric)} per (model, budget), 95% percentile "
+            "bootstrap interval over test sequences (seeds averaged per sequence); shaded steps: each family's Pareto "
+            "frontier.",
             "Δ: paired difference of the best parallel minus the best recurrent model of the budget, bootstrap of "
             "the shared test sequences (seeds resampled); p: two-sided, one comparison per budget (not adjusted "
             "across budgets); negative Δ: the parallel model is better (lower is better).",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stbench.report.cells import label as metric_name
 from stbench.report.tables import Leaderboard, bootstrap_ci, sort_metric
 
 
@@ -111,14 +112,14 @@ def extrapolation_plot(ex: Extrapolation, out_dir: Path) -> Any:
         ax.annotate(f"trained horizon ({ex.trained})", (ex.trained + 0.5, 1), xycoords=("data", "axes fraction"),
                     xytext=(4, -4), textcoords="offset points", fontsize=7, va="top")
         ax.set_xlabel("lead time (predicted frame)")
-        ax.set_ylabel(f"test {ex.metric.upper()} per frame, 95% interval")
+        ax.set_ylabel(f"test {metric_name(ex.metric)} per frame, 95% interval")
         ax.set_title(ex.title.replace("Horizon extrapolation: ", ""), loc="left", fontsize=9, fontweight="bold")
         lows = np.concatenate([c[0] for c in ex.curves.values()])
         if (lows > 0).all() and lows.max() / lows.min() > 20:
             ax.set_yscale("log")
         fig.legend(loc="outside lower center", fontsize=7, ncol=min(4, len(ex.curves)))
         png, svg = _save_study(fig, out_dir, f"extrapolation_{ex.board.slug}")
-    return PlotFile("extrapolation", f"{ex.metric.upper()} per lead time beyond the trained horizon", png, svg)
+    return PlotFile("extrapolation", f"{metric_name(ex.metric)} per lead time beyond the trained horizon", png, svg)
 
 
 def _num(x: float) -> str:
@@ -126,7 +127,7 @@ def _num(x: float) -> str:
 
 
 def extrapolation_rows(ex: Extrapolation) -> tuple[list[str], list[list[str]]]:
-    m, n = ex.metric.upper(), ex.board.horizon
+    m, n = metric_name(ex.metric), ex.board.horizon
     head = ["model", "family", "seeds", f"{m} lead 1-{ex.trained} [95% CI]", f"{m} lead {ex.trained + 1}-{n} [95% CI]",
             "beyond / within"]
     rows = [[r["model"], r["family"], str(r["n"]), f"{_num(r['within'])} [{_num(r['within_lo'])}, "

@@ -22,13 +22,13 @@ from stbench.metrics import DEFAULT_METRICS, MetricDef, metric_def
 from stbench.recipes import PRESETS as PRESET_ORDER  # leaderboards of a dataset come in this order
 from stbench.records import RunRecord
 from stbench.registry import PluginError, RegistryError
+from stbench.report.paired import CI_LEVEL
 from stbench.report.records import LoadedRecords
 from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
 
 METRIC_ORDER = DEFAULT_METRICS  # the leaderboard's metric columns first, in this order
 SORT_METRIC = "mse"  # rows are ranked by this metric (the first metric present if a dataset lacks it)
-N_BOOTSTRAP = 1000  # resamples of the test sequences for the 95% intervals
-CI_LEVEL = 0.95
+N_BOOTSTRAP = 1000  # resamples of the test sequences for the intervals of the means
 
 
 class ConventionMismatchError(StbenchError):
@@ -423,7 +423,7 @@ def _board(whole: pd.DataFrame, dataset: str, preset: str, budget: str | None, s
             lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
         by = sort_metric(present)
         if by and table.get(f"{by}_diff", pd.Series(dtype=float)).notna().any():
-            lb.notes.append(f"Δ vs best: the paired difference in {by} to the best model, with its 95% "
+            lb.notes.append(f"Δ vs best: the paired difference in {by} to the best model, with its {CI_LEVEL:.0%} "
                             "interval from one bootstrap of the shared test sequences (seeds resampled too). '=' "
                             "after a rank: a tie group, the group's best model and every next model that differs "
                             "significantly from none of its members (Holm-adjusted over all pairs, alpha 0.05); a "

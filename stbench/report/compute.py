@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from stbench.report.cells import label as metric_name
+from stbench.report.paired import CI_LEVEL
 from stbench.report.tables import Leaderboard, per_sequence_runs, sort_metric
 
 FAMILIES = ("recurrent", "parallel")
@@ -249,7 +250,7 @@ def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
     ax.margins(x=0.15)
     ax.set_xlabel(xlabel)
     better = "higher" if study.higher_is_better else "lower"
-    ax.set_ylabel(f"test {metric_name(study.metric)} ({better} is better), 95% interval")
+    ax.set_ylabel(f"test {metric_name(study.metric)} ({better} is better), {CI_LEVEL:.0%} interval")
     ax.set_title(f"{metric_name(study.metric)} vs training compute — {study.dataset}, {study.preset}", loc="left",
                  fontweight="bold")
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
@@ -283,7 +284,7 @@ def _name(x: Any, missing: str = "-") -> str:
 
 def best_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
     head = ["budget", "best recurrent", metric_name(study.metric), "best parallel", metric_name(study.metric),
-            "Δ parallel − recurrent [95% CI]", "p"]
+            f"Δ parallel − recurrent [{CI_LEVEL:.0%} CI]", "p"]
     rows = [[str(r["budget"]), _name(r["recurrent"]), _num(r["recurrent_mean"]), _name(r["parallel"]),
              _num(r["parallel_mean"]),
              f"{_num(r['diff'], '+.4g')} [{_num(r['diff_lo'], '+.4g')}, {_num(r['diff_hi'], '+.4g')}]"
@@ -300,9 +301,9 @@ def target_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
 
 def study_notes(study: ComputeStudy) -> list[str]:
     return [f"Budgets: {', '.join(study.budgets)}; each budget is its own leaderboard (ranked on its own).",
-            f"Lines: mean over seeds of the test {metric_name(study.metric)} per (model, budget), 95% percentile "
-            "bootstrap interval over test sequences (seeds averaged per sequence); shaded steps: each family's Pareto "
-            "frontier.",
+            f"Lines: mean over seeds of the test {metric_name(study.metric)} per (model, budget), {CI_LEVEL:.0%} "
+            "percentile bootstrap interval over test sequences (seeds averaged per sequence); shaded steps: each "
+            "family's Pareto frontier.",
             "Δ: paired difference of the best parallel minus the best recurrent model of the budget, bootstrap of "
             "the shared test sequences (seeds resampled); p: two-sided, one comparison per budget (not adjusted "
             "across budgets); negative Δ: the parallel model is better (lower is better).",

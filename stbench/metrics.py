@@ -75,6 +75,7 @@ __all__ = [
     "DEFAULT_METRICS",
     "FLOORS",
     "METRIC_CONVENTION",
+    "IMAGE_METRICS",
     "convention_for",
     "MetricAccumulator",
     "PooledMetric",
@@ -280,7 +281,7 @@ def _ssim_frames(
 
 
 _SSIM_RANGES: dict[Callable[..., Any], float] = {ssim: 2.0, ssim_dr1: 1.0}
-_PIXEL: dict[Callable[..., Any], str] = {mse: "mse", mae: "mae", psnr: "psnr"}
+_PIXEL: dict[Callable[..., Any], str] = {fn: fn.__name__ for fn in (mse, mae, psnr)}
 
 _CONV_CLIP = "prediction clipped to [0, 1], target not; mean over all (B, T) frames"
 
@@ -311,7 +312,7 @@ def convention_for(names: Sequence[str]) -> str:
     """The convention text a record stores for these metrics: the published image convention when the
     metrics are the image ones (so such records stay comparable with earlier ones), else each metric's own
     convention, from its definition (datasets on other scales: ns2d, weather, The Well)."""
-    if set(names) <= {"mse", "mae", "ssim", "psnr", "ssim_dr1"}:
+    if set(names) <= IMAGE_METRICS:
         return METRIC_CONVENTION
     return "Each value is the mean over all predicted frames (B x T). " + "; ".join(
         f"{metric_def(n).label}: {metric_def(n).convention}" for n in names)
@@ -438,9 +439,9 @@ BUILTIN_METRICS: tuple[MetricDef, ...] = (
               "below the published convention); reported beside ssim, never instead"),
 )
 _DEFS: dict[str, MetricDef] = {d.name: d for d in BUILTIN_METRICS}
-_BUILTINS: dict[str, Callable[..., torch.Tensor]] = {
-    "mse": mse, "mae": mae, "ssim": ssim, "psnr": psnr, "ssim_dr1": ssim_dr1,
-}
+#: the metrics that :data:`METRIC_CONVENTION` describes (pixels in [0, 1]): every built-in one
+IMAGE_METRICS: frozenset[str] = frozenset(_DEFS)
+_BUILTINS: dict[str, Callable[..., torch.Tensor]] = {fn.__name__: fn for fn in (mse, mae, ssim, psnr, ssim_dr1)}
 for _d in BUILTIN_METRICS:
     METRICS.register(_d.name, obj=_BUILTINS[_d.name], **_d.as_meta())
 

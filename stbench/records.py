@@ -163,7 +163,8 @@ def upgrade(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def _is_number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
+    """An int or float that is not a bool (JSON numbers as a record holds them)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
@@ -172,12 +173,12 @@ def nonfinite_metrics(metrics: dict[str, Any] | None, per_frame: dict[str, Any] 
     infinite. A result with any is never ``completed`` (the runner, ``stbench eval`` and the report agree)."""
     import math
 
-    bad = [f"{k}={float(v)}" for k, v in (metrics or {}).items() if _is_number(v) and not math.isfinite(v)]
+    bad = [f"{k}={float(v)}" for k, v in (metrics or {}).items() if is_number(v) and not math.isfinite(v)]
     named = {b.split("=")[0] for b in bad}
     for k, vals in (per_frame or {}).items():
         if k in named or not isinstance(vals, (list, tuple)):
             continue
-        t = next((t for t, v in enumerate(vals) if _is_number(v) and not math.isfinite(v)), None)
+        t = next((t for t, v in enumerate(vals) if is_number(v) and not math.isfinite(v)), None)
         if t is not None:
             bad.append(f"{k}={float(vals[t])} (frame {t + 1})")
     return bad
@@ -211,7 +212,7 @@ def validate(rec: Any) -> str | None:
         metrics = rec.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             return "a completed record without 'metrics'"
-        bad = [k for k, v in metrics.items() if v is not None and not _is_number(v)]
+        bad = [k for k, v in metrics.items() if v is not None and not is_number(v)]
         if bad:
             return f"metric(s) {', '.join(bad)} are not numbers"
     for key in ("profile", "timing", "config", "env", "per_frame", "metrics_meta", "examples", "per_sequence",

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from stbench.console import duration
 from stbench.data.check import data_source
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
@@ -150,11 +151,6 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise UserError(f"bad --shard '{spec}'; write i/n with 0 <= i < n, e.g. --shard 0/4 for the first of four")
     return (i, n)
-
-
-def _fmt_s(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,7 +553,7 @@ def _estimate(con: Any, step_ms: float, cfg: dict[str, Any], preset: str,
     p = cfg["plan"]
     total = step_ms / 1e3 * p["batches"]
     budget = f"budget {cfg['budget']}: " if cfg.get("budget") else ""
-    msg = (f"estimated training time: {_fmt_s(total)} ({budget}{p['samples']} sequences, {p['batches']} steps "
+    msg = (f"estimated training time: {duration(total)} ({budget}{p['samples']} sequences, {p['batches']} steps "
            f"in {p['epochs']} epochs, at a measured {step_ms:.0f} ms/step{', ' + label if label else ''}), "
            "plus evaluation")
     con.print(("[bold yellow]" if preset == "paper" else "[dim]") + msg + ("[/bold yellow]" if preset == "paper"
@@ -636,7 +632,7 @@ def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
         t.add_row(r.model, str(r.seed) if r.kind == "model" else "-",
                   r.status + (f": {r.reason}" if r.reason else ""),
                   *(f"{m[k]:.{4 if k.startswith('ssim') else 2}f}" if k in m else "-" for k in shown),
-                  _fmt_s(r.timing.get("train_s", 0.0)) if r.kind == "model" else "-", str(r.path(opts.out)))
+                  duration(r.timing.get("train_s", 0.0)) if r.kind == "model" else "-", str(r.path(opts.out)))
     con.print(t)
     con.print(f"[dim]metric conventions: docs/protocol.md; see `stbench report --results {opts.out}`[/dim]")
 

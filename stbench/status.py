@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stbench.console import duration
 from stbench.launch.slurm import read_manifests
 from stbench.records import is_record_name, record_path
 
@@ -46,7 +47,7 @@ def _age(iso: str | None, now: _dt.datetime) -> str:
     except ValueError:
         return ""
     s = max(0, int((now - t).total_seconds()))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m ago" if s >= 3600 else f"{s // 60}m{s % 60:02d}s ago"
+    return f"{duration(s)} ago"
 
 
 def _unshowable(rec: dict[str, Any]) -> str | None:

@@ -98,7 +98,7 @@ def test_plugin_reusing_a_builtin_name_is_still_refused(tmp_path):
     """Built-ins are imported lazily, yet a plugin registering a built-in's name is refused as before (the
     built-in file that registers the name is imported first), and its components keep source 'built-in'."""
     plug = tmp_path / "dup_plug.py"
-    plug.write_text("from stbench.models.zoo import _named\nfrom stbench.registry import MODELS\n"
+    plug.write_text("from stbench.models.zoo import named\nfrom stbench.registry import MODELS\n"
                     "@MODELS.register()\ndef tau(**kw):\n    return None\n")
     out = _py(f"from stbench.registry import MODELS, load_plugin\ntry:\n    load_plugin({str(plug)!r})\n"
               "    out = {'msg': ''}\nexcept KeyError as e:\n    out = {'msg': str(e)}\n"

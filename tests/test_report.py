@@ -292,6 +292,18 @@ def test_flat_directory_and_format_choice(tmp_path):
         build_report(tmp_path, formats=["pdf"])
 
 
+def test_csv_has_no_column_empty_for_every_row(tmp_path):
+    """Trained rows only: no `checkpoint` column (only `stbench eval` rows have one), no std at n = 1, and
+    no throughput device when nothing was profiled."""
+    for model in ("tau", "simvp"):
+        write_record(tmp_path, make_record(model, seq_per_s=None))
+    build_report(tmp_path, tmp_path / "r", formats="csv", plots=False, baselines_dir=tmp_path)
+    csv = pd.read_csv(tmp_path / "r" / "leaderboard_mmnist_quick.csv")
+    empty = [c for c in csv.columns if csv[c].isna().all()]
+    assert empty == [] and "checkpoint" not in csv and "mse_std" not in csv and "throughput_device" not in csv
+    assert list(csv["model"]) == ["simvp", "tau"]  # equal MSE: by name
+
+
 def test_v1_records_read_with_published_fps(tmp_path):
     """Schema 1 wrote the profile key `published_fps` (its reader looked for `published_protocol_fps`, so the
     column was always empty); both spellings read into the `published_fps` column."""
@@ -354,6 +366,21 @@ def test_human_units():
     assert [duration(4.2), duration(42), duration(312), duration(3720)] == ["4.2s", "42s", "5m 12s", "1h 02m"]
     assert metric_text("mse", 24.6) == "24.60" and metric_text("ssim", 0.94536, 0.0012) == "0.9454 ± 0.0012"
     assert metric_text("mse", 0.31084) == "0.3108"  # TaxiBJ-scale values keep 4 significant digits
+
+
+def test_metric_direction_and_label_come_from_the_definition():
+    """Records' metrics_meta first, then the registered MetricDef; never a guess from the name."""
+    from stbench.metrics import metric_def
+    from stbench.report.cells import label, metric_label
+    from stbench.report.tables import higher_is_better
+
+    assert label("rel_l2") == metric_def("rel_l2").label == "rel. L2"  # a records' meta without a label
+    assert label("rel_l2", {"rel_l2": {"label": "relL2"}}) == "relL2"
+    assert higher_is_better("ssim_dr1", {}) is True and higher_is_better("mse", {}) is False
+    assert higher_is_better("mse", {"mse": {"higher_is_better": True}}) is True  # as the records state it
+    assert higher_is_better("ssim_unregistered_xyz", {}) is False and label("ssim_unregistered_xyz") == \
+        "SSIM_UNREGISTERED_XYZ"  # known to nobody: lower is better, as metric_def assumes for a bare function
+    assert metric_label("psnr", True) == "PSNR↑"
 
 
 def test_training_curves_keep_train_loss_and_val_mse_apart(report):

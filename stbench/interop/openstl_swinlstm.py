@@ -15,7 +15,7 @@ Key map (by structure: any number of levels, depths, widths):
 mlp.fc1 / mlp.fc2 / red are the same on both sides).
 
 OpenSTL's SwinLSTM code needs timm 0.6's Swin classes (with ``input_resolution``) and timm >= 0.9's
-``timm.layers`` module at once, so it runs against no released timm as is; ``tests/test_rnn_zoo2.py``
+``timm.layers`` module at once, so it runs against no released timm as is; ``tests/test_mau_phydnet_swinlstm.py``
 checks this converter on a fixture made by OpenSTL's own SwinLSTM code under timm 0.6.13, with
 ``timm.layers`` aliased to ``timm.models.layers`` (how: ``tests/data/openstl/README.md``).
 """

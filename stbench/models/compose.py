@@ -16,7 +16,6 @@ from stbench.models.base import STModel
 from stbench.registry import DECODERS, ENCODERS, TEMPORAL
 
 MODEL_KEYS = ("ddr_alpha", "l1_alpha", "loss_all_frames", "rollout")  # consumed by STModel itself
-DATA_KEYS = ("in_shape", "t_out")
 
 
 def accepted_kwargs(cls: type) -> set[str]:

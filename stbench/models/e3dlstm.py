@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from stbench.models.base import RecurrentTemporal, STModel
 from stbench.models.recurrent import hidden_sizes
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
@@ -157,4 +157,4 @@ PAPER_SIZES = dict(RNN, l1_alpha=1.0)  # the published loss: MSE + L1
                                      paper_model=PAPER_RNN_MODEL,
                                      quick_model={"num_hidden": [32, 32], "filter_size": 5, "patch_size": 8}))
 def e3dlstm(**kw: Any) -> STModel:
-    return _named("e3dlstm", "patch", "e3dlstm", PAPER_SIZES, kw)
+    return named("e3dlstm", "patch", "e3dlstm", PAPER_SIZES, **kw)

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
 from stbench.models.recurrent import hidden_sizes
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.models.zoo_recurrent import LINEAR, QUICK_LINEAR, SMOKE_LINEAR
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
@@ -216,4 +216,4 @@ MAU_PAPER = dict(num_hidden=(64, 64, 64, 64), filter_size=5, sr_size=4, tau=5, c
     schedule=LINEAR,
 )
 def mau(**kw: Any) -> STModel:
-    return _named("mau", "mau", "mau", MAU_PAPER, kw)
+    return named("mau", "mau", "mau", MAU_PAPER, **kw)

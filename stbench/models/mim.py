@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from stbench.models.base import STModel
 from stbench.models.recurrent import STLSTMCell, _CellStack
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
@@ -153,4 +153,4 @@ PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 @MODELS.register(family="recurrent", paper="MIM (CVPR 2019)", schedule=LINEAR,
                  presets=rnn_presets(paper_model=PAPER_RNN_MODEL))
 def mim(**kw: Any) -> STModel:
-    return _named("mim", "patch", "mim", PAPER_SIZES, kw)
+    return named("mim", "patch", "mim", PAPER_SIZES, **kw)

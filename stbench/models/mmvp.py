@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stbench.models.base import ParallelTemporal
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.registry import MODELS, TEMPORAL
 
 
@@ -383,4 +383,4 @@ MMVP_PAPER = dict(patch_size=2, hid_S=32, hid_T=192, rrdb_encoder_num=2, rrdb_de
                                                   rrdb_decoder_num=1, rrdb_enhance_num=1)}})
 def mmvp(**kw):
     """MMVP: the ``patch`` codec (patch_size=2) around the ``mmvp`` temporal module."""
-    return _named("mmvp", "patch", "mmvp", MMVP_PAPER, kw)
+    return named("mmvp", "patch", "mmvp", MMVP_PAPER, **kw)

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.models.zoo_recurrent import QUICK_LINEAR
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
@@ -240,5 +240,5 @@ PHYDNET_SCHEDULE = {"kind": "linear", "draw": "batch", "start": 1.0, "rate": 4.8
     schedule=PHYDNET_SCHEDULE,
 )
 def phydnet(**kw: Any) -> STModel:
-    return _named("phydnet", "phydnet", "phydnet", PHYDNET_PAPER, kw)
+    return named("phydnet", "phydnet", "phydnet", PHYDNET_PAPER, **kw)
 

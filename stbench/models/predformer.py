@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from stbench.layers.drop_path import DropPath
 from stbench.models.base import Decoder, Encoder, ParallelTemporal
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
 
@@ -270,7 +270,7 @@ _SMOKE = {"lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
 @MODELS.register(family="parallel", paper="PredFormer (arXiv 2410.04733), TSST, 6 layers",
                  presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER)}, "quick": _QUICK, "smoke": _SMOKE})
 def predformer(**kw: Any) -> Any:
-    return _named("predformer", "predformer", "predformer", PREDFORMER, kw)
+    return named("predformer", "predformer", "predformer", PREDFORMER, **kw)
 
 
 # the quadruplet model is deeper at every preset (8 vs 6 layers at paper size): one more layer here
@@ -282,4 +282,4 @@ _SMOKE_QUAD = {**_SMOKE, "model": dict(_SMOKE["model"], Ndepth=2)}
                  presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER_QUAD)}, "quick": _QUICK_QUAD,
                           "smoke": _SMOKE_QUAD})
 def predformer_quad(**kw: Any) -> Any:
-    return _named("predformer_quad", "predformer", "predformer", PREDFORMER_QUAD, kw)
+    return named("predformer_quad", "predformer", "predformer", PREDFORMER_QUAD, **kw)

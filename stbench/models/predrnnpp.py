@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from stbench.models.base import STModel
 from stbench.models.recurrent import _CellStack
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
@@ -138,4 +138,4 @@ PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
                  presets=rnn_presets(paper_lr=1e-4,
                                      paper_model=PAPER_RNN_MODEL))
 def predrnnpp(**kw: Any) -> STModel:
-    return _named("predrnnpp", "patch", "predrnnpp", PAPER_SIZES, kw)
+    return named("predrnnpp", "patch", "predrnnpp", PAPER_SIZES, **kw)

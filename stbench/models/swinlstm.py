@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
 
@@ -355,4 +355,4 @@ SWINLSTM_PAPER = dict(patch_size=2, embed_dim=128, depths_downsample=(2, 6), dep
     schedule={"kind": "free"},
 )
 def swinlstm(**kw: Any) -> STModel:
-    return _named("swinlstm", "swinlstm", "swinlstm", SWINLSTM_PAPER, kw)
+    return named("swinlstm", "swinlstm", "swinlstm", SWINLSTM_PAPER, **kw)

@@ -15,13 +15,24 @@ from stbench.models.compose import build
 from stbench.registry import MODELS
 
 
-def _named(name: str, encoder: str, temporal: str, defaults: dict[str, Any], kw: dict[str, Any]) -> STModel:
-    enc = kw.pop("encoder", None) or encoder
-    decoder = kw.pop("decoder", None)
-    data = {k: kw.pop(k) for k in ("in_shape", "t_out") if k in kw}
-    defaults = {**defaults, **(kw.pop("recipe_defaults", None) or {})}
-    label = name if enc == encoder else f"{name}@{enc}"
-    return build(enc, temporal, decoder, defaults=defaults, model_name=label, **data, **kw)
+def named(name: str, own_encoder: str, temporal: str, defaults: dict[str, Any], /, *,
+          encoder: str | None = None, decoder: str | None = None,
+          in_shape: tuple[int, int, int, int] | None = None, t_out: int | None = None,
+          recipe_defaults: dict[str, Any] | None = None, **overrides: Any) -> STModel:
+    """The published model ``name``: ``temporal`` between the ``own_encoder`` codec, at its published sizes
+    ``defaults``. Every registered model builder is one call of this, taking the keywords below.
+
+    encoder / decoder: swap the codec (``create_model("tau@patch")``; the model is then labelled ``tau@patch``).
+    in_shape (T_in, C, H, W) / t_out: the data's shape (default: Moving MNIST's, see
+    :func:`stbench.models.compose.build`). recipe_defaults: a preset's sizes, laid over ``defaults``; both are
+    dropped where a swapped-in component does not take them. overrides: the user's keywords, which some
+    component must accept.
+    """
+    enc = encoder or own_encoder
+    data = {k: v for k, v in (("in_shape", in_shape), ("t_out", t_out)) if v is not None}
+    defaults = {**defaults, **(recipe_defaults or {})}
+    label = name if enc == own_encoder else f"{name}@{enc}"
+    return build(enc, temporal, decoder, defaults=defaults, model_name=label, **data, **overrides)
 
 
 # -- parallel (SimVP family) -------------------------------------------------------------------
@@ -44,15 +55,15 @@ META_PRESETS = {"paper": {"lr": 1e-3},
 
 @MODELS.register(family="parallel", paper="SimVP (CVPR 2022), IncepU translator", presets=SIMVP_PRESETS)
 def simvp(**kw: Any) -> STModel:
-    return _named("simvp", "simvp", "incepu", SIMVP, kw)
+    return named("simvp", "simvp", "incepu", SIMVP, **kw)
 
 
 @MODELS.register(family="parallel", paper="SimVP v2 gSTA translator (OpenSTL)", presets=META_PRESETS)
 def gsta(**kw: Any) -> STModel:
-    return _named("gsta", "simvp", "gsta", META, kw)
+    return named("gsta", "simvp", "gsta", META, **kw)
 
 
 @MODELS.register(family="parallel", paper="TAU (CVPR 2023)", presets=META_PRESETS)
 def tau(**kw: Any) -> STModel:
-    return _named("tau", "simvp", "tau", dict(META, ddr_alpha=0.1), kw)
+    return named("tau", "simvp", "tau", dict(META, ddr_alpha=0.1), **kw)
 

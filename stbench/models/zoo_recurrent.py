@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from stbench.models.base import STModel
-from stbench.models.zoo import _named
+from stbench.models.zoo import named
 from stbench.registry import MODELS
 
 RNN = dict(patch_size=4, num_hidden=(128, 128, 128, 128), filter_size=5)
@@ -60,16 +60,16 @@ PREDRNN_V2_PRESETS = rnn_presets(
 @MODELS.register(family="recurrent", paper="ConvLSTM (NeurIPS 2015), ConvLSTM-S of OpenSTL",
                  presets=CONVLSTM_PRESETS, schedule=LINEAR)
 def convlstm(**kw: Any) -> STModel:
-    return _named("convlstm", "patch", "convlstm", RNN, kw)
+    return named("convlstm", "patch", "convlstm", RNN, **kw)
 
 
 @MODELS.register(family="recurrent", paper="PredRNN (NeurIPS 2017)", presets=PREDRNN_PRESETS, schedule=LINEAR)
 def predrnn(**kw: Any) -> STModel:
-    return _named("predrnn", "patch", "predrnn", RNN, kw)
+    return named("predrnn", "patch", "predrnn", RNN, **kw)
 
 
 @MODELS.register(family="recurrent", paper="PredRNN.V2 (TPAMI 2022)", presets=PREDRNN_V2_PRESETS,
                  schedule=REVERSE)
 def predrnn_v2(**kw: Any) -> STModel:
-    return _named("predrnn_v2", "patch", "predrnn_v2", dict(RNN, decouple_beta=0.1), kw)
+    return named("predrnn_v2", "patch", "predrnn_v2", dict(RNN, decouple_beta=0.1), **kw)
 

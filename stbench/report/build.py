@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from stbench.report.references import DatasetReferences, default_baselines_dir, 
 from stbench.report.tables import Leaderboard, build_leaderboards
 from stbench.report.writers import latex, markdown, print_term, write_csv
 
+#: every report format (the one owner: ``stbench report --format`` and its help take them from here)
 FORMATS = ("term", "md", "csv", "tex", "html", "site")
 DEFAULT_FORMATS = FORMATS[:-1]  # site needs the optional plotly (the `site` extra): asked for by name
 
@@ -92,33 +93,63 @@ def build_report(
         _print_warnings(console, exc.warnings)
         raise
     result = ReportResult(out_dir=out_dir, warnings=list(loaded.warnings), records=loaded.frame)
+    references = _reference_reader(baselines_dir, result.warnings)
+    result.boards = build_leaderboards(loaded, references)
+    result.leaderboards = {lb.key: lb.table for lb in result.boards}
+    for lb in result.boards:
+        result.warnings.extend(lb.warnings)
 
+    plot_sets: dict[tuple[str, ...], PlotSet] = {}
+    if any(f != "term" for f in wanted):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if plots:
+            plot_sets = _board_plots(result, out_dir)
+    _write_boards(result, out_dir, wanted, plot_sets)
+    extra = _studies(result, result.boards, out_dir, wanted, val_target, plots)
+    if "html" in wanted:
+        path = out_dir / "report.html"
+        path.write_text(render_html(result.boards, plot_sets, result.warnings, str(results_dir), len(loaded.frame),
+                                    extra), encoding="utf-8")
+        result.files.append(path)
+    if "site" in wanted:
+        from stbench.report.site import write_site
+
+        result.files += write_site(result.boards, plot_sets, out_dir / "site", references=references,
+                                   warnings=result.warnings, source=str(results_dir), n_records=len(loaded.frame))
+    if console is not None:
+        _print_report(console, result, wanted)
+    return result
+
+
+def _reference_reader(baselines_dir: Path | None, warnings: list[str]) -> Callable[[str], DatasetReferences]:
+    """``dataset -> its published references``, each file read once; unreadable files add to ``warnings``."""
     bdir = Path(baselines_dir) if baselines_dir is not None else default_baselines_dir()
     refs: dict[str, DatasetReferences] = {}
 
     def references(dataset: str) -> DatasetReferences:
         if dataset not in refs:
             refs[dataset], warns = load_references(bdir, dataset)
-            result.warnings.extend(warns)
+            warnings.extend(warns)
         return refs[dataset]
 
-    boards = build_leaderboards(loaded, references)
-    result.boards = boards
-    result.leaderboards = {lb.key: lb.table for lb in boards}
-    for lb in boards:
-        result.warnings.extend(lb.warnings)
+    return references
 
-    file_formats = [f for f in wanted if f != "term"]
-    plot_sets: dict[tuple[str, str], PlotSet] = {}
-    if file_formats:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if plots:
-            for lb in boards:
-                ps = make_plots(lb, out_dir / "plots")
-                plot_sets[lb.key] = ps
-                result.notes.extend(ps.notes)
-                result.files += [f for p in ps.files for f in (p.png, p.svg)]
-    for lb in boards:
+
+def _board_plots(result: ReportResult, out_dir: Path) -> dict[tuple[str, ...], PlotSet]:
+    """Every leaderboard's plots, under ``<out_dir>/plots``."""
+    plot_sets = {}
+    for lb in result.boards:
+        ps = make_plots(lb, out_dir / "plots")
+        plot_sets[lb.key] = ps
+        result.notes.extend(ps.notes)
+        result.files += [f for p in ps.files for f in (p.png, p.svg)]
+    return plot_sets
+
+
+def _write_boards(result: ReportResult, out_dir: Path, wanted: list[str],
+                  plot_sets: dict[tuple[str, ...], PlotSet]) -> None:
+    """One ``leaderboard_<slug>.<md|csv|tex>`` per leaderboard and format asked for."""
+    for lb in result.boards:
         stem = out_dir / f"leaderboard_{lb.slug}"
         ps = plot_sets.get(lb.key, PlotSet())
         if "md" in wanted:
@@ -131,27 +162,17 @@ def build_report(
             path = stem.with_suffix(".tex")
             path.write_text(latex(lb), encoding="utf-8")
             result.files.append(path)
-    extra = _studies(result, boards, out_dir, wanted, val_target, plots)
-    if "html" in wanted:
-        path = out_dir / "report.html"
-        path.write_text(render_html(boards, plot_sets, result.warnings, str(results_dir), len(loaded.frame), extra),
-                        encoding="utf-8")
-        result.files.append(path)
-    if "site" in wanted:
-        from stbench.report.site import write_site
 
-        result.files += write_site(boards, plot_sets, out_dir / "site", references=references,
-                                   warnings=result.warnings, source=str(results_dir), n_records=len(loaded.frame))
 
-    if console is not None:
-        if "term" in wanted:
-            for lb in boards:
-                print_term(lb, console)
-            console.print()
-        for note in result.notes:
-            console.print(Text(note, style="dim"))
-        _print_warnings(console, result.warnings)
-    return result
+def _print_report(console: Console, result: ReportResult, wanted: list[str]) -> None:
+    """The tables (``term``), then the notes on skipped plots and the warnings."""
+    if "term" in wanted:
+        for lb in result.boards:
+            print_term(lb, console)
+        console.print()
+    for note in result.notes:
+        console.print(Text(note, style="dim"))
+    _print_warnings(console, result.warnings)
 
 
 def _studies(result: ReportResult, boards: list[Leaderboard], out_dir: Path, wanted: list[str],

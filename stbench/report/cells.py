@@ -11,21 +11,22 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from stbench.metrics import BUILTIN_METRICS
-from stbench.report.tables import Leaderboard
+from stbench.console import duration as _duration
+from stbench.metrics import DEFAULT_METRICS
+from stbench.report.tables import Leaderboard, definition, higher_is_better
 
 DASH = "–"
-METRIC_LABELS = {d.name: d.label for d in BUILTIN_METRICS}  # plugin metrics: their registered label, see below
 UP, DOWN = "↑", "↓"
 
 
-def _missing(x: object) -> bool:
+def missing(x: object) -> bool:
+    """None, pandas' NA or a float NaN: a cell with no value (shown as :data:`DASH`)."""
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
 def si(x: float | None, digits: int = 3) -> str:
     """16.0e9 -> '16.0G', 44.7e6 -> '44.7M', 283.4 -> '283' (``digits`` significant digits)."""
-    if _missing(x):
+    if missing(x):
         return DASH
     if not math.isfinite(x):
         return str(x)
@@ -39,41 +40,43 @@ def si(x: float | None, digits: int = 3) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """42.3 -> '42s', 312 -> '5m 12s', 3720 -> '1h 02m'."""
-    if _missing(seconds):
-        return DASH
-    s = int(round(seconds))
-    if s < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+    """:func:`stbench.console.duration` ('5m 12s'), or :data:`DASH` when there is no value."""
+    return DASH if missing(seconds) else _duration(seconds)
 
 
 def metric_decimals(metric: str, value: float) -> int:
     """SSIM 4 decimals; other metrics 2 decimals at >= 1, else 4 significant digits."""
     if metric.startswith("ssim"):
         return 4
-    if _missing(value) or value == 0 or abs(value) >= 1:
+    if missing(value) or value == 0 or abs(value) >= 1:
         return 2
     return 3 - int(math.floor(math.log10(abs(value))))
 
 
 def metric_text(metric: str, mean: float, std: float | None = None, ci: tuple[float, float] | None = None) -> str:
     """'24.60', '24.60 ± 0.31' (seeds), '24.60 [24.1, 25.2]' (95% interval over test sequences)."""
-    if _missing(mean):
+    if missing(mean):
         return DASH
     d = metric_decimals(metric, mean)
-    text = f"{mean:.{d}f}" if _missing(std) else f"{mean:.{d}f} ± {std:.{d}f}"
-    if ci is not None and not (_missing(ci[0]) or _missing(ci[1])):
+    text = f"{mean:.{d}f}" if missing(std) else f"{mean:.{d}f} ± {std:.{d}f}"
+    if ci is not None and not (missing(ci[0]) or missing(ci[1])):
         text += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
     return text
 
 
+def label(metric: str, meta: dict | None = None) -> str:
+    """A metric's label as the records' ``metrics_meta`` state it, else as its registered :class:`MetricDef`
+    gives it, else its name upper-cased (a metric nobody here defines)."""
+    stated = (meta or {}).get(metric, {}).get("label")
+    if stated:
+        return stated
+    d = definition(metric)
+    return d.label if d else metric.upper()
+
+
 def metric_label(metric: str, higher_is_better: bool, meta: dict | None = None) -> str:
-    """The label a metric's definition gives it (the records' metrics_meta for plugin metrics), with ↑ / ↓."""
-    label = (meta or {}).get(metric, {}).get("label") or METRIC_LABELS.get(metric, metric.upper())
-    return f"{label}{UP if higher_is_better else DOWN}"
+    """:func:`label` with ↑ / ↓."""
+    return f"{label(metric, meta)}{UP if higher_is_better else DOWN}"
 
 
 @dataclass
@@ -128,7 +131,7 @@ def grid(lb: Leaderboard) -> Grid:
         for c in cols:
             if c.key == "rank":
                 tie = "=" if bool(row.get("tied", False)) else ""
-                cells.append(Cell(DASH if floor or _missing(row["rank"]) else f"{int(row['rank'])}{tie}"))
+                cells.append(Cell(DASH if floor or missing(row["rank"]) else f"{int(row['rank'])}{tie}"))
             elif c.key == "model":
                 cells.append(Cell(f"{row['model']} (floor)" if floor else _model_label(row)))
             elif c.key == "family":
@@ -152,14 +155,14 @@ def grid(lb: Leaderboard) -> Grid:
                 ci = (row.get(f"{m}_diff_lo"), row.get(f"{m}_diff_hi"))
                 k = metric_decimals(m, row[f"{m}_mean"])  # the metric's own decimals, not the difference's
                 text = "best" if d == 0 else f"{d:+.{k}f} [{ci[0]:.{k}f}, {ci[1]:.{k}f}]"
-                cells.append(Cell(DASH if floor or _missing(d) else text))
+                cells.append(Cell(DASH if floor or missing(d) else text))
             elif c.key == "samples":
                 cells.append(Cell(DASH if floor else si(row.get("samples_seen"))))
             elif c.key == "pflops":
                 f = row.get("train_flops")
-                cells.append(Cell(DASH if floor or _missing(f) else f"{f / 1e15:.3g}"))
+                cells.append(Cell(DASH if floor or missing(f) else f"{f / 1e15:.3g}"))
             elif c.key == "tuning":
-                cells.append(Cell(DASH if floor or _missing(row.get("tuning")) else str(row["tuning"])))
+                cells.append(Cell(DASH if floor or missing(row.get("tuning")) else str(row["tuning"])))
             elif c.key.endswith("_published"):
                 cells.append(Cell(metric_text(c.key[: -len("_published")], row[c.key])))
             elif c.key == "n":
@@ -184,17 +187,17 @@ def published_grid(lb: Leaderboard) -> Grid | None:
         return None
     cols = [Column("model", "Model", "left"), Column("source", "Source", "left"), Column("epochs", "Epochs"),
             Column("params_m", "Params"), Column("flops_g", "FLOPs"), Column("fps", "FPS (as published)")]
-    cols += [Column(m, metric_label(m, lb.higher_is_better.get(m, m in ("ssim", "psnr"))), metric=m)
-             for m in ("mse", "mae", "ssim", "psnr")]
+    cols += [Column(m, metric_label(m, lb.higher_is_better.get(m, higher_is_better(m, lb.metrics_meta))), metric=m)
+             for m in DEFAULT_METRICS]
     out = Grid(cols)
     for _, r in lb.published.iterrows():
         out.rows.append([
             Cell(str(r["model"])), Cell(str(r["source"])),
-            Cell(DASH if _missing(r["epochs"]) else str(int(r["epochs"]))),
-            Cell(DASH if _missing(r["params_m"]) else f"{r['params_m']:.1f}M"),
-            Cell(DASH if _missing(r["flops_g"]) else f"{r['flops_g']:.1f}G"),
-            Cell(DASH if _missing(r["fps"]) else f"{r['fps']:.0f}"),
-            *[Cell(metric_text(m, r[m])) for m in ("mse", "mae", "ssim", "psnr")],
+            Cell(DASH if missing(r["epochs"]) else str(int(r["epochs"]))),
+            Cell(DASH if missing(r["params_m"]) else f"{r['params_m']:.1f}M"),
+            Cell(DASH if missing(r["flops_g"]) else f"{r['flops_g']:.1f}G"),
+            Cell(DASH if missing(r["fps"]) else f"{r['fps']:.0f}"),
+            *[Cell(metric_text(m, r[m])) for m in DEFAULT_METRICS],
         ])
         out.floor.append(False)
     return out

@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stbench.report.tables import SORT_METRIC, Leaderboard, _per_sequence_runs
+from stbench.report.cells import label as metric_name
+from stbench.report.paired import CI_LEVEL
+from stbench.report.tables import Leaderboard, per_sequence_runs, sort_metric
 
 FAMILIES = ("recurrent", "parallel")
 POINT_COLUMNS = ("model", "family", "budget", "samples_seen", "train_flops", "mean", "lo", "hi", "n", "val_mse",
@@ -93,7 +95,7 @@ def compute_studies(boards: list[Leaderboard], val_target: float | None = None) 
 
 def _study(boards: list[Leaderboard], val_target: float | None) -> ComputeStudy:
     first = boards[0]
-    metric = SORT_METRIC if SORT_METRIC in first.metrics else first.metrics[0]
+    metric = sort_metric(first.metrics)
     higher = first.higher_is_better[metric]
     points = pd.DataFrame([p for lb in boards for p in _points(lb, metric)], columns=list(POINT_COLUMNS))
     order = budget_order([lb.budget for lb in boards], points)
@@ -137,7 +139,7 @@ def _best(lb: Leaderboard, metric: str, higher: bool) -> dict[str, Any]:
     row.update(diff=math.nan, diff_lo=math.nan, diff_hi=math.nan, p=math.nan)
     if row["recurrent"] and row["parallel"]:
         runs = lb.runs[lb.runs["kind"] == "model"]
-        vals = [_per_sequence_runs(runs[runs["model"] == row[f]]).get(metric) for f in FAMILIES]
+        vals = [per_sequence_runs(runs[runs["model"] == row[f]]).get(metric) for f in FAMILIES]
         if all(v is not None for v in vals) and vals[0].shape[1] == vals[1].shape[1]:
             res = paired_ranking(list(FAMILIES), vals, higher_is_better=higher)
             i, j = res.models.index("parallel"), res.models.index("recurrent")
@@ -205,7 +207,7 @@ def study_plots(study: ComputeStudy, out_dir: Any) -> Any:
                 continue
             fig = _compute_figure(study, pts.assign(x=pts[col] * scale), label)
             png, svg = _save_study(fig, out_dir, f"{kind}_{study.slug}")
-            ps.files.append(PlotFile(kind, f"Test {study.metric.upper()} vs {label.split(' (')[0]}", png, svg))
+            ps.files.append(PlotFile(kind, f"Test {metric_name(study.metric)} vs {label.split(' (')[0]}", png, svg))
     return ps
 
 
@@ -248,8 +250,8 @@ def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
     ax.margins(x=0.15)
     ax.set_xlabel(xlabel)
     better = "higher" if study.higher_is_better else "lower"
-    ax.set_ylabel(f"test {study.metric.upper()} ({better} is better), 95% interval")
-    ax.set_title(f"{study.metric.upper()} vs training compute — {study.dataset}, {study.preset}", loc="left",
+    ax.set_ylabel(f"test {metric_name(study.metric)} ({better} is better), {CI_LEVEL:.0%} interval")
+    ax.set_title(f"{metric_name(study.metric)} vs training compute — {study.dataset}, {study.preset}", loc="left",
                  fontweight="bold")
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
     return fig
@@ -281,8 +283,8 @@ def _name(x: Any, missing: str = "-") -> str:
 
 
 def best_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
-    head = ["budget", "best recurrent", study.metric.upper(), "best parallel", study.metric.upper(),
-            "Δ parallel − recurrent [95% CI]", "p"]
+    head = ["budget", "best recurrent", metric_name(study.metric), "best parallel", metric_name(study.metric),
+            f"Δ parallel − recurrent [{CI_LEVEL:.0%} CI]", "p"]
     rows = [[str(r["budget"]), _name(r["recurrent"]), _num(r["recurrent_mean"]), _name(r["parallel"]),
              _num(r["parallel_mean"]),
              f"{_num(r['diff'], '+.4g')} [{_num(r['diff_lo'], '+.4g')}, {_num(r['diff_hi'], '+.4g')}]"
@@ -299,8 +301,9 @@ def target_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
 
 def study_notes(study: ComputeStudy) -> list[str]:
     return [f"Budgets: {', '.join(study.budgets)}; each budget is its own leaderboard (ranked on its own).",
-            f"Lines: mean over seeds of the test {study.metric.upper()} per (model, budget), 95% percentile bootstrap "
-            "interval over test sequences (seeds averaged per sequence); shaded steps: each family's Pareto frontier.",
+            f"Lines: mean over seeds of the test {metric_name(study.metric)} per (model, budget), {CI_LEVEL:.0%} "
+            "percentile bootstrap interval over test sequences (seeds averaged per sequence); shaded steps: each "
+            "family's Pareto frontier.",
             "Δ: paired difference of the best parallel minus the best recurrent model of the budget, bootstrap of "
             "the shared test sequences (seeds resampled); p: two-sided, one comparison per budget (not adjusted "
             "across budgets); negative Δ: the parallel model is better (lower is better).",

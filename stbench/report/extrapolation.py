@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stbench.report.tables import SORT_METRIC, Leaderboard, bootstrap_ci
+from stbench.report.cells import label as metric_name
+from stbench.report.paired import CI_LEVEL
+from stbench.report.tables import Leaderboard, bootstrap_ci, sort_metric
 
 
 @dataclass
@@ -64,7 +66,7 @@ def extrapolations(boards: list[Leaderboard]) -> list[Extrapolation]:
 
 
 def _extrapolation(lb: Leaderboard) -> Extrapolation | None:
-    metric = SORT_METRIC if SORT_METRIC in lb.metrics else (lb.metrics[0] if lb.metrics else None)
+    metric = sort_metric(lb.metrics)
     trained = lb.trained_t_out
     if metric is None or not trained:
         return None
@@ -111,14 +113,14 @@ def extrapolation_plot(ex: Extrapolation, out_dir: Path) -> Any:
         ax.annotate(f"trained horizon ({ex.trained})", (ex.trained + 0.5, 1), xycoords=("data", "axes fraction"),
                     xytext=(4, -4), textcoords="offset points", fontsize=7, va="top")
         ax.set_xlabel("lead time (predicted frame)")
-        ax.set_ylabel(f"test {ex.metric.upper()} per frame, 95% interval")
+        ax.set_ylabel(f"test {metric_name(ex.metric)} per frame, {CI_LEVEL:.0%} interval")
         ax.set_title(ex.title.replace("Horizon extrapolation: ", ""), loc="left", fontsize=9, fontweight="bold")
         lows = np.concatenate([c[0] for c in ex.curves.values()])
         if (lows > 0).all() and lows.max() / lows.min() > 20:
             ax.set_yscale("log")
         fig.legend(loc="outside lower center", fontsize=7, ncol=min(4, len(ex.curves)))
         png, svg = _save_study(fig, out_dir, f"extrapolation_{ex.board.slug}")
-    return PlotFile("extrapolation", f"{ex.metric.upper()} per lead time beyond the trained horizon", png, svg)
+    return PlotFile("extrapolation", f"{metric_name(ex.metric)} per lead time beyond the trained horizon", png, svg)
 
 
 def _num(x: float) -> str:
@@ -126,8 +128,8 @@ def _num(x: float) -> str:
 
 
 def extrapolation_rows(ex: Extrapolation) -> tuple[list[str], list[list[str]]]:
-    m, n = ex.metric.upper(), ex.board.horizon
-    head = ["model", "family", "seeds", f"{m} lead 1-{ex.trained} [95% CI]", f"{m} lead {ex.trained + 1}-{n} [95% CI]",
+    m, n, ci = metric_name(ex.metric), ex.board.horizon, f"{CI_LEVEL:.0%} CI"
+    head = ["model", "family", "seeds", f"{m} lead 1-{ex.trained} [{ci}]", f"{m} lead {ex.trained + 1}-{n} [{ci}]",
             "beyond / within"]
     rows = [[r["model"], r["family"], str(r["n"]), f"{_num(r['within'])} [{_num(r['within_lo'])}, "
              f"{_num(r['within_hi'])}]", f"{_num(r['beyond'])} [{_num(r['beyond_lo'])}, {_num(r['beyond_hi'])}]",
@@ -138,7 +140,7 @@ def extrapolation_rows(ex: Extrapolation) -> tuple[list[str], list[list[str]]]:
 NOTE = ("Each model was trained to predict {t} frames and rolled out to {n} (stbench eval --t-out): parallel models "
         "feed their predicted frames back through the whole model in blocks (as published), recurrent ones keep "
         "stepping. The test sequences are the trained test set continued (same inputs; the first {t} targets "
-        "unchanged). Intervals: 95% percentile bootstrap of the mean over test sequences (seeds averaged per "
+        "unchanged). Intervals: {ci:.0%} percentile bootstrap of the mean over test sequences (seeds averaged per "
         "sequence), per lead time (bands) and per segment (table). This board is never ranked with trained rows.")
 
 
@@ -149,7 +151,7 @@ def extrapolation_markdown(ex: Extrapolation, plot: Any, rel_to: Path) -> str:
     return "\n".join([f"# {ex.title}", "", f"![{plot.title}]({plot.png.relative_to(rel_to).as_posix()})", "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                       *("| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows), "",
-                      md_escape(NOTE.format(t=ex.trained, n=ex.board.horizon)), ""])
+                      md_escape(NOTE.format(t=ex.trained, n=ex.board.horizon, ci=CI_LEVEL)), ""])
 
 
 def extrapolation_html(ex: Extrapolation, plot: Any) -> str:
@@ -165,4 +167,5 @@ def extrapolation_html(ex: Extrapolation, plot: Any) -> str:
         '<div class="scroll"><table><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>"
         "<tbody>" + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
         + "</tbody></table></div>",
-        f'<ul class="notes"><li>{escape(NOTE.format(t=ex.trained, n=ex.board.horizon))}</li></ul></section>'])
+        f'<ul class="notes"><li>{escape(NOTE.format(t=ex.trained, n=ex.board.horizon, ci=CI_LEVEL))}</li></ul>'
+        "</section>"])

@@ -27,8 +27,9 @@ from matplotlib.lines import Line2D
 from matplotlib.textpath import TextPath
 from matplotlib.ticker import LogFormatter
 
-from stbench.report.cells import METRIC_LABELS, si
-from stbench.report.tables import Leaderboard
+from stbench.report.cells import label as metric_name_label
+from stbench.report.cells import si
+from stbench.report.tables import Leaderboard, sort_metric
 
 DPI = 200
 # Okabe & Ito (2008), black reserved for floors; yellow last (weak on white).
@@ -59,10 +60,6 @@ class PlotFile:
 class PlotSet:
     files: list[PlotFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # plots skipped or incomplete, and why
-
-
-def _missing(x: object) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def model_styles(lb: Leaderboard) -> dict[str, dict]:
@@ -195,12 +192,8 @@ def _si_ticks(axis) -> None:
 # ---------------------------------------------------------------------------------------------
 # accuracy vs cost
 # ---------------------------------------------------------------------------------------------
-def _accuracy_metric(lb: Leaderboard) -> str | None:
-    return "mse" if "mse" in lb.metrics else (lb.metrics[0] if lb.metrics else None)
-
-
 def _scatter(lb: Leaderboard, xcol: str, xlabel: str, what: str) -> tuple[Figure | None, str | None]:
-    metric = _accuracy_metric(lb)
+    metric = sort_metric(lb.metrics)
     if metric is None:
         return None, "no metric in the records"
     t = lb.table
@@ -228,7 +221,7 @@ def _scatter(lb: Leaderboard, xcol: str, xlabel: str, what: str) -> tuple[Figure
                         capsize=2, zorder=2)
         handles.append(Line2D([], [], ls="", marker=marker, color=colour, markersize=7, label=fam))
     styles = model_styles(lb)
-    label = METRIC_LABELS.get(metric, metric.upper())
+    label = metric_name_label(metric, lb.metrics_meta)
     ymin, ymax = pts[f"{metric}_mean"].min(), pts[f"{metric}_mean"].max()
     span = max(ymax - ymin, 0.25 * abs(ymax))
     shown = []
@@ -333,7 +326,8 @@ def _line_panels(lb: Leaderboard, panels: list[tuple[str, str, dict]], xlabel: s
     return fig
 
 
-#: metrics drawn per predicted frame when a board has them: images, weather (WeatherBench), nowcasting, The Well
+#: metrics drawn per predicted frame when a board has them (the PNG panels here, the site's figures): images,
+#: weather (WeatherBench), nowcasting, The Well
 HORIZON_METRICS = ("mse", "ssim", "wrmse", "wacc", "csi_m", "vrmse")
 
 
@@ -349,7 +343,7 @@ def _horizon(lb: Leaderboard) -> tuple[Figure | None, str | None]:
 
         curves = _per_model_curves(lb, pf)
         if curves:
-            label = METRIC_LABELS.get(m) or (lb.metrics_meta.get(m) or {}).get("label") or m.upper()
+            label = metric_name_label(m, lb.metrics_meta)
             arrow = "higher" if lb.higher_is_better[m] else "lower"
             panels.append((f"{label} per frame ({arrow} is better)", label, curves))
     if not panels:

@@ -17,7 +17,14 @@ from typing import Any
 import pandas as pd
 
 from stbench.budget import budget_of
-from stbench.records import RecordError, RunRecord, find_record_files, nonfinite_metrics, validate  # noqa: F401
+from stbench.records import (  # noqa: F401
+    RecordError,
+    RunRecord,
+    find_record_files,
+    is_number,
+    nonfinite_metrics,
+    validate,
+)
 
 HOW_TO_CREATE = "stbench run --models tau --dataset mmnist --preset quick"
 # statuses are not checked against a list: only "completed" is ranked, any other ("running", "failed",
@@ -56,13 +63,9 @@ def records_root(results_dir: Path) -> Path:
     return sub if sub.is_dir() else Path(results_dir)
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def _num(x: Any) -> float:
     """A number as float; anything else, and +-inf, as NaN (missing): no cell or plot ever shows an infinity."""
-    return float(x) if _is_number(x) and math.isfinite(x) else math.nan
+    return float(x) if is_number(x) and math.isfinite(x) else math.nan
 
 
 def _row(rec: RunRecord, path: Path) -> dict[str, Any]:

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from stbench.errors import RecipeError
+from stbench.metrics import DEFAULT_METRICS
 from stbench.recipes import read_recipe_file
 
-# keys of a [[models.<model>.reference]] entry that hold numbers (params in M, FLOPs in G, FPS as published)
-REFERENCE_FIELDS = ("params_m", "flops_g", "fps", "mse", "mae", "ssim", "psnr")
+# keys of a [[models.<model>.reference]] entry that hold numbers (params in M, FLOPs in G, FPS as published),
+# then the published metrics: the default ones, the ones every paper table reports
+REFERENCE_FIELDS = ("params_m", "flops_g", "fps", *DEFAULT_METRICS)
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Reference:
     model: str
     source: str
     epochs: int | None
-    values: dict[str, float] = field(default_factory=dict)  # params_m, flops_g, fps, mse, mae, ssim, psnr
+    values: dict[str, float] = field(default_factory=dict)  # the REFERENCE_FIELDS the entry states
 
 
 @dataclass

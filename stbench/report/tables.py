@@ -9,35 +9,52 @@ published reference numbers join only ``paper``-preset leaderboards, in columns 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from stbench.errors import StbenchError
-from stbench.metrics import BUILTIN_METRICS, DEFAULT_METRICS
+from stbench.metrics import DEFAULT_METRICS, MetricDef, metric_def
 from stbench.recipes import PRESETS as PRESET_ORDER  # leaderboards of a dataset come in this order
+from stbench.records import RunRecord
+from stbench.registry import PluginError, RegistryError
+from stbench.report.paired import CI_LEVEL
 from stbench.report.records import LoadedRecords
 from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
 
 METRIC_ORDER = DEFAULT_METRICS  # the leaderboard's metric columns first, in this order
-DEFAULT_HIGHER_IS_BETTER = {d.name: d.higher_is_better for d in BUILTIN_METRICS}
 SORT_METRIC = "mse"  # rows are ranked by this metric (the first metric present if a dataset lacks it)
-N_BOOTSTRAP = 1000  # resamples of the test sequences for the 95% intervals
-CI_LEVEL = 0.95
+N_BOOTSTRAP = 1000  # resamples of the test sequences for the intervals of the means
 
 
 class ConventionMismatchError(StbenchError):
     """Records of one leaderboard state different metric conventions: their numbers cannot be ranked together."""
 
 
+def definition(metric: str) -> MetricDef | None:
+    """The registered :class:`MetricDef` of ``metric`` (built-in or plugin); None when no one registers it here."""
+    try:
+        return metric_def(metric)
+    except (RegistryError, PluginError):
+        return None
+
+
 def higher_is_better(metric: str, meta: dict[str, dict[str, Any]]) -> bool:
-    """From the records' ``metrics_meta``; else the built-in definition (an unknown ``ssim*`` / ``psnr*`` is higher)."""
+    """As the records' ``metrics_meta`` state it; else as the metric's definition does; a metric known to neither
+    is lower-is-better (what :func:`stbench.metrics.metric_def` assumes for a bare registered function)."""
     if isinstance(meta.get(metric, {}).get("higher_is_better"), bool):
         return meta[metric]["higher_is_better"]
-    return DEFAULT_HIGHER_IS_BETTER.get(metric, metric.startswith(("ssim", "psnr")))
+    d = definition(metric)
+    return d.higher_is_better if d else False
+
+
+def sort_metric(metrics: Sequence[str]) -> str | None:
+    """The metric rows are ranked by: :data:`SORT_METRIC`, else the first of ``metrics`` (None if there is none)."""
+    return SORT_METRIC if SORT_METRIC in metrics else (metrics[0] if metrics else None)
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOTSTRAP, level: float = CI_LEVEL,
@@ -66,22 +83,15 @@ def pooled_ci(metric: str, seqs: dict[str, np.ndarray], n_boot: int = N_BOOTSTRA
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
-def _per_sequence(g: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-sequence test values of a model, averaged over its seeds (same test sequences), per metric."""
-    return {m: v.mean(axis=0) for m, v in _per_sequence_runs(g).items()}
-
-
-def _per_sequence_runs(g: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-sequence test values of a model's runs, per metric: (seeds, sequences), rows in seed order."""
+def per_sequence_runs(g: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-sequence test values of a model's runs, per metric: (seeds, sequences), rows in seed order; empty
+    when any run lacks them (each read by :meth:`stbench.records.RunRecord.per_sequence_arrays`)."""
     arrays = []
-    for f in g["per_sequence_file"]:
-        if not isinstance(f, str):
+    for path, rec in zip(g["path"], g["record"]):
+        found = RunRecord(**rec).per_sequence_arrays(Path(path))
+        if found is None:
             return {}
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                arrays.append({k: z[k] for k in z.files})
-        except (OSError, ValueError):
-            return {}
+        arrays.append(found)
     if not arrays:
         return {}
     out = {}
@@ -171,7 +181,7 @@ def _aggregate(runs: pd.DataFrame, metrics: list[str]) -> tuple[pd.DataFrame, di
             "budget": first.get("budget"), "samples_seen": _mean(g["samples_seen"]),
             "train_flops": _mean(g["train_flops"]), "tuning": first.get("tuning"),
         }
-        by_seed = _per_sequence_runs(g)
+        by_seed = per_sequence_runs(g)
         per_seq[(model, checkpoint or None)] = by_seed
         seqs = {m: v.mean(axis=0) for m, v in by_seed.items()}
         for m in metrics:
@@ -188,19 +198,19 @@ def _rank(table: pd.DataFrame, metrics: list[str], higher: dict[str, bool],
     """Trained models sorted by the sort metric, floors after them. A model's rank is its position, except that
     the members of a tie group (:mod:`stbench.report.paired`) share the rank of the group's best model."""
     is_floor = table["kind"] == "floor"
-    sort_metric = SORT_METRIC if SORT_METRIC in metrics else (metrics[0] if metrics else None)
-    if sort_metric is None:
+    by = sort_metric(metrics)
+    if by is None:
         models, floors = table[~is_floor].sort_values("model"), table[is_floor].sort_values("model")
         ranks = pd.array(range(1, len(models) + 1), dtype="Int64")
     else:
-        col, asc = f"{sort_metric}_mean", not higher[sort_metric]
+        col, asc = f"{by}_mean", not higher[by]
         models = table[~is_floor].sort_values([col, "model"], ascending=[asc, True], na_position="last")
         floors = table[is_floor].sort_values([col, "model"], ascending=[asc, True], na_position="last")
         finite = models[col].where(models[col].apply(math.isfinite))  # NaN / inf: listed, never ranked
         ranks = finite.rank(method="min", ascending=asc).astype("Int64")
     tied = [False] * len(models)
-    if sort_metric is not None and per_seq:
-        models, ranks, tied = _paired(models, sort_metric, higher[sort_metric], ranks, per_seq)
+    if by is not None and per_seq:
+        models, ranks, tied = _paired(models, by, higher[by], ranks, per_seq)
     models = models.assign(rank=ranks, tied=tied)
     floors = floors.assign(rank=pd.array([pd.NA] * len(floors), dtype="Int64"), tied=False)
     out = pd.concat([models, floors], ignore_index=True)
@@ -411,9 +421,9 @@ def _board(whole: pd.DataFrame, dataset: str, preset: str, budget: str | None, s
         _device_notes(runs, lb)
         if runs["train_s"].notna().any():
             lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
-        sort_metric = SORT_METRIC if SORT_METRIC in present else (present[0] if present else None)
-        if sort_metric and table.get(f"{sort_metric}_diff", pd.Series(dtype=float)).notna().any():
-            lb.notes.append(f"Δ vs best: the paired difference in {sort_metric} to the best model, with its 95% "
+        by = sort_metric(present)
+        if by and table.get(f"{by}_diff", pd.Series(dtype=float)).notna().any():
+            lb.notes.append(f"Δ vs best: the paired difference in {by} to the best model, with its {CI_LEVEL:.0%} "
                             "interval from one bootstrap of the shared test sequences (seeds resampled too). '=' "
                             "after a rank: a tie group, the group's best model and every next model that differs "
                             "significantly from none of its members (Holm-adjusted over all pairs, alpha 0.05); a "

@@ -212,7 +212,8 @@ def write_csv(lb: Leaderboard, path: Path) -> Path:
     df = lb.table.copy().dropna(axis=1, how="all")  # no column that is empty for every row
     df.insert(0, "preset", lb.preset)
     df.insert(0, "dataset", lb.dataset)
-    df["throughput_device"] = lb.throughput_device
+    if lb.throughput_device is not None:  # None: no row has a measured throughput
+        df["throughput_device"] = lb.throughput_device
     df.to_csv(path, index=False)
     return path
 

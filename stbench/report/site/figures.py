@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stbench.report.cells import METRIC_LABELS, si
+from stbench.report.cells import label as metric_name_label
+from stbench.report.cells import si
 from stbench.report.plots import (
     FAMILY_STYLE,
     FLOOR_COLOUR,
     OTHER_FAMILY_STYLE,
     TRAIN_CURVES,
-    _accuracy_metric,
     _per_model_curves,
     model_styles,
 )
-from stbench.report.tables import Leaderboard
+from stbench.report.tables import Leaderboard, sort_metric
 
 SYMBOLS = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond", "v": "triangle-down", "P": "cross",
            "X": "x"}
@@ -72,14 +72,14 @@ def _family_style(family: str) -> tuple[str, str]:
 
 
 def _metric_label(lb: Leaderboard, m: str) -> str:
-    label = (lb.metrics_meta.get(m) or {}).get("label") or METRIC_LABELS.get(m, m.upper())
+    label = metric_name_label(m, lb.metrics_meta)
     return f"{label} ({'higher' if lb.higher_is_better.get(m) else 'lower'} is better)"
 
 
 def scatter(lb: Leaderboard, xcol: str, xlabel: str, title: str):
     """Accuracy (the leaderboard's first metric) against ``xcol`` (``flops`` or ``infer_seq_per_s``), one trace
     per family, marker area by parameters, floors as horizontal lines. None when no model has both numbers."""
-    metric = _accuracy_metric(lb)
+    metric = sort_metric(lb.metrics)
     if metric is None:
         return None
     go = _go()
@@ -101,7 +101,7 @@ def scatter(lb: Leaderboard, xcol: str, xlabel: str, title: str):
             text=g["model"].tolist(), customdata=custom,
             marker={"color": colour, "symbol": symbol, "size": sizes, "opacity": 0.85,
                     "line": {"width": 1, "color": "white"}},
-            hovertemplate=("<b>%{text}</b> (" + str(family) + ")<br>" + METRIC_LABELS.get(metric, metric.upper())
+            hovertemplate=("<b>%{text}</b> (" + str(family) + ")<br>" + metric_name_label(metric, lb.metrics_meta)
                            + " %{y:.4g}<br>params %{customdata[0]} · FLOPs %{customdata[1]}<br>"
                            "throughput %{customdata[2]} seq/s · rank %{customdata[3]}<extra></extra>")))
     xs = trained[xcol].astype(float)
@@ -157,7 +157,7 @@ def horizon(lb: Leaderboard, metric: str):
         return None
     go = _go()
     fig = go.Figure()
-    label = METRIC_LABELS.get(metric, metric.upper())
+    label = metric_name_label(metric, lb.metrics_meta)
     _curve_traces(fig, lb, curves, label)
     fig.update_layout(**_layout(f"{label} per predicted frame", "predicted frame (lead time)",
                                 _metric_label(lb, metric), height=460, integer_x=_few(curves)))

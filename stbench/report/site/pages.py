@@ -20,10 +20,11 @@ import pandas as pd
 from stbench import __version__
 from stbench.report import cells
 from stbench.report.cells import DASH, Grid, grid, published_grid, si, unfinished_lines
-from stbench.report.plots import PlotSet
+from stbench.report.cells import missing as _missing
+from stbench.report.plots import HORIZON_METRICS, PlotSet
 from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
 from stbench.report.site import figures
-from stbench.report.tables import Leaderboard
+from stbench.report.tables import Leaderboard, sort_metric
 from stbench.report.writers import PUBLISHED_TITLE, UNFINISHED_TITLE, convention_line, title
 
 # leaderboard column key -> the table column its sort key comes from
@@ -36,10 +37,6 @@ FAMILIES = ("parallel", "recurrent", "floor")
 
 def safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-._" else "-" for c in str(name))
-
-
-def _missing(x: Any) -> bool:
-    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
 def _attr(x: Any) -> str:
@@ -317,8 +314,8 @@ class SiteBuilder:
                 (figures.scatter(lb, "infer_seq_per_s", "inference throughput (sequences/s, log scale)",
                                  "Accuracy vs measured throughput"),
                  "Accuracy vs measured inference throughput (see the throughput note above).", "acc_vs_throughput"),
-                *[(figures.horizon(lb, m), f"{m.upper()} per predicted frame (lead time), mean over the test set.",
-                   "horizon") for m in ("mse", "ssim")],
+                *[(figures.horizon(lb, m), f"{cells.label(m, lb.metrics_meta)} per predicted frame (lead time), "
+                   "mean over the test set.", "horizon") for m in HORIZON_METRICS],
                 (figures.training(lb, "train_loss"), "Training objective per epoch.", "training_curves"),
                 (figures.training(lb, "val_mse"), "Validation MSE per epoch.", "training_curves"),
             ]
@@ -393,8 +390,6 @@ class SiteBuilder:
         return text
 
     def _model_page(self, model: str) -> None:
-        from stbench.interop.equivalence import evidence_for
-
         root = "../"
         here = [(lb, lb.table[lb.table["model"] == model].iloc[0]) for lb in self.boards
                 if model in set(lb.table.get("model", []))]
@@ -409,8 +404,17 @@ class SiteBuilder:
         if desc:
             facts.insert(0, ("Published as", escape(desc)))
         body.append('<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
+        body += self._model_counts(model, here, root)
+        body += self._model_equivalence(model, here, root)
+        body += self._model_results(model, here, root)
+        body += self._model_curves(model, here, root)
+        body += self._model_examples(model, here, root)
+        body += self._model_recipe(model, here, root)
+        self._write(f"models/{safe(model)}.html", _page(model, "\n".join(body), root, self._nav(root)))
 
-        # counts: ours (the records' profile at each preset's size) and the published ones (paper configuration)
+    def _model_counts(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Counts: the records' profile at each preset's size beside the published paper configuration."""
+        body: list[str] = []
         body.append("<h2>Counts</h2>")
         rows = []
         for lb, row in here:
@@ -432,8 +436,13 @@ class SiteBuilder:
         body.append('<p class="meta">Measured counts are of the architecture at each preset\'s size (a quick preset '
                     "is scaled down); published counts are of the paper configuration and compare with the "
                     "<code>paper</code> preset only.</p>")
+        return body
 
-        # function equivalence
+    def _model_equivalence(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Function equivalence with the reference code (stbench/interop/equivalence.json)."""
+        from stbench.interop.equivalence import evidence_for
+
+        body: list[str] = []
         body.append("<h2>Function equivalence with the reference code</h2>")
         ev = evidence_for(model)
         if not ev:
@@ -457,8 +466,11 @@ class SiteBuilder:
                         "by <code>python -m stbench.interop.equivalence</code> (stbench/interop/equivalence.json), "
                         "re-checked by tests/test_equivalence.py; how the fixtures were written: docs/protocol.md, "
                         "\"Interop\".</p>")
+        return body
 
-        # measured rows beside published rows
+    def _model_results(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Each leaderboard's measured row beside the published rows, and links to the run records."""
+        body: list[str] = []
         body.append("<h2>Results</h2>")
         for lb, row in here:
             body.append(f'<h3><a href="{root}{lb.slug}.html">{escape(lb.dataset)} · preset {escape(lb.preset)}</a>'
@@ -489,8 +501,11 @@ class SiteBuilder:
                 links.append(f'<a href="{root}{rel}">{escape(label)}</a>' if rel else escape(label))
             if links:
                 body.append(f"<p>Run records: {', '.join(links)}.</p>")
+        return body
 
-        # curves
+    def _model_curves(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Training curves and per-lead-time errors (floors beside them)."""
+        body: list[str] = []
         train_series, val_series, lead_series = [], [], []
         for lb, _row in here:
             where = f"{lb.dataset}/{lb.preset}"
@@ -526,8 +541,11 @@ class SiteBuilder:
         if drawn:
             body.append("<h2>Training curves and per-lead-time errors</h2><div class=\"plots\">" + "\n".join(drawn)
                         + "</div>")
+        return body
 
-        # example predictions
+    def _model_examples(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """The example-prediction images of each leaderboard."""
+        body: list[str] = []
         exs = [(lb, self._examples_png(model, lb)) for lb, _ in here]
         exs = [(lb, rel) for lb, rel in exs if rel]
         if exs:
@@ -536,8 +554,11 @@ class SiteBuilder:
                 body.append(f"<h3>{escape(lb.dataset)} · {escape(lb.preset)}</h3>"
                             f'<img class="examples" src="{root}{rel}" alt="inputs, ground truth and prediction of '
                             f'{escape(model)}" loading="lazy">')
+        return body
 
-        # recipe and budget
+    def _model_recipe(self, model: str, here: list[tuple[Leaderboard, pd.Series]], root: str) -> list[str]:
+        """Each leaderboard's recipe, budget, device and weights."""
+        body: list[str] = []
         body.append("<h2>Recipe and budget</h2>")
         for lb, _row in here:
             runs = lb.runs[lb.runs["model"] == model].sort_values("seed")
@@ -579,7 +600,7 @@ class SiteBuilder:
             body.append('<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
             body.append("<details><summary>The resolved recipe (record <code>config</code>)</summary><pre>"
                         + escape(json.dumps(cfg, indent=1, default=str)) + "</pre></details>")
-        self._write(f"models/{safe(model)}.html", _page(model, "\n".join(body), root, self._nav(root)))
+        return body
 
     # -- index --------------------------------------------------------------------------------------
     def _index(self) -> None:
@@ -598,7 +619,7 @@ class SiteBuilder:
             if not trained.empty and "rank" in trained:
                 top = trained[trained["rank"] == trained["rank"].min()]
                 best = ", ".join(f'<a href="models/{safe(m)}.html">{escape(m)}</a>' for m in top["model"])
-            sort_m = next((m for m in ("mse", *lb.metrics) if m in lb.metrics), None)
+            sort_m = sort_metric(lb.metrics)
             if lb.budget_split or any(c is lb for c, _ in self.combined):
                 best = best if lb.budget_split else "(per budget)"
             rows.append([escape(lb.dataset), escape(lb.preset), escape(", ".join(budgets) or "preset's"),

@@ -37,9 +37,7 @@ from stbench.preflight import (
     check_run,
     check_splits,
 )
-from stbench.profile import INFER_BATCH
 from stbench.records import (
-    N_EXAMPLES,
     RunRecord,
     cell_lock,
     check_writable,
@@ -50,6 +48,7 @@ from stbench.records import (
     read_record,
     record_path,
 )
+from stbench.scoring import cost_profile, keep_test, new_record, score_test
 
 
 @dataclass
@@ -182,7 +181,6 @@ def setup_distributed(device_name: str):
 def run_grid(opts: RunOptions) -> int:
     from stbench.console import make_console
     from stbench.data import get_dataset
-    from stbench.precision import make_precision
     from stbench.recipes import PRESETS, RecipeError, load_recipe
 
     if opts.preset not in PRESETS:
@@ -225,13 +223,14 @@ def run_grid(opts: RunOptions) -> int:
 
     results: list[RunRecord] = []
     failed = False
+    env = GridEnv(opts, dataset, device, dist, con)
     if dist.master and i == 0 and opts.floors:
         results += _floors(opts, dataset, data_cfg_recipe.config, con)
         failed |= any(r.status == "failed" for r in results)
     for model_name, seed in mine:
         # one process per cell: a second one refuses in one line (issue 24)
         with _cell_lock(run_paths(opts, model_name, seed)[0], dist):
-            rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
+            rec = run_one(env, model_name, seed)
         results.append(rec)
         failed |= rec.status == "failed"
     if dist.master:
@@ -322,16 +321,60 @@ def run_paths(opts: RunOptions, model_name: str, seed: int) -> tuple[Path, Path]
             checkpoint_path(opts.out, opts.dataset, opts.preset, model_name, seed, budget_dir=sub))
 
 
-def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: torch.device, dist: Any,
-            con: Any, make_precision: Any) -> RunRecord:
-    """One (model, seed) run; never raises for a model failure (records it instead)."""
-    from stbench import train as T
-    from stbench.metrics import convention_for, metrics_meta
-    from stbench.recipes import load_recipe
+@dataclass
+class GridEnv:
+    """What every run of one ``stbench run`` command shares: its options, the dataset (loaded once), the device,
+    the torchrun ranks and the console."""
 
+    opts: RunOptions
+    dataset: Any
+    device: torch.device
+    dist: Any
+    con: Any
+
+
+@dataclass
+class _Run:
+    """One (model, seed) run being prepared and trained."""
+
+    model_name: str
+    seed: int
+    rpath: Path
+    cpath: Path
+    old: RunRecord | None  # its record so far (rank 0)
+    resume_ckpt: dict[str, Any] | None  # the checkpoint it continues from (--resume)
+    source: dict[str, Any]  # the data it runs on (stbench.data.check.data_source): part of the record's identity
+    recipe: Any = None
+    model: Any = None
+    prec: Any = None
+    rec: RunRecord | None = None
+    metrics: tuple[str, ...] = ()
+    logs: RunLogs = field(default_factory=lambda: RunLogs([]))  # --logger: opened when training starts
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.recipe.config
+
+
+def run_one(env: GridEnv, model_name: str, seed: int) -> RunRecord:
+    """One (model, seed) run; never raises for a model failure (records it instead). Stages: find what is done
+    (:func:`_start`), build the model, its precision and its record (:func:`_prepare`), then profile, plan, train,
+    test and record (:func:`_execute`)."""
+    run = _start(env, model_name, seed)
+    if isinstance(run, RunRecord):
+        return run  # already completed
+    _prepare(env, run)
+    return _execute(env, run)
+
+
+def _start(env: GridEnv, model_name: str, seed: int) -> _Run | RunRecord:
+    """The run's completed record (nothing to do), or the run with the checkpoint it resumes from."""
+    from stbench import train as T
+
+    opts, con = env.opts, env.con
     rpath, cpath = run_paths(opts, model_name, seed)
-    old = read_record(rpath) if dist.master else None
-    source = dict(data_source(opts.dataset, opts.data_root))  # part of the record's identity (issue 24)
+    old = read_record(rpath) if env.dist.master else None
+    source = dict(data_source(opts.dataset, opts.data_root))
     check_data_source(rpath, source, force=opts.force, resume=opts.resume)
     if old and old.status == "completed" and not opts.force:
         con.print(f"[dim]{model_name} seed {seed}: already completed ({rpath}); --force re-runs it[/dim]")
@@ -343,30 +386,45 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         elif not opts.force:
             raise UserError(f"{model_name} seed {seed} has an unfinished run with a checkpoint ({cpath}); "
                             "pass --resume to continue it or --force to start over")
+    return _Run(model_name, seed, rpath, cpath, old, resume_ckpt, source)
 
-    recipe = load_recipe(opts.dataset, model_name, opts.preset, opts.overrides, opts.sets)
-    cfg = recipe.config
-    names = run_metrics(dataset.spec.metrics, opts.metrics)
-    torch.manual_seed(seed * 1000 + dist.rank)
-    model = recipe.build_model(model_name, spec=dataset.spec)  # the run's dataset: shapes read from its files
-    if resume_ckpt is not None:  # another recipe or architecture than the checkpoint's: refused, nothing written
-        check_resume(resume_ckpt, cpath, cfg, model, flags=opts.overrides, derived=PLAN_KEYS, precision=opts.precision)
-    prec = _choose_precision(opts, cfg, model, device, dist, con, old if resume_ckpt is not None else None)
-    rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed,
-                    kind="model" if opts.evaluate_test else "trial",
-                    family="recurrent" if model.recurrent else "parallel", encoder=model.names["encoder"],
-                    temporal=model.names["temporal"], decoder=model.names["decoder"],
-                    metrics_meta=metrics_meta(names), convention=convention_for(names), rollout=model.rollout,
-                    config={**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
-                            "budget_dir": budget_dir_of(opts, model_name),
-                            "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root,
-                            **({"tuning": opts.tuning} if opts.tuning else {})},
-                    env=env_info(device, prec.name))
-    rec.config["data_source"] = source
-    if resume_ckpt is not None and old is not None:
-        rec.timing["started_at"] = old.timing.get("started_at", rec.timing["started_at"])
+
+def _prepare(env: GridEnv, run: _Run) -> None:
+    """The run's recipe, model (seeded), precision and first record; a checkpoint of another recipe or
+    architecture is refused here, before anything is written."""
+    from stbench.recipes import load_recipe
+
+    opts, dist = env.opts, env.dist
+    run.recipe = load_recipe(opts.dataset, run.model_name, opts.preset, opts.overrides, opts.sets)
+    cfg = run.cfg
+    run.metrics = run_metrics(env.dataset.spec.metrics, opts.metrics)
+    torch.manual_seed(run.seed * 1000 + dist.rank)
+    run.model = run.recipe.build_model(run.model_name, spec=env.dataset.spec)  # shapes read from the run's data
+    if run.resume_ckpt is not None:
+        check_resume(run.resume_ckpt, run.cpath, cfg, run.model, flags=opts.overrides, derived=PLAN_KEYS,
+                     precision=opts.precision)
+    run.prec = _choose_precision(opts, cfg, run.model, env.device, dist, env.con,
+                                 run.old if run.resume_ckpt is not None else None)
+    run.rec = new_record(run.model, run.metrics, model=run.model_name, dataset=opts.dataset, preset=opts.preset,
+                         seed=run.seed, kind="model" if opts.evaluate_test else "trial",
+                         config={**cfg, "model_hparams": getattr(run.model, "hparams", {}), "seed": run.seed,
+                                 "budget_dir": budget_dir_of(opts, run.model_name), "device": str(env.device),
+                                 "world_size": dist.world_size, "data_root": opts.data_root,
+                                 **({"tuning": opts.tuning} if opts.tuning else {})},
+                         env=env_info(env.device, run.prec.name))
+    run.rec.config["data_source"] = run.source
+    if run.resume_ckpt is not None and run.old is not None:
+        run.rec.timing["started_at"] = run.old.timing.get("started_at", run.rec.timing["started_at"])
+
+
+def _execute(env: GridEnv, run: _Run) -> RunRecord:
+    """Profile, plan, train, test; the record written after every epoch and at the end, the run's failure
+    (NaN / Inf, an exception) recorded instead of raised; Ctrl-C records ``interrupted`` and is raised again."""
+    from stbench import train as T
+
+    opts, dist, con, rec = env.opts, env.dist, env.con, run.rec
     t_start = time.perf_counter()
-    logs = RunLogs([])  # --logger: opened when training starts, fed by the loop's hooks, finished with the run
+    per_sequence = None
 
     def write(per_sequence: dict[str, Any] | None = None) -> None:
         if dist.master:
@@ -374,35 +432,24 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
 
     try:
         if opts.profile and dist.master:
-            rec.profile = _profile(model_name, recipe, device, prec, cfg, dataset.spec)
-        _plan_training(rec, cfg, model, dataset, dist, resume=old if resume_ckpt is not None else None)
-        if resume_ckpt is None:
+            m = run.recipe.build_model(run.model_name, spec=env.dataset.spec)  # a fresh copy: profiling prepares it
+            rec.profile = cost_profile(m, run.model_name, env.device, run.prec, train_batch=int(run.cfg["batch_size"]))
+            del m
+        _plan_training(rec, run.cfg, run.model, env.dataset, dist,
+                       resume=run.old if run.resume_ckpt is not None else None)
+        if run.resume_ckpt is None:
             write()
-        model = prec.prepare(model)
+        model = run.prec.prepare(run.model)
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
-            _estimate(con, rec.profile["train_step_ms"], cfg, opts.preset, prec.label)
-        with _Progress(con, f"{model_name} s{seed}") as prog:
-            def on_epoch(row: dict[str, Any]) -> None:
-                rec.history.append(row)
-                write()
-                prog.epoch_done(row)
-
-            hooks = T.LoopHooks(on_start=prog.start, on_step=prog.step, on_epoch=on_epoch)
-            if resume_ckpt is not None:
-                rec.history = list(resume_ckpt["state"]["history"])
-                prog.resumed(resume_ckpt["state"]["epoch"])
-            logs = RunLogs.open(opts.loggers if dist.master else [], opts.out, rec)
-            hooks = logs.hooks(hooks)
-            model, state = T.train(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=cpath,
-                                   resume=resume_ckpt, dist=dist, hooks=hooks)
+            _estimate(con, rec.profile["train_step_ms"], run.cfg, opts.preset, run.prec.label)
+        model, state = _train(env, run, model, write)
         rec.timing["train_s"] = round(state.train_s, 3)
-        _record_budget(rec, cfg, state, dist, device)
-        per_sequence = None
+        _record_budget(rec, run.cfg, state, dist, env.device)
         if dist.master:
             best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
             rec.val = {"best_epoch": state.best_epoch, "metrics": {"mse": best["val_mse"]} if best else None}
             if opts.evaluate_test:  # `stbench tune` trials stop at validation: the test split never selects
-                per_sequence = _test_and_keep(opts, rec, model, dataset, cfg, device, prec, names, rpath)
+                per_sequence = _test_and_keep(env, run, model)
             rec.status = "completed"
     except (T.NonFiniteLoss, T.NonFiniteMetrics) as exc:
         rec.status, rec.reason = "failed", str(exc)
@@ -410,47 +457,55 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         rec.status, rec.reason = "interrupted", "Ctrl-C; continue with --resume"
         _finish(rec, t_start)
         write()
-        logs.finish(rec)
+        run.logs.finish(rec)
         raise
     except T.CheckpointError:
         raise  # a user problem for the CLI, not a model failure
     except Exception as exc:  # noqa: BLE001 - isolate this run's failure from the others
         rec.status, rec.reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if opts.debug or os.environ.get("STBENCH_DEBUG"):
+        if opts.debug:
             traceback.print_exc()
     _finish(rec, t_start)
     write(per_sequence if rec.status == "completed" else None)
-    logs.finish(rec)
-    if rec.status == "completed" and dist.master and cpath.exists():
-        cpath.unlink()  # the record now holds the result; the checkpoint was only for resuming
+    run.logs.finish(rec)
+    if rec.status == "completed" and dist.master and run.cpath.exists():
+        run.cpath.unlink()  # the record now holds the result; the checkpoint was only for resuming
     if rec.status == "failed":
-        con.print(f"[red]{model_name} seed {seed} failed: {rec.reason}[/red]")
+        con.print(f"[red]{run.model_name} seed {run.seed} failed: {rec.reason}[/red]")
     return rec
 
 
-def _test_and_keep(opts: RunOptions, rec: RunRecord, model: Any, dataset: Any, cfg: dict[str, Any],
-                   device: torch.device, prec: Any, names: tuple[str, ...], rpath: Path) -> dict[str, Any]:
-    """The one test-split evaluation of the selected weights into ``rec``, the example strips and (unless
-    ``--no-weights``) the kept weights; returns the per-sequence values."""
+def _train(env: GridEnv, run: _Run, model: Any, write: Any) -> tuple[Any, Any]:
+    """The training loop with its progress bars, per-epoch records and ``--logger`` logs (``run.logs``)."""
     from stbench import train as T
 
-    t0 = time.perf_counter()
-    res, examples = T.test(model, dataset, cfg, device, prec, metrics=names, keep=N_EXAMPLES)
-    rec.timing["eval_s"] = round(time.perf_counter() - t0, 3)
-    per_sequence = res.pop("per_sequence")
-    rec.per_frame = res.pop("per_frame")
-    rec.metrics = res
-    if examples is not None:
-        from stbench.records import atomic_write_npz
+    rec, dist = run.rec, env.dist
+    with _Progress(env.con, f"{run.model_name} s{run.seed}") as prog:
+        def on_epoch(row: dict[str, Any]) -> None:
+            rec.history.append(row)
+            write()
+            prog.epoch_done(row)
 
-        ex_path = rpath.with_suffix(".examples.npz")
-        atomic_write_npz(ex_path, examples)
-        rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
-    if opts.weights:  # the tested (best-validation) weights and their model card, beside the record
+        hooks = T.LoopHooks(on_start=prog.start, on_step=prog.step, on_epoch=on_epoch)
+        if run.resume_ckpt is not None:
+            rec.history = list(run.resume_ckpt["state"]["history"])
+            prog.resumed(run.resume_ckpt["state"]["epoch"])
+        run.logs = RunLogs.open(env.opts.loggers if dist.master else [], env.opts.out, rec)
+        return T.train(model, env.dataset, run.cfg, device=env.device, prec=run.prec, seed=run.seed,
+                       ckpt_path=run.cpath, resume=run.resume_ckpt, dist=dist, hooks=run.logs.hooks(hooks))
+
+
+def _test_and_keep(env: GridEnv, run: _Run, model: Any) -> dict[str, Any] | None:
+    """The one test-split evaluation of the selected weights into the record (:mod:`stbench.scoring`, as
+    ``stbench eval``), the example strips and (unless ``--no-weights``) the kept weights; returns the
+    per-sequence values."""
+    scored = score_test(model, env.dataset, run.cfg, env.device, run.prec, run.metrics)
+    keep_test(run.rec, scored, run.rpath)
+    if env.opts.weights:  # the tested (best-validation) weights and their model card, beside the record
         from stbench.weights import save_model
 
-        save_model(model, rec, dataset.spec, rpath, per_sequence)
-    return per_sequence
+        save_model(model, run.rec, env.dataset.spec, run.rpath, scored.per_sequence)
+    return scored.per_sequence
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,20 +591,6 @@ def _choose_precision(opts: RunOptions, cfg: dict[str, Any], model: Any, device:
 def _finish(rec: RunRecord, t_start: float) -> None:
     rec.timing["finished_at"] = now_iso()
     rec.timing["total_s"] = round(rec.timing.get("total_s", 0.0) + time.perf_counter() - t_start, 3)
-
-
-def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg: dict[str, Any],
-             spec: Any = None) -> dict[str, Any]:
-    from stbench.profile import profile_model
-
-    m = recipe.build_model(model_name, spec=spec)
-    # training step at the run's batch (it drives the time estimate); inference at one batch for every
-    # model, so that the throughput column of a leaderboard compares like with like
-    r = profile_model(m, name=model_name, device=device, precision=prec, batch=int(cfg["batch_size"]),
-                      infer_batch=INFER_BATCH, warmup=2, reps=5, train=True, flops=True, published_fps=False)
-    d = r.as_dict()
-    del m
-    return d
 
 
 def _estimate(con: Any, step_ms: float, cfg: dict[str, Any], preset: str,

@@ -1,11 +1,15 @@
 """Command-line interface: a thin layer over the Python API.
 
     stbench run --models tau,predrnn --dataset mmnist            # train + evaluate + profile
+    stbench sweep --models tau,simvp --budgets samples=2e3,2e4    # the models x budgets x seeds grid
+    stbench tune --models tau --grid lr=1e-3,3e-3                 # trials selected on validation, then seeds
     stbench report                                               # leaderboards + plots from records
     stbench list models|temporal|encoders|decoders|datasets|metrics
     stbench profile --models tau,simvp --dataset mmnist           # params, FLOPs, throughput only
     stbench eval --checkpoint w.pth --model tau --from openstl    # a checkpoint -> an 'evaluated' record
     stbench predict --checkpoint run.safetensors --input x.npy --out pred.npy   # a kept model on your arrays
+    stbench status --results results                             # one line per grid cell
+    stbench data check --dataset taxibj --data-root data/         # a dataset's standard files
 
 Heavy modules are imported inside each subcommand. Errors a user can fix are printed as one line
 (no traceback unless --debug) with a non-zero exit code.
@@ -23,7 +27,6 @@ from stbench.errors import StbenchError, UserError
 from stbench.recipes import DEFAULT_PRESET
 
 EXIT_USAGE = 2
-EXIT_FAILED_RUN = 1
 
 
 def _console(stderr: bool = False):
@@ -66,6 +69,16 @@ def expand_models(spec: str) -> list[str]:
     if not names:
         raise UserError("--models is empty; give a comma list such as --models tau,predrnn")
     return list(dict.fromkeys(names))
+
+
+def memory_format(text: str) -> str:
+    """``--memory-format``: one of :data:`stbench.precision.MEMORY_FORMATS` (imported when the option is given, so
+    that commands without it start without torch)."""
+    from stbench.precision import MEMORY_FORMATS
+
+    if text not in MEMORY_FORMATS:
+        raise argparse.ArgumentTypeError(f"invalid choice: '{text}' (choose from {', '.join(MEMORY_FORMATS)})")
+    return text
 
 
 def _fmt_num(x: float | None, unit: str = "") -> str:
@@ -264,8 +277,8 @@ def _launch(args: argparse.Namespace, opts: Any) -> int:
     check_launch(opts)  # every cell's values, before a manifest is written or a job submitted
     con = _console()
     cluster = "local" if args.launcher == "submitit-local" else "slurm"
-    return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
-                       out=opts.out, force=opts.force, cluster=cluster,
+    return submit_grid(args.argv, job=main, models=opts.models, seeds=opts.seeds, dataset=opts.dataset,
+                       preset=opts.preset, out=opts.out, force=opts.force, cluster=cluster,
                        slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print,
                        folder_of=lambda m, _: budget_dir_of(opts, m))  # --budget B: the cells' records folder
 
@@ -284,7 +297,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     seeds = ",".join(map(str, opts.run.seeds))
     argvs = {m: [*cell_argv(args.argv, m, 0)[:-5], "--models", m, "--seeds", seeds, "--resume"]
              for m in opts.run.models}
-    return submit_models(argvs, name=f"stbench-tune-{opts.run.dataset}", out=opts.run.out,
+    return submit_models(argvs, job=main, name=f"stbench-tune-{opts.run.dataset}", out=opts.run.out,
                          cluster="local" if args.launcher == "submitit-local" else "slurm",
                          slurm=SlurmOptions.from_args(args), wait=args.wait, echo=_console().print)
 
@@ -305,8 +318,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if opts.shard != (0, 1):
         raise UserError("--shard and --launcher slurm both split the grid; use one of them")
     cluster = "local" if args.launcher == "submitit-local" else "slurm"
-    return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
-                       out=opts.out, force=opts.force, cluster=cluster, slurm=SlurmOptions.from_args(args),
+    return submit_grid(args.argv, job=main, models=opts.models, seeds=opts.seeds, dataset=opts.dataset,
+                       preset=opts.preset, out=opts.out, force=opts.force, cluster=cluster,
+                       slurm=SlurmOptions.from_args(args),
                        wait=args.wait, echo=_console().print, budgets=budgets,
                        folder_of=lambda m, b: budget_dir_of(budget_options(opts, b), m))
 
@@ -481,7 +495,7 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's)")
     r.add_argument("--metrics", default=None, metavar="+NAME,...",
                    help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
-    r.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
+    r.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
                    help="tensor layout (default: measured with --precision auto, else the device's default)")
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
@@ -603,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--precision", default=None,
                     help="fp32 | bf16 | fp16 | auto (default: the preset's, as `stbench run` uses it: paper fp32, "
                          "quick auto = the fastest measured training step)")
-    pf.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
+    pf.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
                     help="tensor layout (default: measured with --precision auto, else the device's default)")
     pf.add_argument("--batch", type=int, default=16)
     pf.add_argument("--warmup", type=int, default=3)
@@ -649,8 +663,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _load_plugins(getattr(args, "plugin", []))
         return int(args.fn(args) or 0)
-    except KeyboardInterrupt:
-        print("stbench: interrupted; the run's checkpoint is saved: continue it with --resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a run that saved a checkpoint says where (stbench.runner.RunInterrupted)
+        ckpt = getattr(exc, "checkpoint", None)
+        print("stbench: interrupted" + (f"; the run's checkpoint is saved ({ckpt}): continue it with --resume"
+                                        if ckpt else ""), file=sys.stderr)
         return 130
     except (StbenchError, RegistryError, PluginError) as exc:  # the user's to fix; anything else is a bug
         if getattr(args, "debug", False):

@@ -321,6 +321,15 @@ def run_paths(opts: RunOptions, model_name: str, seed: int) -> tuple[Path, Path]
             checkpoint_path(opts.out, opts.dataset, opts.preset, model_name, seed, budget_dir=sub))
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, raised after its record was written ``interrupted``; ``checkpoint`` is the file that
+    ``--resume`` continues from, or None when none was saved (the CLI says so only when there is one)."""
+
+    def __init__(self, checkpoint: Path | None) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+
 @dataclass
 class GridEnv:
     """What every run of one ``stbench run`` command shares: its options, the dataset (loaded once), the device,
@@ -453,12 +462,12 @@ def _execute(env: GridEnv, run: _Run) -> RunRecord:
             rec.status = "completed"
     except (T.NonFiniteLoss, T.NonFiniteMetrics) as exc:
         rec.status, rec.reason = "failed", str(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         rec.status, rec.reason = "interrupted", "Ctrl-C; continue with --resume"
         _finish(rec, t_start)
         write()
         run.logs.finish(rec)
-        raise
+        raise RunInterrupted(run.cpath if run.cpath.exists() else None) from exc  # saying where to resume
     except T.CheckpointError:
         raise  # a user problem for the CLI, not a model failure
     except Exception as exc:  # noqa: BLE001 - isolate this run's failure from the others

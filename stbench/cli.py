@@ -183,44 +183,26 @@ def _cell(col: str, v: Any) -> str:
 # profile
 # ---------------------------------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
-    import torch
-
-    from stbench.precision import candidates, make_precision, resolve_device
-    from stbench.profile import profile_model
-    from stbench.recipes import load_recipe
+    from stbench.profile import Measure, ProfileOptions, profile_models
 
     models = expand_models(args.models)
-    preset = args.preset or DEFAULT_PRESET
     if args.preset is None and args.format != "json":
-        _console(stderr=True).print(f"No --preset given: profiling the '{preset}' architecture, as `stbench run` "
-                                    "trains it (--preset paper for the published sizes)", style="dim")
-    args.preset = preset
-    device = resolve_device(args.device)
-    recipes = [load_recipe(args.dataset, name, preset) for name in models]
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        _console(stderr=True).print(f"No --preset given: profiling the '{DEFAULT_PRESET}' architecture, as `stbench "
+                                    "run` trains it (--preset paper for the published sizes)", style="dim")
+    args.preset = args.preset or DEFAULT_PRESET
+    opts = ProfileOptions(dataset=args.dataset, preset=args.preset, device=args.device, precision=args.precision,
+                          memory_format=args.memory_format, threads=args.threads,
+                          measure=Measure(batch=args.batch, warmup=args.warmup, reps=args.reps, budget_s=args.budget,
+                                          train=not args.no_train, flops=not args.no_flops,
+                                          published_fps=args.published_fps))
     results = []
-    for name, recipe in zip(models, recipes):
-        model = recipe.build_model(name)
-        # the run's choice (issue 12): the preset's precision / layout unless forced; with auto, every candidate's
-        # training step is timed and the fastest is profiled (without a training step: the device's default)
-        want = args.precision or recipe.config.get("precision", "fp32")
-        fmt = args.memory_format or recipe.config.get("memory_format")
-        try:
-            prec = (candidates(want, fmt, device, model) if not args.no_train
-                    else make_precision(want, device, fmt, model))
-        except ValueError as exc:  # an unknown precision / layout name: one line, as `run` says it
-            raise UserError(str(exc).splitlines()[0]) from None
-        r = profile_model(model, name=name, device=device, precision=prec, batch=args.batch, warmup=args.warmup,
-                          reps=args.reps, budget_s=args.budget, train=not args.no_train, flops=not args.no_flops,
-                          published_fps=args.published_fps)
+    for r in profile_models(models, opts):
         results.append(r.as_dict())
         if args.format != "json":
             cands = r.candidates_step_ms
-            _console(stderr=True).print(f"profiled {name}" + (f": {r.precision} {r.memory_format} (training step ms of "
-                                        f"the candidates: {', '.join(f'{k} {v:.0f}' for k, v in cands.items())})"
+            _console(stderr=True).print(f"profiled {r.model}" + (f": {r.precision} {r.memory_format} (training step "
+                                        f"ms of the candidates: {', '.join(f'{k} {v:.0f}' for k, v in cands.items())})"
                                         if cands else ""), style="dim")
-        del model
     if args.format == "json":
         print(json.dumps(results, indent=2))
         return 0
@@ -382,16 +364,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 # eval (stbench.evaluate)
 # ---------------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from stbench.evaluate import evaluate_checkpoint
+    from stbench.evaluate import EvalOptions, evaluate_checkpoint
 
     if args.t_out is not None:  # a kept model rolled out past its trained horizon (stbench/horizon.py)
         return _eval_horizon(args)
-
-    rec = evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
-                              source=args.source, config=args.config, out=args.out, device=args.device,
-                              precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
-                              profile=not args.no_profile, rollout=args.rollout, console=_console(),
-                              force=args.force)
+    opts = EvalOptions(dataset=args.dataset, data_root=args.data_root, source=args.source, config=args.config,
+                       out=args.out, device=args.device, precision=args.precision, test_size=args.test_size,
+                       batch_size=args.batch_size, profile=not args.no_profile, rollout=args.rollout, force=args.force)
+    rec = evaluate_checkpoint(args.checkpoint, args.model, opts, console=_console())
     if rec.status == "failed":  # recorded with its reason; the command fails like a failed run
         print(f"stbench: error: {rec.reason}", file=sys.stderr)
         return 1
@@ -538,29 +518,8 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     lg.add_argument("--wait", action="store_true", help="wait for the submitted cells and exit 1 if any failed")
 
 
-# ---------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="stbench",
-        description="Benchmark suite for spatiotemporal predictive learning.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
-               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
-    )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,sweep,tune,report,list,profile,eval,predict,status,data}")
-
-    commands: list[argparse.ArgumentParser] = []
-
-    def command(name: str, fn: Any, help: str, *examples: str) -> argparse.ArgumentParser:
-        """The subcommand ``name``, run by ``fn``, with its help line and examples (the options every subcommand
-        has are added after its own, below)."""
-        sp = sub.add_parser(name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
-        sp.set_defaults(fn=fn)
-        commands.append(sp)
-        return sp
-
+def _add_grid_parsers(command: Any) -> None:
+    """``run``, ``tune`` and ``sweep``: the commands that train a grid (with the options of `run`)."""
     r = command("run", cmd_run, "train + evaluate + profile; one record per (model, dataset, preset, seed)",
                 "stbench run --models tau,predrnn --dataset mmnist --preset quick",
                 "stbench run --models 'tau*,convlstm@simvp' --seeds 0,1,2 --epochs 3",
@@ -586,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training budgets, e.g. samples=2e3,6e3,2e4 or flops=1e15,1e16 (an item without KIND= "
                          "takes the previous one's); each is a --budget of stbench run (docs/protocol.md)")
 
+
+def _add_report_parsers(command: Any) -> None:
+    """``report``, ``list`` and ``status``: the commands that read what exists."""
     rp = command("report", cmd_report, "leaderboards and plots from run records",
                  "stbench report", "stbench report --results results --format md,csv",
                  "stbench report --format site   # interactive static site under <results>/report/site")
@@ -606,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "stbench status", "stbench status --results /shared/results")
     st.add_argument("--results", default="results", help="the --out of the runs (default: results)")
 
+
+def _add_profile_parser(command: Any) -> None:
+    """``profile``: the cost of named models (:func:`stbench.profile.profile_models`)."""
     pf = command("profile", cmd_profile, "params, FLOPs, throughput, training step, memory, MFU",
                  "stbench profile --models simvp,gsta,tau --preset paper # published",
                  "stbench profile --models convlstm,predrnn --format json --batch 4")
@@ -630,10 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--published-fps", action="store_true",
                     help="also run the published FPS protocol (batch 100, 100 reps, no warm-up; slow on CPU)")
     pf.add_argument("--format", choices=["table", "json"], default="table")
-    _add_eval_parser(command)
-    _add_predict_parser(command)
 
-    # -- data (datasets' standard files) -----------------------------------------------------------
+
+def _add_data_parser(command: Any) -> None:
+    """``data check``: a dataset's standard files."""
     dp = command("data", cmd_data, "check a dataset's standard files",
                  "stbench data check --dataset taxibj --data-root data/",
                  "stbench data check --dataset kth --data-root data/ --format json")
@@ -641,6 +606,37 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--dataset", required=True)
     dp.add_argument("--data-root", required=True, help="directory with the standard data files")
     dp.add_argument("--format", choices=["table", "json"], default="table")
+
+
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stbench",
+        description="Benchmark suite for spatiotemporal predictive learning.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
+               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,sweep,tune,report,list,profile,eval,predict,status,data}")
+
+    commands: list[argparse.ArgumentParser] = []
+
+    def command(name: str, fn: Any, help: str, *examples: str) -> argparse.ArgumentParser:
+        """The subcommand ``name``, run by ``fn``, with its help line and examples (the options every subcommand
+        has are added after its own, below)."""
+        sp = sub.add_parser(name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
+        sp.set_defaults(fn=fn)
+        commands.append(sp)
+        return sp
+
+    _add_grid_parsers(command)  # run, tune, sweep
+    _add_report_parsers(command)  # report, list, status
+    _add_profile_parser(command)
+    _add_eval_parser(command)
+    _add_predict_parser(command)
+    _add_data_parser(command)
 
     for sp in commands:  # after each subcommand's own options, as their help lists them
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",

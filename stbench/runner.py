@@ -677,7 +677,9 @@ def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
 
     from stbench.metrics import metric_def
 
-    shown = [m for m in ("mse", "ssim", "psnr") if any(m in (r.metrics or {}) for r in results)]
+    # the runs' own metrics (the dataset's, then --metrics), in their order; labels and directions from MetricDef
+    shown = list(dict.fromkeys(k for r in results for k, v in (r.metrics or {}).items()
+                               if isinstance(v, (int, float)) and not isinstance(v, bool)))
     t = Table(title=f"stbench run — {opts.dataset}, preset {opts.preset}")
     for c in ("model", "seed", "status", *(_header(metric_def(m)) for m in shown), "train", "record"):
         t.add_column(c)
@@ -685,7 +687,7 @@ def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
         m = r.metrics or {}
         t.add_row(r.model, str(r.seed) if r.kind == "model" else "-",
                   r.status + (f": {r.reason}" if r.reason else ""),
-                  *(f"{m[k]:.{4 if k.startswith('ssim') else 2}f}" if k in m else "-" for k in shown),
+                  *(f"{m[k]:.4g}" if k in m else "-" for k in shown),
                   _fmt_s(r.timing.get("train_s", 0.0)) if r.kind == "model" else "-", str(r.path(opts.out)))
     con.print(t)
     con.print(f"[dim]metric conventions: docs/protocol.md; see `stbench report --results {opts.out}`[/dim]")

@@ -38,10 +38,20 @@ from typing import Any
 
 import torch
 
+import stbench
+from stbench import train as T
+from stbench.data import get_dataset, get_spec
+from stbench.data.check import data_source
 from stbench.errors import CheckpointError, UserError
-from stbench.records import RunRecord
+from stbench.interop.openstl import METHODS, bare_state_dict, from_openstl, load_mapped, openstl_keys
+from stbench.interop.predformer import load_predformer_checkpoint
+from stbench.precision import PRECISIONS, make_precision
+from stbench.preflight import check_counts, check_data_source, check_device, check_splits
+from stbench.recipes import load_recipe
+from stbench.records import RunRecord, cell_lock, check_writable, env_info, now_iso, read_record
 from stbench.scoring import Scored, cost_profile, keep_test, new_record, score_test
 from stbench.weights import card_path, check_normalisation, is_card_weights
+from stbench.weights import load_model as load_card_model
 
 SOURCES = ("stbench", "openstl", "predformer")
 
@@ -119,8 +129,6 @@ class PaperRecipes:
 
     def recipe(self, model: str) -> Any:
         if model not in self._recipes:
-            from stbench.recipes import load_recipe
-
             try:
                 self._recipes[model] = load_recipe(self.dataset, model, "paper")
             except Exception as exc:  # noqa: BLE001 - kept, and raised to each caller that needs the recipe
@@ -155,9 +163,6 @@ def openstl_config_for(model: str, dataset: str, file_cfg: Mapping[str, Any] | N
     (:func:`stbench.interop.openstl.openstl_keys`), for every model of :data:`stbench.interop.openstl.METHODS`.
     The dataset supplies ``in_shape`` / ``pre_seq_length`` / ``aft_seq_length`` the file does not set.
     """
-    from stbench.data import get_spec
-    from stbench.interop.openstl import METHODS, openstl_keys
-
     paper = paper or PaperRecipes(dataset)
     known = METHODS.get(model.partition("@")[0])
     method = known.name if known else None
@@ -201,8 +206,6 @@ def _state_dict_of(obj: Any, path: Path) -> Mapping[str, Any]:
 def load_model(checkpoint: Path, obj: Any, model: str, dataset: str, source: str,
                config: str | Path | None, paper: PaperRecipes | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(the model in eval mode with the checkpoint's weights, the config that built it)."""
-    from stbench.interop.openstl import bare_state_dict, from_openstl, load_mapped
-
     paper = paper or PaperRecipes(dataset)
     if source == "openstl":
         file_cfg = read_openstl_config(config) if config else None
@@ -214,8 +217,6 @@ def load_model(checkpoint: Path, obj: Any, model: str, dataset: str, source: str
                             f"({cfg.get('model_type', '')}) = stbench model '{built}'; pass --model {built}")
         return m, {"source_config": {k: v for k, v in cfg.items() if _plain(v)}, "openstl_method": method}
     if source == "predformer":
-        from stbench.interop.predformer import load_predformer_checkpoint
-
         file_cfg = read_openstl_config(config) if config else None  # PredFormer's config files are OpenSTL-style
         if not isinstance(obj, Mapping):  # named by its type: printing a 200,000-element tensor is no message
             raise CheckpointError(f"checkpoint '{checkpoint.name}' holds a {type(obj).__name__}, not a state dict; "
@@ -312,8 +313,6 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, opts: 
 
     A ``.safetensors`` written by ``stbench run`` (with its ``.card.json``) needs no ``model`` / ``dataset`` /
     ``config``: the card gives them (``model`` and ``dataset``, if given, must agree with it)."""
-    from stbench.records import now_iso
-
     opts = opts if opts is not None else EvalOptions(**options)
     check_eval_options(opts)  # before the checkpoint is read: every argument first (issue 24)
     t0, started = time.perf_counter(), now_iso()
@@ -325,9 +324,6 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, opts: 
 
 
 def check_eval_options(opts: EvalOptions) -> None:
-    from stbench.precision import PRECISIONS
-    from stbench.preflight import check_counts, check_device
-
     if opts.source not in SOURCES:
         raise UserError(f"unknown --from '{opts.source}'; choose one of {', '.join(SOURCES)}")
     counts = {"test_size": opts.test_size, "batch_size": opts.batch_size}
@@ -339,8 +335,6 @@ def check_eval_options(opts: EvalOptions) -> None:
 
 def load(checkpoint: Path, model: str | None, opts: EvalOptions) -> Loaded:
     """Stage 1: the weights as a stbench model (a card's, or a .pth / .ckpt / .pt read weights-only)."""
-    import stbench
-
     if is_card_weights(checkpoint):  # stbench's .safetensors + model card: model, preset and data from the card
         net, card = _card_model(checkpoint, model, opts.dataset, opts.source, opts.config)
         weights = checkpoint.with_name(card["weights"]["file"])
@@ -364,9 +358,6 @@ def load(checkpoint: Path, model: str | None, opts: EvalOptions) -> Loaded:
 
 def open_test_split(loaded: Loaded, opts: EvalOptions) -> Any:
     """Stage 2: the test split the weights are scored on (the model's horizon; refused when the shapes differ)."""
-    from stbench.data import get_dataset
-    from stbench.preflight import check_splits
-
     net, dataset = loaded.net, loaded.dataset
     if opts.rollout is not None:
         net.rollout = opts.rollout
@@ -387,12 +378,6 @@ def open_test_split(loaded: Loaded, opts: EvalOptions) -> Any:
 def score(loaded: Loaded, ds: Any, opts: EvalOptions) -> tuple[RunRecord, Scored | None]:
     """Stage 3: the record of the weights, profiled and scored on the test split (the stage ``stbench run`` shares,
     :mod:`stbench.scoring`); non-finite metrics make it a ``failed`` record (scored: None)."""
-    from stbench import train as T
-    from stbench.data.check import data_source
-    from stbench.precision import make_precision
-    from stbench.preflight import check_device
-    from stbench.records import check_writable, env_info
-
     check_writable(Path(opts.out))
     dev = check_device(opts.device)
     net = loaded.net
@@ -422,9 +407,6 @@ def write_evaluation(rec: RunRecord, scored: Scored | None, loaded: Loaded, opts
                      console: Any = None) -> RunRecord:
     """Stage 4: the record (and its example strips) under the cell's lock; a completed evaluation of the same
     weights is kept unless ``force``."""
-    from stbench.preflight import check_data_source
-    from stbench.records import cell_lock, now_iso, read_record
-
     out = Path(opts.out)
     rpath = rec.path(out)
     rec.run_id = f"{rec.dataset}/{rec.preset}/{rpath.stem}"  # the record file's own name (checkpoint name sanitised)
@@ -450,8 +432,6 @@ def write_evaluation(rec: RunRecord, scored: Scored | None, loaded: Loaded, opts
 def _card_model(checkpoint: Path, model: str | None, dataset: str | None, source: str,
                 config: str | Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(model, card) of stbench's own ``.safetensors`` + card (:func:`stbench.weights.load_model`)."""
-    from stbench.weights import load_model as load_card_model
-
     if source != "stbench":
         raise UserError(f"'{checkpoint.name}' is stbench's own weights with a model card; drop --from {source}")
     if config:
@@ -464,6 +444,4 @@ def _card_model(checkpoint: Path, model: str | None, dataset: str | None, source
 
 
 def _spec_t_out(dataset: str, data_kw: dict[str, Any]) -> int:
-    from stbench.data import get_spec
-
     return int(get_spec(dataset, **data_kw).t_out)

@@ -43,6 +43,8 @@ import torch
 from torch import nn
 
 from stbench.precision import Precision, device_name, run_precision, spread, synchronize, time_steps
+from stbench.preflight import check_device
+from stbench.recipes import load_recipe
 
 
 @dataclass
@@ -434,9 +436,6 @@ def profile_models(models: list[str], opts: ProfileOptions) -> Iterator[ProfileR
     """Each of ``models`` at ``opts.preset``'s architecture, profiled in the precision and layout its run would use
     (:func:`stbench.precision.run_precision`: with ``auto`` and a training step, every candidate is timed and the
     fastest profiled). Every recipe is resolved before the first model is profiled."""
-    from stbench.preflight import check_device
-    from stbench.recipes import load_recipe
-
     device = check_device(opts.device)
     recipes = [load_recipe(opts.dataset, name, opts.preset) for name in models]
     if opts.threads:

@@ -25,10 +25,15 @@ from typing import Any
 
 import torch
 
-from stbench.data.check import data_source
+from stbench import train as T
+from stbench.budget import Budget, Plan, budget_dir, budget_record, plan, resolve_sampling
+from stbench.console import make_console
+from stbench.data import get_dataset
+from stbench.data.check import data_source, preflight
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
-from stbench.metrics import FLOORS
+from stbench.metrics import FLOORS, MetricAccumulator, convention_for, floor_predictions, metric_def, metrics_meta
+from stbench.precision import Precision, choose_precision, resolve_device
 from stbench.preflight import (
     check_data_source,
     check_device,
@@ -37,6 +42,8 @@ from stbench.preflight import (
     check_run,
     check_splits,
 )
+from stbench.profile import count_train_flops
+from stbench.recipes import DEFAULT_PRESET, PRESETS, RecipeError, eval_batch_size, load_recipe
 from stbench.records import (
     RunRecord,
     cell_lock,
@@ -48,7 +55,9 @@ from stbench.records import (
     read_record,
     record_path,
 )
+from stbench.registry import METRICS
 from stbench.scoring import cost_profile, keep_test, new_record, score_test
+from stbench.weights import save_model
 
 
 @dataclass
@@ -82,8 +91,6 @@ class RunOptions:
 
     @classmethod
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
-        from stbench.recipes import DEFAULT_PRESET
-
         if args.seeds and args.seed is not None:
             raise UserError(f"--seed {args.seed} and --seeds {args.seeds} both given; pass one of them")
         if args.seeds:
@@ -113,15 +120,11 @@ class RunOptions:
 
 def _parse_budget(text: str | None) -> str | None:
     """A ``--budget`` value checked before anything runs (one-line error), kept as its canonical label."""
-    from stbench.budget import Budget
-
     return Budget.parse(text).label if text else None
 
 
 def parse_metrics(spec: str | None) -> list[str]:
     """``--metrics +rel_l2,+rmse`` -> ["rel_l2", "rmse"]: registered metrics added to the dataset's own."""
-    from stbench.registry import METRICS
-
     names = []
     for item in (s.strip() for s in (spec or "").split(",")):
         if not item:
@@ -160,11 +163,8 @@ def _fmt_s(s: float) -> str:
 # distributed set-up (nanoGPT-style: RANK in the environment means "started by torchrun")
 # ---------------------------------------------------------------------------------------------
 def setup_distributed(device_name: str):
-    from stbench.precision import resolve_device
-    from stbench.train import DistInfo
-
     if "RANK" not in os.environ:
-        return resolve_device(device_name), DistInfo()
+        return resolve_device(device_name), T.DistInfo()
     import torch.distributed as tdist
 
     rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
@@ -174,15 +174,11 @@ def setup_distributed(device_name: str):
         torch.cuda.set_device(dev)
     if not tdist.is_initialized():
         tdist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return dev, DistInfo(rank, world, local)
+    return dev, T.DistInfo(rank, world, local)
 
 
 # ---------------------------------------------------------------------------------------------
 def run_grid(opts: RunOptions) -> int:
-    from stbench.console import make_console
-    from stbench.data import get_dataset
-    from stbench.recipes import PRESETS, RecipeError, load_recipe
-
     if opts.preset not in PRESETS:
         raise RecipeError(f"unknown preset '{opts.preset}'; choose one of {', '.join(PRESETS)}")
     check_options(opts)
@@ -195,8 +191,6 @@ def run_grid(opts: RunOptions) -> int:
         con.print("[bold]No --preset given: running the 'quick' preset[/bold] (paper = published recipe, "
                   "ask for it with --preset paper)")
     if opts.data_root is not None:  # bad standard files stop the run here, before anything is written
-        from stbench.data.check import preflight
-
         preflight(opts.dataset, opts.data_root)
     if dist.master:
         check_writable(opts.out)
@@ -267,9 +261,6 @@ def _cell_lock(record: Path, dist: Any) -> Any:
 
 def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[RunRecord]:
     """Copy-last-frame and predict-zeros, evaluated on the same test set the same way."""
-    from stbench.metrics import MetricAccumulator, convention_for, floor_predictions, metrics_meta
-    from stbench.recipes import eval_batch_size
-
     out = []
     spec = dataset.spec
     names = run_metrics(spec.metrics, opts.metrics)
@@ -304,9 +295,6 @@ def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> li
 def budget_dir_of(opts: RunOptions, model_name: str) -> str | None:
     """The records sub-folder of ``model_name``'s runs under ``opts`` (:func:`stbench.budget.budget_dir`): set only
     when ``--budget`` asks for a budget other than the recipe's own."""
-    from stbench.budget import budget_dir
-    from stbench.recipes import load_recipe
-
     if not opts.budget:
         return None
     own = load_recipe(opts.dataset, model_name, opts.preset, {**opts.overrides, "budget": None}, opts.sets)
@@ -378,8 +366,6 @@ def run_one(env: GridEnv, model_name: str, seed: int) -> RunRecord:
 
 def _start(env: GridEnv, model_name: str, seed: int) -> _Run | RunRecord:
     """The run's completed record (nothing to do), or the run with the checkpoint it resumes from."""
-    from stbench import train as T
-
     opts, con = env.opts, env.con
     rpath, cpath = run_paths(opts, model_name, seed)
     old = read_record(rpath) if env.dist.master else None
@@ -401,8 +387,6 @@ def _start(env: GridEnv, model_name: str, seed: int) -> _Run | RunRecord:
 def _prepare(env: GridEnv, run: _Run) -> None:
     """The run's recipe, model (seeded), precision and first record; a checkpoint of another recipe or
     architecture is refused here, before anything is written."""
-    from stbench.recipes import load_recipe
-
     opts, dist = env.opts, env.dist
     run.recipe = load_recipe(opts.dataset, run.model_name, opts.preset, opts.overrides, opts.sets)
     cfg = run.cfg
@@ -429,8 +413,6 @@ def _prepare(env: GridEnv, run: _Run) -> None:
 def _execute(env: GridEnv, run: _Run) -> RunRecord:
     """Profile, plan, train, test; the record written after every epoch and at the end, the run's failure
     (NaN / Inf, an exception) recorded instead of raised; Ctrl-C records ``interrupted`` and is raised again."""
-    from stbench import train as T
-
     opts, dist, con, rec = env.opts, env.dist, env.con, run.rec
     t_start = time.perf_counter()
     per_sequence = None
@@ -486,8 +468,6 @@ def _execute(env: GridEnv, run: _Run) -> RunRecord:
 
 def _train(env: GridEnv, run: _Run, model: Any, write: Any) -> tuple[Any, Any]:
     """The training loop with its progress bars, per-epoch records and ``--logger`` logs (``run.logs``)."""
-    from stbench import train as T
-
     rec, dist = run.rec, env.dist
     with _Progress(env.con, f"{run.model_name} s{run.seed}") as prog:
         def on_epoch(row: dict[str, Any]) -> None:
@@ -511,8 +491,6 @@ def _test_and_keep(env: GridEnv, run: _Run, model: Any) -> dict[str, Any] | None
     scored = score_test(model, env.dataset, run.cfg, env.device, run.prec, run.metrics)
     keep_test(run.rec, scored, run.rpath)
     if env.opts.weights:  # the tested (best-validation) weights and their model card, beside the record
-        from stbench.weights import save_model
-
         save_model(model, run.rec, env.dataset.spec, run.rpath, scored.per_sequence)
     return scored.per_sequence
 
@@ -527,9 +505,6 @@ def _plan_training(rec: RunRecord, cfg: dict[str, Any], model: Any, dataset: Any
                    resume: RunRecord | None) -> None:
     """Set the run's length (``epochs``, ``train_batches``, ``time_limit_s``) and its scheduled-sampling
     schedule in ``cfg`` (and the record's config) from its budget; a resumed run keeps its first plan."""
-    from stbench.budget import Budget, plan, resolve_sampling
-    from stbench.profile import count_train_flops
-
     old = (resume.config if resume is not None else {}) or {}
     if old.get("train_batches"):
         cfg.update({k: old[k] for k in PLAN_KEYS if k in old})
@@ -555,8 +530,6 @@ def _plan_training(rec: RunRecord, cfg: dict[str, Any], model: Any, dataset: Any
 
 
 def _record_budget(rec: RunRecord, cfg: dict[str, Any], state: Any, dist: Any, device: torch.device) -> None:
-    from stbench.budget import Budget, Plan, budget_record
-
     budget = Budget.parse(cfg["budget"]) if cfg.get("budget") else None
     bs = int(cfg["batch_size"])
     rec.budget = budget_record(budget, Plan(**cfg["plan"]), samples_seen=state.batches_done * bs * dist.world_size,
@@ -569,8 +542,6 @@ def _record_budget(rec: RunRecord, cfg: dict[str, Any], state: Any, dist: Any, d
 # ---------------------------------------------------------------------------------------------
 def _choose_precision(opts: RunOptions, cfg: dict[str, Any], model: Any, device: torch.device, dist: Any,
                       con: Any, old: RunRecord | None) -> Any:
-    from stbench.precision import Precision, choose_precision
-
     choice = None
     if dist.master:
         choice = (old.config if old is not None else {}).get("precision_choice")  # --resume keeps its choice
@@ -674,8 +645,6 @@ class _Progress:
 
 def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
     from rich.table import Table
-
-    from stbench.metrics import metric_def
 
     # the runs' own metrics (the dataset's, then --metrics), in their order; labels and directions from MetricDef
     shown = list(dict.fromkeys(k for r in results for k, v in (r.metrics or {}).items()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stbench import train as T
 from stbench.metrics import convention_for, metrics_meta
 from stbench.profile import INFER_BATCH, profile_model
 from stbench.records import N_EXAMPLES, RunRecord, atomic_write_npz
@@ -63,8 +64,6 @@ def score_test(model: torch.nn.Module, dataset: Any, cfg: dict[str, Any], device
                metrics: tuple[str, ...]) -> Scored:
     """The one evaluation of ``model`` on the test split of ``dataset`` (``cfg``'s eval batch and ``test_size``),
     the first :data:`~stbench.records.N_EXAMPLES` sequences kept as example strips."""
-    from stbench import train as T
-
     t0 = time.perf_counter()
     res, examples = T.test(model, dataset, cfg, device, prec, metrics=metrics, keep=N_EXAMPLES)
     seconds = time.perf_counter() - t0

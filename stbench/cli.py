@@ -343,7 +343,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from stbench.report import FORMATS, EmptyResultsError, build_report
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    formats = ([f.strip() for f in args.format.split(",") if f.strip()] if args.format is not None
+               else [f for f in FORMATS if f != "site"])
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise UserError(f"unknown report format(s) {', '.join(bad)}; choose from {','.join(FORMATS)}")
@@ -552,7 +553,9 @@ def _add_report_parsers(command: Any) -> None:
                  "stbench report", "stbench report --results results --format md,csv",
                  "stbench report --format site   # interactive static site under <results>/report/site")
     rp.add_argument("--results", default="results", help="directory holding records/ (default: results)")
-    rp.add_argument("--format", default="term,md,csv,tex,html", help="comma list of term,md,csv,tex,html,site")
+    rp.add_argument("--format", default=None,
+                    help="comma list of formats (stbench.report.FORMATS), e.g. md,csv; site = an interactive static "
+                         "site (default: every format but site)")
     rp.add_argument("--out", default=None, help="where to write files (default: <results>/report)")
     rp.add_argument("--val-target", type=float, default=None, metavar="MSE",
                     help="compute study: the validation MSE each model's time-to-target is measured to (default: the "

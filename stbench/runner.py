@@ -30,6 +30,7 @@ from stbench.budget import Budget, Plan, budget_dir, budget_record, plan, resolv
 from stbench.console import make_console
 from stbench.data import get_dataset
 from stbench.data.check import data_source, preflight
+from stbench.durations import fmt_duration
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
 from stbench.metrics import FLOORS, MetricAccumulator, convention_for, floor_predictions, metric_def, metrics_meta
@@ -152,11 +153,6 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise UserError(f"bad --shard '{spec}'; write i/n with 0 <= i < n, e.g. --shard 0/4 for the first of four")
     return (i, n)
-
-
-def _fmt_s(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,7 +574,7 @@ def _estimate(con: Any, step_ms: float, cfg: dict[str, Any], preset: str,
     p = cfg["plan"]
     total = step_ms / 1e3 * p["batches"]
     budget = f"budget {cfg['budget']}: " if cfg.get("budget") else ""
-    msg = (f"estimated training time: {_fmt_s(total)} ({budget}{p['samples']} sequences, {p['batches']} steps "
+    msg = (f"estimated training time: {fmt_duration(total)} ({budget}{p['samples']} sequences, {p['batches']} steps "
            f"in {p['epochs']} epochs, at a measured {step_ms:.0f} ms/step{', ' + label if label else ''}), "
            "plus evaluation")
     con.print(("[bold yellow]" if preset == "paper" else "[dim]") + msg + ("[/bold yellow]" if preset == "paper"
@@ -657,7 +653,7 @@ def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
         t.add_row(r.model, str(r.seed) if r.kind == "model" else "-",
                   r.status + (f": {r.reason}" if r.reason else ""),
                   *(f"{m[k]:.4g}" if k in m else "-" for k in shown),
-                  _fmt_s(r.timing.get("train_s", 0.0)) if r.kind == "model" else "-", str(r.path(opts.out)))
+                  fmt_duration(r.timing.get("train_s", 0.0)) if r.kind == "model" else "-", str(r.path(opts.out)))
     con.print(t)
     con.print(f"[dim]metric conventions: docs/protocol.md; see `stbench report --results {opts.out}`[/dim]")
 

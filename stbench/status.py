@@ -14,6 +14,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from stbench.durations import fmt_duration
 from stbench.launch.manifest import job_key, read_manifests
 from stbench.records import RecordError, RunRecord, is_record_name, record_path
 
@@ -43,8 +44,7 @@ def _age(iso: str | None, now: _dt.datetime) -> str:
         t = _dt.datetime.fromisoformat(iso)
     except ValueError:
         return ""
-    s = max(0, int((now - t).total_seconds()))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m ago" if s >= 3600 else f"{s // 60}m{s % 60:02d}s ago"
+    return f"{fmt_duration(int((now - t).total_seconds()))} ago"
 
 
 def _from_record(rec: RunRecord, path: Path, now: _dt.datetime) -> Cell:

@@ -250,19 +250,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace, opts: Any) -> int:
     """``--launcher slurm|submitit-local``: one job per (model, seed) cell, see stbench/launch/slurm.py."""
-    from stbench.launch.slurm import SlurmOptions, submit_grid
+    from stbench.launch.slurm import Grid, Launch, submit_grid
     from stbench.preflight import check_launch
     from stbench.runner import budget_dir_of
 
     if opts.shard != (0, 1):
         raise UserError("--shard and --launcher slurm both split the grid; use one of them")
     check_launch(opts)  # every cell's values, before a manifest is written or a job submitted
-    con = _console()
-    cluster = "local" if args.launcher == "submitit-local" else "slurm"
-    return submit_grid(args.argv, job=main, models=opts.models, seeds=opts.seeds, dataset=opts.dataset,
-                       preset=opts.preset, out=opts.out, force=opts.force, cluster=cluster,
-                       slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print,
-                       folder_of=lambda m, _: budget_dir_of(opts, m))  # --budget B: the cells' records folder
+    grid = Grid(opts.models, opts.seeds, opts.dataset, opts.preset, opts.out, opts.force,
+                folder_of=lambda m, _: budget_dir_of(opts, m))  # --budget B: the cells' records folder
+    return submit_grid(args.argv, grid, Launch.from_args(args, job=main, echo=_console().print))
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -274,14 +271,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     settings(opts.space, opts.trials)  # a range without --trials, --trials 0: refused before anything runs
     if args.launcher == "local":
         return tune(opts)
-    from stbench.launch.slurm import SlurmOptions, cell_argv, submit_models
+    from stbench.launch.slurm import Launch, cell_argv, submit_models
 
     seeds = ",".join(map(str, opts.run.seeds))
     argvs = {m: [*cell_argv(args.argv, m, 0)[:-5], "--models", m, "--seeds", seeds, "--resume"]
              for m in opts.run.models}
-    return submit_models(argvs, job=main, name=f"stbench-tune-{opts.run.dataset}", out=opts.run.out,
-                         cluster="local" if args.launcher == "submitit-local" else "slurm",
-                         slurm=SlurmOptions.from_args(args), wait=args.wait, echo=_console().print)
+    return submit_models(argvs, f"stbench-tune-{opts.run.dataset}", opts.run.out,
+                         Launch.from_args(args, job=main, echo=_console().print))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -295,16 +291,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     opts = RunOptions.from_args(args, expand_models(args.models))
     if args.launcher == "local":
         return sweep(opts, budgets)
-    from stbench.launch.slurm import SlurmOptions, submit_grid
+    from stbench.launch.slurm import Grid, Launch, submit_grid
 
     if opts.shard != (0, 1):
         raise UserError("--shard and --launcher slurm both split the grid; use one of them")
-    cluster = "local" if args.launcher == "submitit-local" else "slurm"
-    return submit_grid(args.argv, job=main, models=opts.models, seeds=opts.seeds, dataset=opts.dataset,
-                       preset=opts.preset, out=opts.out, force=opts.force, cluster=cluster,
-                       slurm=SlurmOptions.from_args(args),
-                       wait=args.wait, echo=_console().print, budgets=budgets,
-                       folder_of=lambda m, b: budget_dir_of(budget_options(opts, b), m))
+    grid = Grid(opts.models, opts.seeds, opts.dataset, opts.preset, opts.out, opts.force, budgets=budgets,
+                folder_of=lambda m, b: budget_dir_of(budget_options(opts, b), m))
+    return submit_grid(args.argv, grid, Launch.from_args(args, job=main, echo=_console().print))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -299,6 +299,7 @@ class Loaded:
     checkpoint: Path  # the weights file
     config: dict[str, Any]  # the record's source_config (+ openstl_method / card)
     recipe: dict[str, Any]  # the recipe whose data variant, test size and eval batch apply ({} for custom)
+    epochs: int | None  # training epochs behind the weights (epochs_of): picks the matching published row
     card: dict[str, Any] | None = None
 
 
@@ -338,9 +339,11 @@ def load(checkpoint: Path, model: str | None, opts: EvalOptions) -> Loaded:
     if is_card_weights(checkpoint):  # stbench's .safetensors + model card: model, preset and data from the card
         net, card = _card_model(checkpoint, model, opts.dataset, opts.source, opts.config)
         weights = checkpoint.with_name(card["weights"]["file"])
-        return Loaded(net, card["model"], card["dataset"]["name"], card["preset"], card["weights"]["sha256"], weights,
+        model, dataset, preset = card["model"], card["dataset"]["name"], card["preset"]
+        epochs = epochs_of(weights, card["config"], preset, dataset, model)
+        return Loaded(net, model, dataset, preset, card["weights"]["sha256"], weights,
                       {"source_config": copy.deepcopy(card["config"]), "card": card_path(weights).name},
-                      dict(card["config"]), card)  # the run's own recipe: its data variant, test size, eval batch
+                      dict(card["config"]), epochs, card)  # the run's own recipe: data variant, test size, eval batch
     if model is None:
         raise UserError("--model is required for a .pth / .ckpt / .pt checkpoint (only a .safetensors with its "
                         "model card names its own model)")
@@ -353,7 +356,7 @@ def load(checkpoint: Path, model: str | None, opts: EvalOptions) -> Loaded:
     preset = preset_of(net, model.partition("@")[0] if opts.source != "stbench" else model, dataset, paper)
     recipe = paper.recipe(model).config if preset == "paper" else {}
     epochs = epochs_of(checkpoint, cfg_info.get("source_config", {}), preset, dataset, model, paper)
-    return Loaded(net, model, dataset, preset, sha, checkpoint, {**cfg_info, "epochs": epochs}, recipe)
+    return Loaded(net, model, dataset, preset, sha, checkpoint, cfg_info, recipe, epochs)
 
 
 def open_test_split(loaded: Loaded, opts: EvalOptions) -> Any:
@@ -388,10 +391,9 @@ def score(loaded: Loaded, ds: Any, opts: EvalOptions) -> tuple[RunRecord, Scored
     rec = new_record(net, metrics, model=loaded.model, dataset=loaded.dataset, preset=loaded.preset, seed=0,
                      kind="evaluated", status="completed", checkpoint={"file": loaded.checkpoint.name,
                      "sha256": loaded.sha256, "source": opts.source}, source=opts.source, env=env_info(dev, prec.name),
-                     config={"epochs": loaded.config.get("epochs"), **cfg, "data": dict(loaded.recipe.get("data", {})),
+                     config={"epochs": loaded.epochs, **cfg, "data": dict(loaded.recipe.get("data", {})),
                              "data_root": opts.data_root, "model_hparams": getattr(net, "hparams", {}),
-                             "device": str(dev), "rollout": net.rollout,
-                             **{k: v for k, v in loaded.config.items() if k != "epochs"}})
+                             "device": str(dev), "rollout": net.rollout, **loaded.config})
     rec.config["data_source"] = dict(data_source(loaded.dataset, opts.data_root))
     if opts.profile:
         rec.profile = cost_profile(copy.deepcopy(net), loaded.model, dev, prec)

@@ -202,13 +202,19 @@ def candidates(precision: str, memory_format: str | None, device: torch.device,
     return [Precision(n, device, f) for n in names for f in formats]
 
 
+def asked_for(cfg: dict[str, Any], precision: str | None = None,
+              memory_format: str | None = None) -> tuple[str, str | None]:
+    """(precision, layout) names a run of recipe ``cfg`` asks for: the recipe's (precision ``fp32`` when it sets
+    none) unless ``precision`` / ``memory_format`` (the command line) force one."""
+    return precision or cfg.get("precision", "fp32"), memory_format or cfg.get("memory_format")
+
+
 def run_precision(model: torch.nn.Module, cfg: dict[str, Any], device: torch.device, precision: str | None = None,
                   memory_format: str | None = None, *, measured: bool = True) -> Precision | list[Precision]:
-    """The precision a run of recipe ``cfg`` uses (issue 12): the recipe's precision and layout unless
-    ``precision`` / ``memory_format`` force one. ``measured``: the candidates to time (:func:`candidates`), else
-    the choice without measuring (:func:`make_precision`). An unknown name is the user's to fix (one line)."""
-    want = precision or cfg.get("precision", "fp32")
-    fmt = memory_format or cfg.get("memory_format")
+    """The precision a run of recipe ``cfg`` uses (issue 12, :func:`asked_for`). ``measured``: the candidates to
+    time (:func:`candidates`), else the choice without measuring (:func:`make_precision`). An unknown name is the
+    user's to fix (one line)."""
+    want, fmt = asked_for(cfg, precision, memory_format)
     try:
         return candidates(want, fmt, device, model) if measured else make_precision(want, device, fmt, model)
     except ValueError as exc:

@@ -34,7 +34,7 @@ from stbench.durations import fmt_duration
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
 from stbench.metrics import FLOORS, MetricAccumulator, convention_for, floor_predictions, metric_def, metrics_meta
-from stbench.precision import Precision, choose_precision, resolve_device
+from stbench.precision import Precision, asked_for, choose_precision, resolve_device
 from stbench.preflight import (
     check_data_source,
     check_device,
@@ -544,8 +544,7 @@ def _choose_precision(opts: RunOptions, cfg: dict[str, Any], model: Any, device:
         if not choice:
             try:
                 c = choose_precision(model, int(cfg["batch_size"]), device,
-                                     opts.precision or cfg.get("precision", "fp32"),
-                                     opts.memory_format or cfg.get("memory_format"))
+                                     *asked_for(cfg, opts.precision, opts.memory_format))
             except ValueError as exc:  # an unknown precision / layout name is the user's to fix
                 raise UserError(str(exc).splitlines()[0]) from None
             choice = c.as_dict()

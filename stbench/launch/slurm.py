@@ -155,44 +155,77 @@ def wait_jobs(jobs: list[Any], labels: list[str], echo: Any = print) -> int:
 Job = Callable[[list[str]], int]  # what one job runs in a fresh process on a compute node: stbench.cli.main(argv)
 
 
-def submit_grid(argv: Sequence[str], *, job: Job, models: list[str], seeds: list[int], dataset: str, preset: str,
-                out: Path, force: bool, cluster: str, slurm: SlurmOptions, wait: bool = False, echo: Any = print,
-                budgets: Sequence[str | None] = (None,),
-                folder_of: Callable[[str, str | None], str | None] | None = None) -> int:
-    """Submit every cell of the grid whose record is not completed, each a ``job(cell argv)``; returns 0 (or, with
-    ``wait``, 1 when a cell failed). ``stbench sweep`` passes its ``budgets`` (one cell per model x budget x seed)
-    and ``folder_of(model, budget)``, the records sub-folder of that budget (:func:`stbench.runner.budget_dir_of`).
-    The cells and job ids go to the grid's manifest (:mod:`stbench.launch.manifest`)."""
-    folder_of = folder_of or (lambda m, b: None)
-    cells = [(m, s, b, folder_of(m, b)) for b in budgets for m in models for s in seeds]
+@dataclass
+class Launch:
+    """Where and how cells are submitted: each job runs ``job(argv)`` on ``cluster`` (``slurm``, or ``local`` for
+    submitit's local processes) with ``slurm``'s resources; ``wait`` for the jobs; ``echo`` prints progress."""
+
+    job: Job
+    cluster: str
+    slurm: SlurmOptions
+    wait: bool = False
+    echo: Callable[[str], Any] = print
+
+    @classmethod
+    def from_args(cls, args: Any, job: Job, echo: Callable[[str], Any] = print) -> Launch:
+        """From ``--launcher slurm|submitit-local``, the ``--slurm-*`` options and ``--wait``."""
+        return cls(job, "local" if args.launcher == "submitit-local" else "slurm", SlurmOptions.from_args(args),
+                   bool(args.wait), echo)
+
+
+@dataclass
+class Grid:
+    """The cells of one grid: models x seeds (x ``budgets``, ``stbench sweep``: one cell per model x budget x seed,
+    ``folder_of(model, budget)`` the records sub-folder of that budget, :func:`stbench.runner.budget_dir_of`)."""
+
+    models: list[str]
+    seeds: list[int]
+    dataset: str
+    preset: str
+    out: Path
+    force: bool = False  # submit completed cells too
+    budgets: Sequence[str | None] = (None,)
+    folder_of: Callable[[str, str | None], str | None] | None = None
+
+    def cells(self) -> list[tuple[str, int, str | None, str | None]]:
+        """(model, seed, budget, records sub-folder) of every cell."""
+        folder_of = self.folder_of or (lambda m, b: None)
+        return [(m, s, b, folder_of(m, b)) for b in self.budgets for m in self.models for s in self.seeds]
+
+
+def submit_grid(argv: Sequence[str], grid: Grid, launch: Launch) -> int:
+    """Submit every cell of ``grid`` whose record is not completed, each a job running the user's command for that
+    cell (:func:`cell_argv`); returns 0 (or, with ``launch.wait``, 1 when a cell failed). The cells and job ids go to
+    the grid's manifest (:mod:`stbench.launch.manifest`)."""
+    echo, out = launch.echo, grid.out
+    cells = grid.cells()
     todo, done = [], []
     for cell in cells:
         m, s, _, sub = cell
-        old = read_record(record_path(out, dataset, preset, m, s, budget_dir=sub))
-        (done if old is not None and old.status == "completed" and not force else todo).append(cell)
-    echo(f"grid {dataset}/{preset}: {len(cells)} cells, {len(done)} already completed, submitting {len(todo)}")
+        old = read_record(record_path(out, grid.dataset, grid.preset, m, s, budget_dir=sub))
+        (done if old is not None and old.status == "completed" and not grid.force else todo).append(cell)
+    echo(f"grid {grid.dataset}/{grid.preset}: {len(cells)} cells, {len(done)} already completed, "
+         f"submitting {len(todo)}")
     jobs: list[Any] = []
     if todo:
-        ex, folder = _executor(f"stbench-{dataset}-{preset}", out, cluster, slurm)
-        argvs = [cell_argv(argv, m, s, b) for m, s, b, _ in todo]
-        jobs = ex.map_array(job, argvs)
-        for (m, s, b, _), job in zip(todo, jobs):
-            echo(f"  {m} seed {s}{' ' + b if b else ''}: job {job.job_id}")
+        ex, folder = _executor(f"stbench-{grid.dataset}-{grid.preset}", out, launch.cluster, launch.slurm)
+        jobs = ex.map_array(launch.job, [cell_argv(argv, m, s, b) for m, s, b, _ in todo])
+        for (m, s, b, _), j in zip(todo, jobs):
+            echo(f"  {m} seed {s}{' ' + b if b else ''}: job {j.job_id}")
         echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
-    update_manifest(out, dataset, preset, [(m, s, sub) for m, s, _, sub in cells],
+    update_manifest(out, grid.dataset, grid.preset, [(m, s, sub) for m, s, _, sub in cells],
                     {job_key(m, s, sub): str(j.job_id) for (m, s, _, sub), j in zip(todo, jobs)})
-    if not wait:
+    if not launch.wait:
         return 0
     return wait_jobs(jobs, [f"{m} seed {s}{' ' + b if b else ''}" for m, s, b, _ in todo], echo)
 
 
-def submit_models(argvs: dict[str, list[str]], *, job: Job, name: str, out: Path, cluster: str, slurm: SlurmOptions,
-                  wait: bool = False, echo: Any = print) -> int:
-    """One job per model, each running ``job(argv)`` (``stbench tune``: a model's trials and final runs are
+def submit_models(argvs: dict[str, list[str]], name: str, out: Path, launch: Launch) -> int:
+    """One job per model, each running ``launch.job(argv)`` (``stbench tune``: a model's trials and final runs are
     one job, since its final runs depend on its trials)."""
-    ex, folder = _executor(name, out, cluster, slurm)
-    jobs = ex.map_array(job, list(argvs.values()))
-    for model, job in zip(argvs, jobs):
-        echo(f"  {model}: job {job.job_id}")
-    echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
-    return wait_jobs(jobs, list(argvs), echo) if wait else 0
+    ex, folder = _executor(name, out, launch.cluster, launch.slurm)
+    jobs = ex.map_array(launch.job, list(argvs.values()))
+    for model, j in zip(argvs, jobs):
+        launch.echo(f"  {model}: job {j.job_id}")
+    launch.echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
+    return wait_jobs(jobs, list(argvs), launch.echo) if launch.wait else 0

@@ -1,11 +1,16 @@
 """Command-line interface: a thin layer over the Python API.
 
     stbench run --models tau,predrnn --dataset mmnist            # train + evaluate + profile
+    stbench sweep --models tau,simvp --budgets samples=2e3,2e4    # the models x budgets x seeds grid
+    stbench tune --models tau --grid lr=1e-3,3e-3                 # trials selected on validation, then seeds
     stbench report                                               # leaderboards + plots from records
     stbench list models|temporal|encoders|decoders|datasets|metrics
     stbench profile --models tau,simvp --dataset mmnist           # params, FLOPs, throughput only
     stbench eval --checkpoint w.pth --model tau --from openstl    # a checkpoint -> an 'evaluated' record
     stbench predict --checkpoint run.safetensors --input x.npy --out pred.npy   # a kept model on your arrays
+    stbench status --results results                             # one line per grid cell
+    stbench data check --dataset taxibj --data-root data/         # a dataset's standard files
+    stbench recipe --model tau --preset quick --explain           # the resolved recipe, each key's source
 
 Heavy modules are imported inside each subcommand. Errors a user can fix are printed as one line
 (no traceback unless --debug) with a non-zero exit code.
@@ -23,7 +28,6 @@ from stbench.errors import StbenchError, UserError
 from stbench.recipes import DEFAULT_PRESET
 
 EXIT_USAGE = 2
-EXIT_FAILED_RUN = 1
 
 
 def _console(stderr: bool = False):
@@ -66,6 +70,16 @@ def expand_models(spec: str) -> list[str]:
     if not names:
         raise UserError("--models is empty; give a comma list such as --models tau,predrnn")
     return list(dict.fromkeys(names))
+
+
+def memory_format(text: str) -> str:
+    """``--memory-format``: one of :data:`stbench.precision.MEMORY_FORMATS` (imported when the option is given, so
+    that commands without it start without torch)."""
+    from stbench.precision import MEMORY_FORMATS
+
+    if text not in MEMORY_FORMATS:
+        raise argparse.ArgumentTypeError(f"invalid choice: '{text}' (choose from {', '.join(MEMORY_FORMATS)})")
+    return text
 
 
 def _fmt_num(x: float | None, unit: str = "") -> str:
@@ -170,44 +184,26 @@ def _cell(col: str, v: Any) -> str:
 # profile
 # ---------------------------------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
-    import torch
-
-    from stbench.precision import candidates, make_precision, resolve_device
-    from stbench.profile import profile_model
-    from stbench.recipes import load_recipe
+    from stbench.profile import Measure, ProfileOptions, profile_models
 
     models = expand_models(args.models)
-    preset = args.preset or DEFAULT_PRESET
     if args.preset is None and args.format != "json":
-        _console(stderr=True).print(f"No --preset given: profiling the '{preset}' architecture, as `stbench run` "
-                                    "trains it (--preset paper for the published sizes)", style="dim")
-    args.preset = preset
-    device = resolve_device(args.device)
-    recipes = [load_recipe(args.dataset, name, preset) for name in models]
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        _console(stderr=True).print(f"No --preset given: profiling the '{DEFAULT_PRESET}' architecture, as `stbench "
+                                    "run` trains it (--preset paper for the published sizes)", style="dim")
+    args.preset = args.preset or DEFAULT_PRESET
+    opts = ProfileOptions(dataset=args.dataset, preset=args.preset, device=args.device, precision=args.precision,
+                          memory_format=args.memory_format, threads=args.threads,
+                          measure=Measure(batch=args.batch, warmup=args.warmup, reps=args.reps, budget_s=args.budget,
+                                          train=not args.no_train, flops=not args.no_flops,
+                                          published_fps=args.published_fps))
     results = []
-    for name, recipe in zip(models, recipes):
-        model = recipe.build_model(name)
-        # the run's choice (issue 12): the preset's precision / layout unless forced; with auto, every candidate's
-        # training step is timed and the fastest is profiled (without a training step: the device's default)
-        want = args.precision or recipe.config.get("precision", "fp32")
-        fmt = args.memory_format or recipe.config.get("memory_format")
-        try:
-            prec = (candidates(want, fmt, device, model) if not args.no_train
-                    else make_precision(want, device, fmt, model))
-        except ValueError as exc:  # an unknown precision / layout name: one line, as `run` says it
-            raise UserError(str(exc).splitlines()[0]) from None
-        r = profile_model(model, name=name, device=device, precision=prec, batch=args.batch, warmup=args.warmup,
-                          reps=args.reps, budget_s=args.budget, train=not args.no_train, flops=not args.no_flops,
-                          published_fps=args.published_fps)
+    for r in profile_models(models, opts):
         results.append(r.as_dict())
         if args.format != "json":
             cands = r.candidates_step_ms
-            _console(stderr=True).print(f"profiled {name}" + (f": {r.precision} {r.memory_format} (training step ms of "
-                                        f"the candidates: {', '.join(f'{k} {v:.0f}' for k, v in cands.items())})"
+            _console(stderr=True).print(f"profiled {r.model}" + (f": {r.precision} {r.memory_format} (training step "
+                                        f"ms of the candidates: {', '.join(f'{k} {v:.0f}' for k, v in cands.items())})"
                                         if cands else ""), style="dim")
-        del model
     if args.format == "json":
         print(json.dumps(results, indent=2))
         return 0
@@ -255,19 +251,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace, opts: Any) -> int:
     """``--launcher slurm|submitit-local``: one job per (model, seed) cell, see stbench/launch/slurm.py."""
-    from stbench.launch.slurm import SlurmOptions, submit_grid
+    from stbench.launch.slurm import Grid, Launch, submit_grid
     from stbench.preflight import check_launch
     from stbench.runner import budget_dir_of
 
     if opts.shard != (0, 1):
         raise UserError("--shard and --launcher slurm both split the grid; use one of them")
     check_launch(opts)  # every cell's values, before a manifest is written or a job submitted
-    con = _console()
-    cluster = "local" if args.launcher == "submitit-local" else "slurm"
-    return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
-                       out=opts.out, force=opts.force, cluster=cluster,
-                       slurm=SlurmOptions.from_args(args), wait=args.wait, echo=con.print,
-                       folder_of=lambda m, _: budget_dir_of(opts, m))  # --budget B: the cells' records folder
+    grid = Grid(opts.models, opts.seeds, opts.dataset, opts.preset, opts.out, opts.force,
+                folder_of=lambda m, _: budget_dir_of(opts, m))  # --budget B: the cells' records folder
+    return submit_grid(args.argv, grid, Launch.from_args(args, job=main, echo=_console().print))
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -279,14 +272,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     settings(opts.space, opts.trials)  # a range without --trials, --trials 0: refused before anything runs
     if args.launcher == "local":
         return tune(opts)
-    from stbench.launch.slurm import SlurmOptions, cell_argv, submit_models
+    from stbench.launch.slurm import Launch, cell_argv, submit_models
 
     seeds = ",".join(map(str, opts.run.seeds))
     argvs = {m: [*cell_argv(args.argv, m, 0)[:-5], "--models", m, "--seeds", seeds, "--resume"]
              for m in opts.run.models}
-    return submit_models(argvs, name=f"stbench-tune-{opts.run.dataset}", out=opts.run.out,
-                         cluster="local" if args.launcher == "submitit-local" else "slurm",
-                         slurm=SlurmOptions.from_args(args), wait=args.wait, echo=_console().print)
+    return submit_models(argvs, f"stbench-tune-{opts.run.dataset}", opts.run.out,
+                         Launch.from_args(args, job=main, echo=_console().print))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -300,15 +292,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     opts = RunOptions.from_args(args, expand_models(args.models))
     if args.launcher == "local":
         return sweep(opts, budgets)
-    from stbench.launch.slurm import SlurmOptions, submit_grid
+    from stbench.launch.slurm import Grid, Launch, submit_grid
 
     if opts.shard != (0, 1):
         raise UserError("--shard and --launcher slurm both split the grid; use one of them")
-    cluster = "local" if args.launcher == "submitit-local" else "slurm"
-    return submit_grid(args.argv, models=opts.models, seeds=opts.seeds, dataset=opts.dataset, preset=opts.preset,
-                       out=opts.out, force=opts.force, cluster=cluster, slurm=SlurmOptions.from_args(args),
-                       wait=args.wait, echo=_console().print, budgets=budgets,
-                       folder_of=lambda m, b: budget_dir_of(budget_options(opts, b), m))
+    grid = Grid(opts.models, opts.seeds, opts.dataset, opts.preset, opts.out, opts.force, budgets=budgets,
+                folder_of=lambda m, b: budget_dir_of(budget_options(opts, b), m))
+    return submit_grid(args.argv, grid, Launch.from_args(args, job=main, echo=_console().print))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -355,7 +345,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from stbench.report import FORMATS, EmptyResultsError, build_report
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    formats = ([f.strip() for f in args.format.split(",") if f.strip()] if args.format is not None
+               else [f for f in FORMATS if f != "site"])
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise UserError(f"unknown report format(s) {', '.join(bad)}; choose from {','.join(FORMATS)}")
@@ -376,16 +367,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 # eval (stbench.evaluate)
 # ---------------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from stbench.evaluate import evaluate_checkpoint
+    from stbench.evaluate import EvalOptions, evaluate_checkpoint
 
     if args.t_out is not None:  # a kept model rolled out past its trained horizon (stbench/horizon.py)
         return _eval_horizon(args)
-
-    rec = evaluate_checkpoint(args.checkpoint, args.model, dataset=args.dataset, data_root=args.data_root,
-                              source=args.source, config=args.config, out=args.out, device=args.device,
-                              precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
-                              profile=not args.no_profile, rollout=args.rollout, console=_console(),
-                              force=args.force)
+    opts = EvalOptions(dataset=args.dataset, data_root=args.data_root, source=args.source, config=args.config,
+                       out=args.out, device=args.device, precision=args.precision, test_size=args.test_size,
+                       batch_size=args.batch_size, profile=not args.no_profile, rollout=args.rollout, force=args.force)
+    rec = evaluate_checkpoint(args.checkpoint, args.model, opts, console=_console())
     if rec.status == "failed":  # recorded with its reason; the command fails like a failed run
         print(f"stbench: error: {rec.reason}", file=sys.stderr)
         return 1
@@ -489,7 +478,7 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's)")
     r.add_argument("--metrics", default=None, metavar="+NAME,...",
                    help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
-    r.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
+    r.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
                    help="tensor layout (default: measured with --precision auto, else the device's default)")
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
@@ -532,29 +521,8 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     lg.add_argument("--wait", action="store_true", help="wait for the submitted cells and exit 1 if any failed")
 
 
-# ---------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="stbench",
-        description="Benchmark suite for spatiotemporal predictive learning.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
-               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
-    )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", metavar="{run,sweep,tune,report,list,profile,eval,predict,status,data,recipe}")
-
-    commands: list[argparse.ArgumentParser] = []
-
-    def command(name: str, fn: Any, help: str, *examples: str) -> argparse.ArgumentParser:
-        """The subcommand ``name``, run by ``fn``, with its help line and examples (the options every subcommand
-        has are added after its own, below)."""
-        sp = sub.add_parser(name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
-                            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
-        sp.set_defaults(fn=fn)
-        commands.append(sp)
-        return sp
-
+def _add_grid_parsers(command: Any) -> None:
+    """``run``, ``tune`` and ``sweep``: the commands that train a grid (with the options of `run`)."""
     r = command("run", cmd_run, "train + evaluate + profile; one record per (model, dataset, preset, seed)",
                 "stbench run --models tau,predrnn --dataset mmnist --preset quick",
                 "stbench run --models 'tau*,convlstm@simvp' --seeds 0,1,2 --epochs 3",
@@ -580,11 +548,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training budgets, e.g. samples=2e3,6e3,2e4 or flops=1e15,1e16 (an item without KIND= "
                          "takes the previous one's); each is a --budget of stbench run (docs/protocol.md)")
 
+
+def _add_report_parsers(command: Any) -> None:
+    """``report``, ``list`` and ``status``: the commands that read what exists."""
     rp = command("report", cmd_report, "leaderboards and plots from run records",
                  "stbench report", "stbench report --results results --format md,csv",
                  "stbench report --format site   # interactive static site under <results>/report/site")
     rp.add_argument("--results", default="results", help="directory holding records/ (default: results)")
-    rp.add_argument("--format", default="term,md,csv,tex,html", help="comma list of term,md,csv,tex,html,site")
+    rp.add_argument("--format", default=None,
+                    help="comma list of formats (stbench.report.FORMATS), e.g. md,csv; site = an interactive static "
+                         "site (default: every format but site)")
     rp.add_argument("--out", default=None, help="where to write files (default: <results>/report)")
     rp.add_argument("--val-target", type=float, default=None, metavar="MSE",
                     help="compute study: the validation MSE each model's time-to-target is measured to (default: the "
@@ -600,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "stbench status", "stbench status --results /shared/results")
     st.add_argument("--results", default="results", help="the --out of the runs (default: results)")
 
+
+def _add_profile_parser(command: Any) -> None:
+    """``profile``: the cost of named models (:func:`stbench.profile.profile_models`)."""
     pf = command("profile", cmd_profile, "params, FLOPs, throughput, training step, memory, MFU",
                  "stbench profile --models simvp,gsta,tau --preset paper # published",
                  "stbench profile --models convlstm,predrnn --format json --batch 4")
@@ -611,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--precision", default=None,
                     help="fp32 | bf16 | fp16 | auto (default: the preset's, as `stbench run` uses it: paper fp32, "
                          "quick auto = the fastest measured training step)")
-    pf.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
+    pf.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
                     help="tensor layout (default: measured with --precision auto, else the device's default)")
     pf.add_argument("--batch", type=int, default=16)
     pf.add_argument("--warmup", type=int, default=3)
@@ -624,10 +600,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--published-fps", action="store_true",
                     help="also run the published FPS protocol (batch 100, 100 reps, no warm-up; slow on CPU)")
     pf.add_argument("--format", choices=["table", "json"], default="table")
-    _add_eval_parser(command)
-    _add_predict_parser(command)
 
-    # -- data (datasets' standard files) -----------------------------------------------------------
+
+def _add_data_parser(command: Any) -> None:
+    """``data check``: a dataset's standard files."""
     dp = command("data", cmd_data, "check a dataset's standard files",
                  "stbench data check --dataset taxibj --data-root data/",
                  "stbench data check --dataset kth --data-root data/ --format json")
@@ -636,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--data-root", required=True, help="directory with the standard data files")
     dp.add_argument("--format", choices=["table", "json"], default="table")
 
+
+def _add_recipe_parser(command: Any) -> None:
+    """``recipe``: what a run would train with, and where each key came from."""
     rc = command("recipe", cmd_recipe, "the resolved recipe of one run; --explain names the source of every key",
                  "stbench recipe --model tau --dataset mmnist --preset quick --explain",
                  "stbench recipe --model convlstm --dataset kth --preset paper --set epochs=3 --format json")
@@ -645,6 +624,38 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override, as `stbench run`'s")
     rc.add_argument("--explain", action="store_true", help="the source of every key (file and table, registry, CLI)")
     rc.add_argument("--format", choices=["toml", "json"], default="toml")
+
+
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stbench",
+        description="Benchmark suite for spatiotemporal predictive learning.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  stbench run --models tau,predrnn --dataset mmnist --preset quick\n"
+               "  stbench report\n  stbench list temporal\n  stbench profile --models simvp,gsta,tau --preset paper",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="cmd", metavar="{run,sweep,tune,report,list,profile,eval,predict,status,data,recipe}")
+
+    commands: list[argparse.ArgumentParser] = []
+
+    def command(name: str, fn: Any, help: str, *examples: str) -> argparse.ArgumentParser:
+        """The subcommand ``name``, run by ``fn``, with its help line and examples (the options every subcommand
+        has are added after its own, below)."""
+        sp = sub.add_parser(name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
+        sp.set_defaults(fn=fn)
+        commands.append(sp)
+        return sp
+
+    _add_grid_parsers(command)  # run, tune, sweep
+    _add_report_parsers(command)  # report, list, status
+    _add_profile_parser(command)
+    _add_eval_parser(command)
+    _add_predict_parser(command)
+    _add_data_parser(command)
+    _add_recipe_parser(command)
 
     for sp in commands:  # after each subcommand's own options, as their help lists them
         sp.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
@@ -667,8 +678,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _load_plugins(getattr(args, "plugin", []))
         return int(args.fn(args) or 0)
-    except KeyboardInterrupt:
-        print("stbench: interrupted; the run's checkpoint is saved: continue it with --resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a run that saved a checkpoint says where (stbench.runner.RunInterrupted)
+        ckpt = getattr(exc, "checkpoint", None)
+        print("stbench: interrupted" + (f"; the run's checkpoint is saved ({ckpt}): continue it with --resume"
+                                        if ckpt else ""), file=sys.stderr)
         return 130
     except (StbenchError, RegistryError, PluginError) as exc:  # the user's to fix; anything else is a bug
         if getattr(args, "debug", False):

@@ -32,34 +32,28 @@ import re
 import time
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:  # pragma: no cover
-    from stbench.records import RunRecord
-
+import stbench
+from stbench import train as T
+from stbench.data import get_dataset, get_spec
+from stbench.data.check import data_source
 from stbench.errors import CheckpointError, UserError
+from stbench.interop.openstl import METHODS, bare_state_dict, from_openstl, load_mapped, openstl_keys
+from stbench.interop.predformer import load_predformer_checkpoint
+from stbench.precision import PRECISIONS, make_precision
+from stbench.preflight import check_counts, check_data_source, check_device, check_splits
+from stbench.recipes import load_recipe
+from stbench.records import RunRecord, cell_lock, check_writable, env_info, now_iso, read_record
+from stbench.scoring import Scored, cost_profile, keep_test, new_record, score_test
 from stbench.weights import card_path, check_normalisation, is_card_weights
+from stbench.weights import load_model as load_card_model
 
 SOURCES = ("stbench", "openstl", "predformer")
-
-# stbench named model -> (OpenSTL method, config keys that pick its translator / test-time flags)
-OPENSTL_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "simvp": ("SimVP", {"model_type": "IncepU"}),
-    "gsta": ("SimVP", {"model_type": "gSTA"}),
-    "tau": ("TAU", {"model_type": "tau"}),
-    "convlstm": ("ConvLSTM", {"reverse_scheduled_sampling": 0}),
-    "predrnn": ("PredRNN", {"reverse_scheduled_sampling": 0}),
-    "predrnn_v2": ("PredRNNv2", {"reverse_scheduled_sampling": 1}),
-}
-# our hyper-parameter name -> OpenSTL's (for a config derived from a stbench preset)
-_OPENSTL_KEYS = {"hid_S": "hid_S", "N_S": "N_S", "hid_T": "hid_T", "N_T": "N_T", "mlp_ratio": "mlp_ratio",
-                 "drop": "drop", "drop_path": "drop_path", "kernel": "spatio_kernel_enc",
-                 "num_hidden": "num_hidden", "filter_size": "filter_size", "patch_size": "patch_size",
-                 "decouple_beta": "decouple_beta", "ddr_alpha": "alpha"}
-
 
 # ---------------------------------------------------------------------------------------------
 # reading files (never executing them)
@@ -122,47 +116,72 @@ def read_checkpoint(path: str | Path) -> tuple[Any, str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# the paper recipe, resolved once per evaluation
+# ---------------------------------------------------------------------------------------------
+class PaperRecipes:
+    """The ``paper`` recipes of one dataset, each resolved (and its architecture built on the meta device) at most
+    once per evaluation; an error resolving one is raised again to every caller that needs it."""
+
+    def __init__(self, dataset: str) -> None:
+        self.dataset = dataset
+        self._recipes: dict[str, Any] = {}
+        self._models: dict[str, Any] = {}
+
+    def recipe(self, model: str) -> Any:
+        if model not in self._recipes:
+            try:
+                self._recipes[model] = load_recipe(self.dataset, model, "paper")
+            except Exception as exc:  # noqa: BLE001 - kept, and raised to each caller that needs the recipe
+                self._recipes[model] = exc
+        got = self._recipes[model]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def meta_model(self, model: str) -> torch.nn.Module:
+        """The paper architecture on the meta device (no memory, no initialisation): its sizes and parameter count."""
+        if model not in self._models:
+            try:
+                with torch.device("meta"):
+                    self._models[model] = self.recipe(model).build_model(model)
+            except Exception as exc:  # noqa: BLE001 - as in recipe()
+                self._models[model] = exc
+        got = self._models[model]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+
+# ---------------------------------------------------------------------------------------------
 # building the model
 # ---------------------------------------------------------------------------------------------
-def _paper_recipe(dataset: str, model: str):
-    from stbench.recipes import load_recipe
-
-    return load_recipe(dataset, model, "paper")
-
-
-def openstl_config_for(model: str, dataset: str, file_cfg: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+def openstl_config_for(model: str, dataset: str, file_cfg: Mapping[str, Any] | None,
+                       paper: PaperRecipes | None = None) -> tuple[str, dict[str, Any]]:
     """(OpenSTL method, merged config) for ``--model`` with an optional parsed ``--config``.
 
-    Without a config file the stbench model's paper-preset sizes are written in OpenSTL's key names.
+    Without a config file the stbench model's paper-preset sizes are written in OpenSTL's key names
+    (:func:`stbench.interop.openstl.openstl_keys`), for every model of :data:`stbench.interop.openstl.METHODS`.
     The dataset supplies ``in_shape`` / ``pre_seq_length`` / ``aft_seq_length`` the file does not set.
     """
-    from stbench.data import get_spec
-
+    paper = paper or PaperRecipes(dataset)
+    known = METHODS.get(model.partition("@")[0])
+    method = known.name if known else None
+    flags = dict(known.flags) if known else {}
     cfg: dict[str, Any] = {}
-    base = model.partition("@")[0]
-    method, extra = OPENSTL_METHODS.get(base, (None, {}))
     if file_cfg is None:
         if method is None:
             raise UserError(f"no OpenSTL method is known for stbench model '{model}'; pass its OpenSTL config "
                             "with --config (it names the method)")
-        recipe = _paper_recipe(dataset, model)
-        with torch.device("meta"):
-            hp = recipe.build_model(model).hparams
-        for ours, theirs in _OPENSTL_KEYS.items():
-            if ours in hp:
-                v = hp[ours]
-                cfg[theirs] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
-        if "spatio_kernel_enc" in cfg:
-            cfg["spatio_kernel_dec"] = cfg["spatio_kernel_enc"]
-        cfg.update(extra)
+        cfg.update(openstl_keys(paper.meta_model(model).hparams))
+        cfg.update(flags)
     else:
         cfg.update(file_cfg)
         method = str(file_cfg.get("method") or method or "")
         if not method:
             raise UserError(f"the config names no 'method' and stbench model '{model}' has no known OpenSTL "
                             "method; add method = '...' to the config")
-        if "model_type" not in cfg and "model_type" in extra:
-            cfg["model_type"] = extra["model_type"]
+        if "model_type" not in cfg and "model_type" in flags:
+            cfg["model_type"] = flags["model_type"]
     spec = get_spec(dataset)
     t_in = int(cfg.get("pre_seq_length") or spec.in_shape[0])
     cfg.setdefault("in_shape", [t_in, *list(spec.in_shape)[1:]])
@@ -185,13 +204,12 @@ def _state_dict_of(obj: Any, path: Path) -> Mapping[str, Any]:
 
 
 def load_model(checkpoint: Path, obj: Any, model: str, dataset: str, source: str,
-               config: str | Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
+               config: str | Path | None, paper: PaperRecipes | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(the model in eval mode with the checkpoint's weights, the config that built it)."""
-    from stbench.interop.openstl import bare_state_dict, from_openstl, load_mapped
-
+    paper = paper or PaperRecipes(dataset)
     if source == "openstl":
         file_cfg = read_openstl_config(config) if config else None
-        method, cfg = openstl_config_for(model, dataset, file_cfg)
+        method, cfg = openstl_config_for(model, dataset, file_cfg, paper)
         m = from_openstl(method, cfg, _state_dict_of(obj, checkpoint))
         built = m.names.get("model", "")
         if built != model.partition("@")[0]:
@@ -199,8 +217,6 @@ def load_model(checkpoint: Path, obj: Any, model: str, dataset: str, source: str
                             f"({cfg.get('model_type', '')}) = stbench model '{built}'; pass --model {built}")
         return m, {"source_config": {k: v for k, v in cfg.items() if _plain(v)}, "openstl_method": method}
     if source == "predformer":
-        from stbench.interop.predformer import load_predformer_checkpoint
-
         file_cfg = read_openstl_config(config) if config else None  # PredFormer's config files are OpenSTL-style
         if not isinstance(obj, Mapping):  # named by its type: printing a 200,000-element tensor is no message
             raise CheckpointError(f"checkpoint '{checkpoint.name}' holds a {type(obj).__name__}, not a state dict; "
@@ -209,7 +225,7 @@ def load_model(checkpoint: Path, obj: Any, model: str, dataset: str, source: str
         return m, {"source_config": {k: v for k, v in dict(m.source_config).items() if _plain(v)}}
     if config:
         raise UserError("--config reads an OpenSTL or PredFormer config file; use it with --from openstl|predformer")
-    recipe = _paper_recipe(dataset, model)
+    recipe = paper.recipe(model)
     m = recipe.build_model(model)
     sd = bare_state_dict(_state_dict_of(obj, checkpoint))
     m = load_mapped(m, sd, source=f"stbench checkpoint '{checkpoint.name}'")
@@ -221,21 +237,21 @@ def _plain(v: Any) -> bool:
         isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool)) for x in v))
 
 
-def preset_of(model: torch.nn.Module, name: str, dataset: str) -> str:
+def preset_of(model: torch.nn.Module, name: str, dataset: str, paper: PaperRecipes | None = None) -> str:
     """``paper`` when the loaded architecture has the paper preset's parameter count, else ``custom``."""
     try:
-        with torch.device("meta"):
-            paper = _paper_recipe(dataset, name).build_model(name)
+        reference = (paper or PaperRecipes(dataset)).meta_model(name)
     except Exception:  # noqa: BLE001 - a model without a paper preset is simply not the paper architecture
         return "custom"
-    return "paper" if _count(paper) == _count(model) else "custom"
+    return "paper" if _count(reference) == _count(model) else "custom"
 
 
 def _count(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-def epochs_of(checkpoint: Path, cfg: Mapping[str, Any], preset: str, dataset: str, model: str) -> int | None:
+def epochs_of(checkpoint: Path, cfg: Mapping[str, Any], preset: str, dataset: str, model: str,
+              paper: PaperRecipes | None = None) -> int | None:
     """Training epochs behind the weights, used to pick the matching published row: OpenSTL's release
     name ``..._ep<N>.pth``, else the config's ``epochs`` / ``epoch``, else (paper architecture) the
     paper preset's epochs."""
@@ -246,149 +262,170 @@ def epochs_of(checkpoint: Path, cfg: Mapping[str, Any], preset: str, dataset: st
         if isinstance(cfg.get(key), int) and not isinstance(cfg.get(key), bool):
             return int(cfg[key])
     if preset == "paper":
-        return _paper_recipe(dataset, model).config.get("epochs")
+        return (paper or PaperRecipes(dataset)).recipe(model).config.get("epochs")
     return None
 
 
 # ---------------------------------------------------------------------------------------------
-def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dataset: str | None = None,
-                        data_root: str | None = None,
-                        source: str = "stbench", config: str | Path | None = None, out: str | Path = "results",
-                        device: str = "auto", precision: str = "fp32", test_size: int | None = None,
-                        batch_size: int | None = None, profile: bool = True, rollout: str | None = None,
-                        console: Any = None, force: bool = False) -> RunRecord:
+# stbench eval, in named stages
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class EvalOptions:
+    """How ``stbench eval`` evaluates a checkpoint (its options, in the CLI's names)."""
+
+    dataset: str | None = None  # default: the card's dataset, else mmnist
+    data_root: str | None = None
+    source: str = "stbench"  # whose checkpoint: stbench | openstl | predformer (SOURCES)
+    config: str | Path | None = None  # an OpenSTL / PredFormer config file, read by ast
+    out: str | Path = "results"
+    device: str = "auto"
+    precision: str = "fp32"
+    test_size: int | None = None
+    batch_size: int | None = None
+    profile: bool = True
+    rollout: str | None = None
+    force: bool = False
+
+
+@dataclass
+class Loaded:
+    """A checkpoint's model with what the evaluation needs to know about it."""
+
+    net: torch.nn.Module
+    model: str  # the stbench model name
+    dataset: str
+    preset: str  # paper | custom (or, from a model card, the run's preset)
+    sha256: str
+    checkpoint: Path  # the weights file
+    config: dict[str, Any]  # the record's source_config (+ openstl_method / card)
+    recipe: dict[str, Any]  # the recipe whose data variant, test size and eval batch apply ({} for custom)
+    epochs: int | None  # training epochs behind the weights (epochs_of): picks the matching published row
+    card: dict[str, Any] | None = None
+
+
+def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, opts: EvalOptions | None = None, *,
+                        console: Any = None, **options: Any) -> RunRecord:
     """Evaluate ``checkpoint`` as stbench model ``model``; write and return its ``evaluated`` record.
 
+    ``opts`` (or its fields as keywords: ``dataset=``, ``source=``, ``out=`` ...) are :class:`EvalOptions`.
     The record is named by the file's stem and sha256; a completed one is never replaced unless ``force``
     (the same weights on the same data: it is returned; on other data: refused), and a lock beside it keeps a
     second process from writing it at the same time.
 
     A ``.safetensors`` written by ``stbench run`` (with its ``.card.json``) needs no ``model`` / ``dataset`` /
     ``config``: the card gives them (``model`` and ``dataset``, if given, must agree with it)."""
-    import stbench
-    from stbench import train as T
-    from stbench.data import get_dataset
-    from stbench.data.check import data_source
-    from stbench.metrics import convention_for, metrics_meta
-    from stbench.precision import make_precision
-    from stbench.profile import INFER_BATCH
-    from stbench.records import (
-        N_EXAMPLES,
-        RunRecord,
-        atomic_write_npz,
-        cell_lock,
-        check_writable,
-        env_info,
-        nonfinite_metrics,
-        now_iso,
-        read_record,
-    )
+    opts = opts if opts is not None else EvalOptions(**options)
+    check_eval_options(opts)  # before the checkpoint is read: every argument first (issue 24)
+    t0, started = time.perf_counter(), now_iso()
+    loaded = load(Path(checkpoint), model, opts)
+    ds = open_test_split(loaded, opts)
+    rec, scored = score(loaded, ds, opts)
+    rec.timing["started_at"] = started
+    return write_evaluation(rec, scored, loaded, opts, t0, console)
 
-    if source not in SOURCES:
-        raise UserError(f"unknown --from '{source}'; choose one of {', '.join(SOURCES)}")
-    from stbench.precision import PRECISIONS
-    from stbench.preflight import check_counts, check_data_source, check_device, check_splits
 
-    check_counts({"test_size": test_size, "batch_size": batch_size}, {"test_size": test_size, "batch_size": batch_size})
-    check_device(device)  # before the checkpoint is read: every argument first (issue 24)
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
-    checkpoint = Path(checkpoint)
-    t0 = time.perf_counter()
-    started = now_iso()
+def check_eval_options(opts: EvalOptions) -> None:
+    if opts.source not in SOURCES:
+        raise UserError(f"unknown --from '{opts.source}'; choose one of {', '.join(SOURCES)}")
+    counts = {"test_size": opts.test_size, "batch_size": opts.batch_size}
+    check_counts(counts, counts)
+    check_device(opts.device)
+    if opts.precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{opts.precision}'; choose one of {', '.join(PRECISIONS)}")
+
+
+def load(checkpoint: Path, model: str | None, opts: EvalOptions) -> Loaded:
+    """Stage 1: the weights as a stbench model (a card's, or a .pth / .ckpt / .pt read weights-only)."""
     if is_card_weights(checkpoint):  # stbench's .safetensors + model card: model, preset and data from the card
-        net, card = _card_model(checkpoint, model, dataset, source, config)
-        model, dataset, preset, sha = card["model"], card["dataset"]["name"], card["preset"], card["weights"]["sha256"]
-        checkpoint = checkpoint.with_name(card["weights"]["file"])
-        cfg_info = {"source_config": copy.deepcopy(card["config"]), "card": card_path(checkpoint).name}
-        paper_cfg = dict(card["config"])  # the run's own recipe: its data variant, test size and eval batch
-    else:
-        if model is None:
-            raise UserError("--model is required for a .pth / .ckpt / .pt checkpoint (only a .safetensors with its "
-                            "model card names its own model)")
-        dataset = dataset or "mmnist"
-        stbench.resolve_model_name(model)  # unknown name: "did you mean"
-        obj, sha = read_checkpoint(checkpoint)
-        net, cfg_info = load_model(checkpoint, obj, model, dataset, source, config)
-        del obj
-        preset = preset_of(net, model.partition("@")[0] if source != "stbench" else model, dataset)
-        paper_cfg = _paper_recipe(dataset, model).config if preset == "paper" else {}
-    if rollout is not None:
-        net.rollout = rollout
-    data_kw = dict(paper_cfg.get("data", {}))
-    ds_kw = dict(data_kw)
+        net, card = _card_model(checkpoint, model, opts.dataset, opts.source, opts.config)
+        weights = checkpoint.with_name(card["weights"]["file"])
+        model, dataset, preset = card["model"], card["dataset"]["name"], card["preset"]
+        epochs = epochs_of(weights, card["config"], preset, dataset, model)
+        return Loaded(net, model, dataset, preset, card["weights"]["sha256"], weights,
+                      {"source_config": copy.deepcopy(card["config"]), "card": card_path(weights).name},
+                      dict(card["config"]), epochs, card)  # the run's own recipe: data variant, test size, eval batch
+    if model is None:
+        raise UserError("--model is required for a .pth / .ckpt / .pt checkpoint (only a .safetensors with its "
+                        "model card names its own model)")
+    dataset = opts.dataset or "mmnist"
+    stbench.resolve_model_name(model)  # unknown name: "did you mean"
+    paper = PaperRecipes(dataset)
+    obj, sha = read_checkpoint(checkpoint)
+    net, cfg_info = load_model(checkpoint, obj, model, dataset, opts.source, opts.config, paper)
+    del obj
+    preset = preset_of(net, model.partition("@")[0] if opts.source != "stbench" else model, dataset, paper)
+    recipe = paper.recipe(model).config if preset == "paper" else {}
+    epochs = epochs_of(checkpoint, cfg_info.get("source_config", {}), preset, dataset, model, paper)
+    return Loaded(net, model, dataset, preset, sha, checkpoint, cfg_info, recipe, epochs)
+
+
+def open_test_split(loaded: Loaded, opts: EvalOptions) -> Any:
+    """Stage 2: the test split the weights are scored on (the model's horizon; refused when the shapes differ)."""
+    net, dataset = loaded.net, loaded.dataset
+    if opts.rollout is not None:
+        net.rollout = opts.rollout
+    ds_kw = dict(loaded.recipe.get("data", {}))
     if net.t_out != _spec_t_out(dataset, ds_kw):
         ds_kw["t_out"] = net.t_out  # e.g. an OpenSTL config with aft_seq_length = 20
-    ds = get_dataset(dataset, data_root=data_root, **ds_kw)
+    ds = get_dataset(dataset, data_root=opts.data_root, **ds_kw)
     check_splits(ds, ("test",))
     if tuple(ds.spec.in_shape) != tuple(net.in_shape) or int(ds.spec.t_out) != int(net.t_out):
         raise UserError(f"the checkpoint's model takes {tuple(net.in_shape)} -> {net.t_out} frames but dataset "
                         f"'{dataset}' gives {tuple(ds.spec.in_shape)} -> {ds.spec.t_out}; pick the matching "
                         "--dataset or --config")
-    if is_card_weights(checkpoint):  # the weights' inputs must be scaled as they were in training
-        check_normalisation(card.get("normalisation"), ds.spec)
-    out = Path(out)
-    check_writable(out)
-    dev = check_device(device)
-    prec = make_precision(precision, dev, model=net)
-    test_size = test_size if test_size is not None else paper_cfg.get("test_size")
-    bs = int(batch_size or paper_cfg.get("eval_batch_size", 16))
-    src_cfg = cfg_info.get("source_config", {})
-    epochs = epochs_of(checkpoint, src_cfg, preset, dataset, model)
+    if loaded.card is not None:  # the weights' inputs must be scaled as they were in training
+        check_normalisation(loaded.card.get("normalisation"), ds.spec)
+    return ds
 
-    prof = None
-    if profile:
-        from stbench.profile import profile_model
 
-        pm = copy.deepcopy(net)
-        prof = profile_model(pm, name=model, device=dev, precision=prec, batch=INFER_BATCH, infer_batch=INFER_BATCH,
-                             warmup=2, reps=5, train=False, flops=True, published_fps=False).as_dict()
-        del pm
+def score(loaded: Loaded, ds: Any, opts: EvalOptions) -> tuple[RunRecord, Scored | None]:
+    """Stage 3: the record of the weights, profiled and scored on the test split (the stage ``stbench run`` shares,
+    :mod:`stbench.scoring`); non-finite metrics make it a ``failed`` record (scored: None)."""
+    check_writable(Path(opts.out))
+    dev = check_device(opts.device)
+    net = loaded.net
+    prec = make_precision(opts.precision, dev, model=net)
+    cfg = {"test_size": opts.test_size if opts.test_size is not None else loaded.recipe.get("test_size"),
+           "eval_batch_size": int(opts.batch_size or loaded.recipe.get("eval_batch_size", 16))}
+    metrics = tuple(ds.spec.metrics)
+    rec = new_record(net, metrics, model=loaded.model, dataset=loaded.dataset, preset=loaded.preset, seed=0,
+                     kind="evaluated", status="completed", checkpoint={"file": loaded.checkpoint.name,
+                     "sha256": loaded.sha256, "source": opts.source}, source=opts.source, env=env_info(dev, prec.name),
+                     config={"epochs": loaded.epochs, **cfg, "data": dict(loaded.recipe.get("data", {})),
+                             "data_root": opts.data_root, "model_hparams": getattr(net, "hparams", {}),
+                             "device": str(dev), "rollout": net.rollout, **loaded.config})
+    rec.config["data_source"] = dict(data_source(loaded.dataset, opts.data_root))
+    if opts.profile:
+        rec.profile = cost_profile(copy.deepcopy(net), loaded.model, dev, prec)
     net = prec.prepare(net.to(dev))
-    t_eval = time.perf_counter()
-    res, examples = T.evaluate(net, ds.batches("test", bs, limit=test_size), dev, prec,
-                               metrics=tuple(ds.spec.metrics), keep=N_EXAMPLES, per_sequence=True,
-                               context=ds.spec.metric_context)
-    eval_s = time.perf_counter() - t_eval
-    per_sequence = res.pop("per_sequence", None)
-    bad = nonfinite_metrics({k: v for k, v in res.items() if k != "per_frame"}, res.get("per_frame"))
-    if bad:  # recorded as failed, with the reason; nothing of the result is kept (issue 24)
-        res, examples, per_sequence = {}, None, None
-    rec = RunRecord(model=model, dataset=dataset, preset=preset, seed=0, kind="evaluated",
-                    status="failed" if bad else "completed",
-                    reason=f"non-finite test metrics: {', '.join(bad[:4])}; the weights make predictions that "
-                           "overflow or are NaN" if bad else None,
-                    family="recurrent" if net.recurrent else "parallel", encoder=net.names.get("encoder", "-"),
-                    temporal=net.names.get("temporal", "-"), decoder=net.names.get("decoder", "-"),
-                    metrics={k: v for k, v in res.items() if k != "per_frame"} or None,
-                    per_frame=res.get("per_frame"),
-                    metrics_meta=metrics_meta(ds.spec.metrics), convention=convention_for(ds.spec.metrics),
-                    profile=prof,
-                    checkpoint={"file": checkpoint.name, "sha256": sha, "source": source}, source=source,
-                    rollout=net.rollout, env=env_info(dev, prec.name),
-                    config={"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,
-                            "data_root": data_root, "model_hparams": getattr(net, "hparams", {}), "device": str(dev),
-                            "rollout": net.rollout, **cfg_info})
-    rec.config["data_source"] = data = dict(data_source(dataset, data_root))
+    try:
+        return rec, score_test(net, ds, cfg, dev, prec, metrics)
+    except T.NonFiniteMetrics as exc:  # recorded as failed, with the reason; nothing of the result is kept
+        rec.status, rec.reason = "failed", str(exc)
+        return rec, None
+
+
+def write_evaluation(rec: RunRecord, scored: Scored | None, loaded: Loaded, opts: EvalOptions, t0: float,
+                     console: Any = None) -> RunRecord:
+    """Stage 4: the record (and its example strips) under the cell's lock; a completed evaluation of the same
+    weights is kept unless ``force``."""
+    out = Path(opts.out)
     rpath = rec.path(out)
-    rec.run_id = f"{dataset}/{preset}/{rpath.stem}"  # the record file's own name (checkpoint name sanitised)
+    rec.run_id = f"{rec.dataset}/{rec.preset}/{rpath.stem}"  # the record file's own name (checkpoint name sanitised)
     with cell_lock(rpath):
-        check_data_source(rpath, data, force=force)
+        check_data_source(rpath, rec.config["data_source"], force=opts.force)
         old = read_record(rpath)
-        if old is not None and old.status == "completed" and not force:
+        if old is not None and old.status == "completed" and not opts.force:
             if console is not None:
                 console.print(f"[dim]already evaluated ({rpath}); --force replaces it[/dim]")
             return old
-        if examples is not None:
-            ex_path = rpath.with_suffix(".examples.npz")
-            atomic_write_npz(ex_path, examples)
-            rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
-        rec.timing.update(started_at=started, finished_at=now_iso(), eval_s=round(eval_s, 3),
-                          total_s=round(time.perf_counter() - t0, 3))
-        rec.write(out, per_sequence=per_sequence)
+        if scored is not None:
+            keep_test(rec, scored, rpath)
+        rec.timing.update(finished_at=now_iso(), total_s=round(time.perf_counter() - t0, 3))
+        rec.write(out, per_sequence=scored.per_sequence if scored is not None else None)
     if console is not None and rec.status == "completed":
         m = rec.metrics or {}
-        console.print(f"{model} ({source} checkpoint {checkpoint.name}, rollout {net.rollout}): "
+        console.print(f"{rec.model} ({opts.source} checkpoint {loaded.checkpoint.name}, rollout {rec.rollout}): "
                       + ", ".join(f"{k.upper()} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
                       + f"  -> {rpath}")
     return rec
@@ -397,8 +434,6 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
 def _card_model(checkpoint: Path, model: str | None, dataset: str | None, source: str,
                 config: str | Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(model, card) of stbench's own ``.safetensors`` + card (:func:`stbench.weights.load_model`)."""
-    from stbench.weights import load_model as load_card_model
-
     if source != "stbench":
         raise UserError(f"'{checkpoint.name}' is stbench's own weights with a model card; drop --from {source}")
     if config:
@@ -411,6 +446,4 @@ def _card_model(checkpoint: Path, model: str | None, dataset: str | None, source
 
 
 def _spec_t_out(dataset: str, data_kw: dict[str, Any]) -> int:
-    from stbench.data import get_spec
-
     return int(get_spec(dataset, **data_kw).t_out)

@@ -202,6 +202,25 @@ def candidates(precision: str, memory_format: str | None, device: torch.device,
     return [Precision(n, device, f) for n in names for f in formats]
 
 
+def asked_for(cfg: dict[str, Any], precision: str | None = None,
+              memory_format: str | None = None) -> tuple[str, str | None]:
+    """(precision, layout) names a run of recipe ``cfg`` asks for: the recipe's (precision ``fp32`` when it sets
+    none) unless ``precision`` / ``memory_format`` (the command line) force one."""
+    return precision or cfg.get("precision", "fp32"), memory_format or cfg.get("memory_format")
+
+
+def run_precision(model: torch.nn.Module, cfg: dict[str, Any], device: torch.device, precision: str | None = None,
+                  memory_format: str | None = None, *, measured: bool = True) -> Precision | list[Precision]:
+    """The precision a run of recipe ``cfg`` uses (issue 12, :func:`asked_for`). ``measured``: the candidates to
+    time (:func:`candidates`), else the choice without measuring (:func:`make_precision`). An unknown name is the
+    user's to fix (one line)."""
+    want, fmt = asked_for(cfg, precision, memory_format)
+    try:
+        return candidates(want, fmt, device, model) if measured else make_precision(want, device, fmt, model)
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
+
+
 class StepBench:
     """Copies of a model (one per layout, shared by the precisions of that layout), each with its Adam and a
     fixed random batch; ``step(prec)`` takes one optimizer step (forward + model loss + backward + Adam)."""
@@ -211,11 +230,9 @@ class StepBench:
         self.x = torch.rand(batch, *model.in_shape, generator=g).to(device)
         self.y = torch.rand(batch, model.t_out, *model.in_shape[1:], generator=g).to(device)
         self.mask = None
-        if model.recurrent:
-            from stbench.models.sampling import make_schedule
-
-            self.mask = make_schedule({"kind": "linear", "rate": 2e-5, "stop_iter": 50000}).mask(
-                0, batch, model.in_shape[0], model.t_out, device)
+        if model.recurrent:  # teacher forcing, every step reads the true frame: a training schedule's first step
+            steps = max(model.in_shape[0] - 1, 0) + max(model.t_out - 1, 0)  # models.sampling's mask layout
+            self.mask = torch.ones(batch, steps, device=device)
         self.model, self.copies, self.scalers = model, {}, {}
 
     def _copy(self, prec: Precision) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

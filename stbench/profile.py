@@ -35,13 +35,16 @@ import statistics
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from stbench.precision import Precision, device_name, spread, synchronize, time_steps
+from stbench.precision import Precision, device_name, run_precision, spread, synchronize, time_steps
+from stbench.preflight import check_device
+from stbench.recipes import load_recipe
 
 
 @dataclass
@@ -271,117 +274,175 @@ def _sample_batch(model: nn.Module, batch: int, device: torch.device, prec: Prec
     return x, y
 
 
-def profile_model(
-    model: nn.Module,
-    *,
-    name: str,
-    device: torch.device,
-    precision: Precision | list[Precision],
-    batch: int = 16,
-    infer_batch: int | None = None,
-    warmup: int = 3,
-    reps: int = 10,
-    budget_s: float = 20.0,
-    train: bool = True,
-    flops: bool = True,
-    published_fps: bool = False,
-    mfu: bool = True,
-) -> ProfileResult:
-    """Profile ``model``. ``precision`` may be a list of candidates (see ``stbench.precision.candidates``):
-    their training steps are timed (interleaved, one budget) and the fastest is profiled; without
-    ``train`` the first candidate is used."""
+@dataclass
+class Measure:
+    """What :func:`profile_model` measures, and how long each measurement may take (see the module docstring)."""
+
+    batch: int = 16  # the training step's batch (and inference's, unless infer_batch)
+    infer_batch: int | None = None
+    warmup: int = 3
+    reps: int = 10
+    budget_s: float = 20.0
+    train: bool = True  # time the training step (and choose among candidate precisions)
+    flops: bool = True  # count fvcore FLOPs
+    published_fps: bool = False  # also run the published FPS protocol
+    mfu: bool = True
+
+
+def profile_model(model: nn.Module, *, name: str, device: torch.device, precision: Precision | list[Precision],
+                  measure: Measure | None = None, **measure_fields: Any) -> ProfileResult:
+    """Profile ``model``: counts, then the training step, then inference (and the published FPS when asked).
+    ``measure`` (or its fields as keywords: ``batch=``, ``reps=`` ...) is a :class:`Measure`. ``precision`` may be
+    a list of candidates (see ``stbench.precision.candidates``): their training steps are timed (interleaved, one
+    budget) and the fastest is profiled; without ``train`` the first candidate is used."""
+    m = measure if measure is not None else Measure(**measure_fields)
     cands = list(precision) if isinstance(precision, (list, tuple)) else [precision]
     n_params = count_params(model)
-    n_flops = count_flops(model) if flops else None
-
-    step_ms = step_min = step_max = peak_mb = achieved = peak = util = None
-    n_train, cand_ms = 0, None
-    mem_kind = "cuda max_memory_allocated" if device.type == "cuda" else "process RSS increase (sampled)"
-    prec = cands[0]
-    if train:
-        peaks: dict[str, float] = {}
-
-        @contextlib.contextmanager
-        def memory_probe(p: Precision):
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-                yield
-                peaks[p.label] = max(peaks.get(p.label, 0.0), (torch.cuda.max_memory_allocated(device) - base) / 2**20)
-            else:
-                with _RssSampler() as s:
-                    yield
-                peaks[p.label] = max(peaks.get(p.label, 0.0), s.peak_increase_mb)
-
-        # at least one untimed step per candidate allocates the optimizer state before memory is measured;
-        # freed heap goes back to the OS so that the sampler sees the step's activations being allocated again
-        times = time_steps(model, cands, batch, warmup=max(1, warmup - 1), reps=min(reps, max(3, reps // 2)),
-                           budget_s=budget_s, around=memory_probe,
-                           after_warmup=_release_free_heap if device.type == "cpu" else None)
-        prec = min(cands, key=lambda c: min(times[c.label]))
-        ttimes = times[prec.label]
-        step_ms, step_min, step_max = (1e3 * t for t in spread(ttimes))
-        n_train, peak_mb = len(ttimes), peaks.get(prec.label)
-        if len(cands) > 1:
-            cand_ms = {k: round(1e3 * min(v), 2) for k, v in times.items()}
-        if mfu and n_flops:
-            achieved = 3 * 2 * n_flops * batch / (step_ms / 1e3)
-            peak = matmul_peak_flops(device, prec.dtype or torch.float32)
-            util = achieved / peak
-
+    n_flops = count_flops(model) if m.flops else None
+    step = _time_training(model, cands, device, m, n_flops) if m.train else _Step(cands[0])
+    prec = step.precision
     model = prec.prepare(model)
-    x, _ = _sample_batch(model, batch, device, prec)
-    ib = batch if infer_batch is None else int(infer_batch)
-    xi = x if ib == batch else _sample_batch(model, ib, device, prec)[0]
+    ib, times_i = _time_inference(model, prec, device, m)
+    pub_fps, pub_reps = _published_fps(model, prec, device, m.budget_s) if m.published_fps else (None, None)
+    return ProfileResult(
+        model=name,
+        params=n_params,
+        flops=n_flops,
+        infer_seq_per_s=ib / statistics.median(times_i),
+        infer_seq_per_s_min=ib / max(times_i),
+        infer_seq_per_s_max=ib / min(times_i),
+        infer_batch=ib,
+        infer_reps=len(times_i),
+        train_step_ms=step.ms,
+        train_step_ms_min=step.ms_min,
+        train_step_ms_max=step.ms_max,
+        train_reps=step.reps,
+        train_batch=m.batch,
+        peak_mem_mb=step.peak_mb,
+        peak_mem_kind="cuda max_memory_allocated" if device.type == "cuda" else "process RSS increase (sampled)",
+        achieved_tflops=None if step.achieved is None else step.achieved / 1e12,
+        matmul_peak_tflops=None if step.peak is None else step.peak / 1e12,
+        mfu=step.mfu,
+        published_fps=pub_fps,
+        published_fps_reps=pub_reps,
+        device=device_name(device.type, device.index or 0),
+        precision=prec.name,
+        memory_format=prec.memory_format,
+        candidates_step_ms=step.candidates_ms,
+        budget_s=m.budget_s,
+        in_shape=list(model.in_shape),
+        t_out=model.t_out,
+        recurrent=bool(model.recurrent),
+    )
+
+
+@dataclass
+class _Step:
+    """The training-step measurement of the chosen candidate (all None when the step is not timed)."""
+
+    precision: Precision
+    ms: float | None = None
+    ms_min: float | None = None
+    ms_max: float | None = None
+    reps: int = 0
+    peak_mb: float | None = None
+    candidates_ms: dict[str, float] | None = None
+    achieved: float | None = None  # FLOP/s
+    peak: float | None = None  # the matmul peak, FLOP/s
+    mfu: float | None = None
+
+
+def _time_training(model: nn.Module, cands: list[Precision], device: torch.device, m: Measure,
+                   n_flops: int | None) -> _Step:
+    """Every candidate's training step timed (interleaved), its peak memory probed once; the fastest is chosen."""
+    peaks: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def memory_probe(p: Precision):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            yield
+            peaks[p.label] = max(peaks.get(p.label, 0.0), (torch.cuda.max_memory_allocated(device) - base) / 2**20)
+        else:
+            with _RssSampler() as s:
+                yield
+            peaks[p.label] = max(peaks.get(p.label, 0.0), s.peak_increase_mb)
+
+    # at least one untimed step per candidate allocates the optimizer state before memory is measured;
+    # freed heap goes back to the OS so that the sampler sees the step's activations being allocated again
+    times = time_steps(model, cands, m.batch, warmup=max(1, m.warmup - 1), reps=min(m.reps, max(3, m.reps // 2)),
+                       budget_s=m.budget_s, around=memory_probe,
+                       after_warmup=_release_free_heap if device.type == "cpu" else None)
+    prec = min(cands, key=lambda c: min(times[c.label]))
+    ttimes = times[prec.label]
+    step_ms, step_min, step_max = (1e3 * t for t in spread(ttimes))
+    step = _Step(prec, step_ms, step_min, step_max, len(ttimes), peaks.get(prec.label))
+    if len(cands) > 1:
+        step.candidates_ms = {k: round(1e3 * min(v), 2) for k, v in times.items()}
+    if m.mfu and n_flops:
+        step.achieved = 3 * 2 * n_flops * m.batch / (step_ms / 1e3)
+        step.peak = matmul_peak_flops(device, prec.dtype or torch.float32)
+        step.mfu = step.achieved / step.peak
+    return step
+
+
+def _time_inference(model: nn.Module, prec: Precision, device: torch.device, m: Measure) -> tuple[int, list[float]]:
+    """(inference batch, seconds of each timed eval-mode forward) of the prepared ``model``."""
+    x, _ = _sample_batch(model, m.batch, device, prec)
+    ib = m.batch if m.infer_batch is None else int(m.infer_batch)
+    xi = x if ib == m.batch else _sample_batch(model, ib, device, prec)[0]
     model.eval()
 
     def infer() -> None:
         with torch.no_grad(), prec.autocast():
             model(xi)
 
-    times_i = _timed(infer, device, warmup, reps, budget_s)
-    med = statistics.median(times_i)
+    return ib, _timed(infer, device, m.warmup, m.reps, m.budget_s)
 
-    pub_fps = pub_reps = None
-    if published_fps:
-        H = model.in_shape[2]
-        pb = 10 if H >= 128 else 100
-        xp = torch.rand(pb, *model.in_shape, device=device)
-        t0 = time.perf_counter()
-        pub_reps = 0
-        with torch.no_grad(), prec.autocast():
-            while pub_reps < 100 and (pub_reps == 0 or time.perf_counter() - t0 < budget_s):
-                model(xp)
-                pub_reps += 1
-        synchronize(device)
-        pub_fps = pb * pub_reps / (time.perf_counter() - t0)
-    return ProfileResult(
-        model=name,
-        params=n_params,
-        flops=n_flops,
-        infer_seq_per_s=ib / med,
-        infer_seq_per_s_min=ib / max(times_i),
-        infer_seq_per_s_max=ib / min(times_i),
-        infer_batch=ib,
-        infer_reps=len(times_i),
-        train_step_ms=step_ms,
-        train_step_ms_min=step_min,
-        train_step_ms_max=step_max,
-        train_reps=n_train,
-        train_batch=batch,
-        peak_mem_mb=peak_mb,
-        peak_mem_kind=mem_kind,
-        achieved_tflops=None if achieved is None else achieved / 1e12,
-        matmul_peak_tflops=None if peak is None else peak / 1e12,
-        mfu=util,
-        published_fps=pub_fps,
-        published_fps_reps=pub_reps,
-        device=device_name(device.type, device.index or 0),
-        precision=prec.name,
-        memory_format=prec.memory_format,
-        candidates_step_ms=cand_ms,
-        budget_s=budget_s,
-        in_shape=list(model.in_shape),
-        t_out=model.t_out,
-        recurrent=bool(model.recurrent),
-    )
+
+def _published_fps(model: nn.Module, prec: Precision, device: torch.device, budget_s: float) -> tuple[float, int]:
+    """The published FPS protocol: batch 100 (10 at >= 128 px), 100 repetitions, no warm-up, total time
+    (cut at ``budget_s``); (frames per second, repetitions run)."""
+    pb = 10 if model.in_shape[2] >= 128 else 100
+    xp = torch.rand(pb, *model.in_shape, device=device)
+    t0 = time.perf_counter()
+    reps = 0
+    with torch.no_grad(), prec.autocast():
+        while reps < 100 and (reps == 0 or time.perf_counter() - t0 < budget_s):
+            model(xp)
+            reps += 1
+    synchronize(device)
+    return pb * reps / (time.perf_counter() - t0), reps
+
+
+# ---------------------------------------------------------------------------------------------
+# `stbench profile`: named models, built and run as `stbench run` would
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ProfileOptions:
+    """``stbench profile``: which architecture (dataset, preset), where, in which precision, measured how."""
+
+    dataset: str = "mmnist"
+    preset: str = "quick"
+    device: str = "auto"
+    precision: str | None = None  # None: the preset's, as `stbench run` uses it
+    memory_format: str | None = None  # None: the preset's / the device's default
+    threads: int | None = None
+    measure: Measure = field(default_factory=Measure)
+
+
+def profile_models(models: list[str], opts: ProfileOptions) -> Iterator[ProfileResult]:
+    """Each of ``models`` at ``opts.preset``'s architecture, profiled in the precision and layout its run would use
+    (:func:`stbench.precision.run_precision`: with ``auto`` and a training step, every candidate is timed and the
+    fastest profiled). Every recipe is resolved before the first model is profiled."""
+    device = check_device(opts.device)
+    recipes = [load_recipe(opts.dataset, name, opts.preset) for name in models]
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    for name, recipe in zip(models, recipes):
+        model = recipe.build_model(name)
+        prec = run_precision(model, recipe.config, device, opts.precision, opts.memory_format,
+                             measured=opts.measure.train)
+        yield profile_model(model, name=name, device=device, precision=prec, measure=opts.measure)
+        del model

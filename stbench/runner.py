@@ -25,11 +25,15 @@ from typing import Any
 
 import torch
 
-from stbench.console import duration
-from stbench.data.check import data_source
+from stbench import train as T
+from stbench.budget import Budget, Plan, budget_dir, budget_record, plan, resolve_sampling
+from stbench.console import duration, make_console
+from stbench.data import get_dataset
+from stbench.data.check import data_source, preflight
 from stbench.errors import UserError
 from stbench.loggers import RunLogs, parse_loggers
-from stbench.metrics import FLOORS
+from stbench.metrics import FLOORS, MetricAccumulator, convention_for, floor_predictions, metric_def, metrics_meta
+from stbench.precision import Precision, asked_for, choose_precision, resolve_device
 from stbench.preflight import (
     check_data_source,
     check_device,
@@ -38,9 +42,9 @@ from stbench.preflight import (
     check_run,
     check_splits,
 )
-from stbench.profile import INFER_BATCH
+from stbench.profile import count_train_flops
+from stbench.recipes import DEFAULT_PRESET, PRESETS, RecipeError, eval_batch_size, load_recipe
 from stbench.records import (
-    N_EXAMPLES,
     RunRecord,
     cell_lock,
     check_writable,
@@ -51,6 +55,9 @@ from stbench.records import (
     read_record,
     record_path,
 )
+from stbench.registry import METRICS
+from stbench.scoring import cost_profile, keep_test, new_record, score_test
+from stbench.weights import save_model
 
 
 @dataclass
@@ -84,8 +91,6 @@ class RunOptions:
 
     @classmethod
     def from_args(cls, args: Any, models: list[str]) -> RunOptions:
-        from stbench.recipes import DEFAULT_PRESET
-
         if args.seeds and args.seed is not None:
             raise UserError(f"--seed {args.seed} and --seeds {args.seeds} both given; pass one of them")
         if args.seeds:
@@ -115,15 +120,11 @@ class RunOptions:
 
 def _parse_budget(text: str | None) -> str | None:
     """A ``--budget`` value checked before anything runs (one-line error), kept as its canonical label."""
-    from stbench.budget import Budget
-
     return Budget.parse(text).label if text else None
 
 
 def parse_metrics(spec: str | None) -> list[str]:
     """``--metrics +rel_l2,+rmse`` -> ["rel_l2", "rmse"]: registered metrics added to the dataset's own."""
-    from stbench.registry import METRICS
-
     names = []
     for item in (s.strip() for s in (spec or "").split(",")):
         if not item:
@@ -157,11 +158,8 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
 # distributed set-up (nanoGPT-style: RANK in the environment means "started by torchrun")
 # ---------------------------------------------------------------------------------------------
 def setup_distributed(device_name: str):
-    from stbench.precision import resolve_device
-    from stbench.train import DistInfo
-
     if "RANK" not in os.environ:
-        return resolve_device(device_name), DistInfo()
+        return resolve_device(device_name), T.DistInfo()
     import torch.distributed as tdist
 
     rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
@@ -171,16 +169,11 @@ def setup_distributed(device_name: str):
         torch.cuda.set_device(dev)
     if not tdist.is_initialized():
         tdist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return dev, DistInfo(rank, world, local)
+    return dev, T.DistInfo(rank, world, local)
 
 
 # ---------------------------------------------------------------------------------------------
 def run_grid(opts: RunOptions) -> int:
-    from stbench.console import make_console
-    from stbench.data import get_dataset
-    from stbench.precision import make_precision
-    from stbench.recipes import PRESETS, RecipeError, load_recipe
-
     if opts.preset not in PRESETS:
         raise RecipeError(f"unknown preset '{opts.preset}'; choose one of {', '.join(PRESETS)}")
     check_options(opts)
@@ -193,8 +186,6 @@ def run_grid(opts: RunOptions) -> int:
         con.print("[bold]No --preset given: running the 'quick' preset[/bold] (paper = published recipe, "
                   "ask for it with --preset paper)")
     if opts.data_root is not None:  # bad standard files stop the run here, before anything is written
-        from stbench.data.check import preflight
-
         preflight(opts.dataset, opts.data_root)
     if dist.master:
         check_writable(opts.out)
@@ -221,13 +212,14 @@ def run_grid(opts: RunOptions) -> int:
 
     results: list[RunRecord] = []
     failed = False
+    env = GridEnv(opts, dataset, device, dist, con)
     if dist.master and i == 0 and opts.floors:
         results += _floors(opts, dataset, data_cfg_recipe.config, con)
         failed |= any(r.status == "failed" for r in results)
     for model_name, seed in mine:
         # one process per cell: a second one refuses in one line (issue 24)
         with _cell_lock(run_paths(opts, model_name, seed)[0], dist):
-            rec = run_one(opts, model_name, seed, dataset, device, dist, con, make_precision)
+            rec = run_one(env, model_name, seed)
         results.append(rec)
         failed |= rec.status == "failed"
     if dist.master:
@@ -264,9 +256,6 @@ def _cell_lock(record: Path, dist: Any) -> Any:
 
 def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> list[RunRecord]:
     """Copy-last-frame and predict-zeros, evaluated on the same test set the same way."""
-    from stbench.metrics import MetricAccumulator, convention_for, floor_predictions, metrics_meta
-    from stbench.recipes import eval_batch_size
-
     out = []
     spec = dataset.spec
     names = run_metrics(spec.metrics, opts.metrics)
@@ -301,9 +290,6 @@ def _floors(opts: RunOptions, dataset: Any, cfg: dict[str, Any], con: Any) -> li
 def budget_dir_of(opts: RunOptions, model_name: str) -> str | None:
     """The records sub-folder of ``model_name``'s runs under ``opts`` (:func:`stbench.budget.budget_dir`): set only
     when ``--budget`` asks for a budget other than the recipe's own."""
-    from stbench.budget import budget_dir
-    from stbench.recipes import load_recipe
-
     if not opts.budget:
         return None
     own = load_recipe(opts.dataset, model_name, opts.preset, {**opts.overrides, "budget": None}, opts.sets)
@@ -318,16 +304,67 @@ def run_paths(opts: RunOptions, model_name: str, seed: int) -> tuple[Path, Path]
             checkpoint_path(opts.out, opts.dataset, opts.preset, model_name, seed, budget_dir=sub))
 
 
-def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: torch.device, dist: Any,
-            con: Any, make_precision: Any) -> RunRecord:
-    """One (model, seed) run; never raises for a model failure (records it instead)."""
-    from stbench import train as T
-    from stbench.metrics import convention_for, metrics_meta
-    from stbench.recipes import load_recipe
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, raised after its record was written ``interrupted``; ``checkpoint`` is the file that
+    ``--resume`` continues from, or None when none was saved (the CLI says so only when there is one)."""
 
+    def __init__(self, checkpoint: Path | None) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class GridEnv:
+    """What every run of one ``stbench run`` command shares: its options, the dataset (loaded once), the device,
+    the torchrun ranks and the console."""
+
+    opts: RunOptions
+    dataset: Any
+    device: torch.device
+    dist: Any
+    con: Any
+
+
+@dataclass
+class _Run:
+    """One (model, seed) run being prepared and trained."""
+
+    model_name: str
+    seed: int
+    rpath: Path
+    cpath: Path
+    old: RunRecord | None  # its record so far (rank 0)
+    resume_ckpt: dict[str, Any] | None  # the checkpoint it continues from (--resume)
+    source: dict[str, Any]  # the data it runs on (stbench.data.check.data_source): part of the record's identity
+    recipe: Any = None
+    model: Any = None
+    prec: Any = None
+    rec: RunRecord | None = None
+    metrics: tuple[str, ...] = ()
+    logs: RunLogs = field(default_factory=lambda: RunLogs([]))  # --logger: opened when training starts
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.recipe.config
+
+
+def run_one(env: GridEnv, model_name: str, seed: int) -> RunRecord:
+    """One (model, seed) run; never raises for a model failure (records it instead). Stages: find what is done
+    (:func:`_start`), build the model, its precision and its record (:func:`_prepare`), then profile, plan, train,
+    test and record (:func:`_execute`)."""
+    run = _start(env, model_name, seed)
+    if isinstance(run, RunRecord):
+        return run  # already completed
+    _prepare(env, run)
+    return _execute(env, run)
+
+
+def _start(env: GridEnv, model_name: str, seed: int) -> _Run | RunRecord:
+    """The run's completed record (nothing to do), or the run with the checkpoint it resumes from."""
+    opts, con = env.opts, env.con
     rpath, cpath = run_paths(opts, model_name, seed)
-    old = read_record(rpath) if dist.master else None
-    source = dict(data_source(opts.dataset, opts.data_root))  # part of the record's identity (issue 24)
+    old = read_record(rpath) if env.dist.master else None
+    source = dict(data_source(opts.dataset, opts.data_root))
     check_data_source(rpath, source, force=opts.force, resume=opts.resume)
     if old and old.status == "completed" and not opts.force:
         con.print(f"[dim]{model_name} seed {seed}: already completed ({rpath}); --force re-runs it[/dim]")
@@ -339,30 +376,41 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         elif not opts.force:
             raise UserError(f"{model_name} seed {seed} has an unfinished run with a checkpoint ({cpath}); "
                             "pass --resume to continue it or --force to start over")
+    return _Run(model_name, seed, rpath, cpath, old, resume_ckpt, source)
 
-    recipe = load_recipe(opts.dataset, model_name, opts.preset, opts.overrides, opts.sets)
-    cfg = recipe.config
-    names = run_metrics(dataset.spec.metrics, opts.metrics)
-    torch.manual_seed(seed * 1000 + dist.rank)
-    model = recipe.build_model(model_name, spec=dataset.spec)  # the run's dataset: shapes read from its files
-    if resume_ckpt is not None:  # another recipe or architecture than the checkpoint's: refused, nothing written
-        check_resume(resume_ckpt, cpath, cfg, model, flags=opts.overrides, derived=PLAN_KEYS, precision=opts.precision)
-    prec = _choose_precision(opts, cfg, model, device, dist, con, old if resume_ckpt is not None else None)
-    rec = RunRecord(model=model_name, dataset=opts.dataset, preset=opts.preset, seed=seed,
-                    kind="model" if opts.evaluate_test else "trial",
-                    family="recurrent" if model.recurrent else "parallel", encoder=model.names["encoder"],
-                    temporal=model.names["temporal"], decoder=model.names["decoder"],
-                    metrics_meta=metrics_meta(names), convention=convention_for(names), rollout=model.rollout,
-                    config={**cfg, "model_hparams": getattr(model, "hparams", {}), "seed": seed,
-                            "budget_dir": budget_dir_of(opts, model_name),
-                            "device": str(device), "world_size": dist.world_size, "data_root": opts.data_root,
-                            **({"tuning": opts.tuning} if opts.tuning else {})},
-                    env=env_info(device, prec.name))
-    rec.config["data_source"] = source
-    if resume_ckpt is not None and old is not None:
-        rec.timing["started_at"] = old.timing.get("started_at", rec.timing["started_at"])
+
+def _prepare(env: GridEnv, run: _Run) -> None:
+    """The run's recipe, model (seeded), precision and first record; a checkpoint of another recipe or
+    architecture is refused here, before anything is written."""
+    opts, dist = env.opts, env.dist
+    run.recipe = load_recipe(opts.dataset, run.model_name, opts.preset, opts.overrides, opts.sets)
+    cfg = run.cfg
+    run.metrics = run_metrics(env.dataset.spec.metrics, opts.metrics)
+    torch.manual_seed(run.seed * 1000 + dist.rank)
+    run.model = run.recipe.build_model(run.model_name, spec=env.dataset.spec)  # shapes read from the run's data
+    if run.resume_ckpt is not None:
+        check_resume(run.resume_ckpt, run.cpath, cfg, run.model, flags=opts.overrides, derived=PLAN_KEYS,
+                     precision=opts.precision)
+    run.prec = _choose_precision(opts, cfg, run.model, env.device, dist, env.con,
+                                 run.old if run.resume_ckpt is not None else None)
+    run.rec = new_record(run.model, run.metrics, model=run.model_name, dataset=opts.dataset, preset=opts.preset,
+                         seed=run.seed, kind="model" if opts.evaluate_test else "trial",
+                         config={**cfg, "model_hparams": getattr(run.model, "hparams", {}), "seed": run.seed,
+                                 "budget_dir": budget_dir_of(opts, run.model_name), "device": str(env.device),
+                                 "world_size": dist.world_size, "data_root": opts.data_root,
+                                 **({"tuning": opts.tuning} if opts.tuning else {})},
+                         env=env_info(env.device, run.prec.name))
+    run.rec.config["data_source"] = run.source
+    if run.resume_ckpt is not None and run.old is not None:
+        run.rec.timing["started_at"] = run.old.timing.get("started_at", run.rec.timing["started_at"])
+
+
+def _execute(env: GridEnv, run: _Run) -> RunRecord:
+    """Profile, plan, train, test; the record written after every epoch and at the end, the run's failure
+    (NaN / Inf, an exception) recorded instead of raised; Ctrl-C records ``interrupted`` and is raised again."""
+    opts, dist, con, rec = env.opts, env.dist, env.con, run.rec
     t_start = time.perf_counter()
-    logs = RunLogs([])  # --logger: opened when training starts, fed by the loop's hooks, finished with the run
+    per_sequence = None
 
     def write(per_sequence: dict[str, Any] | None = None) -> None:
         if dist.master:
@@ -370,83 +418,76 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
 
     try:
         if opts.profile and dist.master:
-            rec.profile = _profile(model_name, recipe, device, prec, cfg, dataset.spec)
-        _plan_training(rec, cfg, model, dataset, dist, resume=old if resume_ckpt is not None else None)
-        if resume_ckpt is None:
+            m = run.recipe.build_model(run.model_name, spec=env.dataset.spec)  # a fresh copy: profiling prepares it
+            rec.profile = cost_profile(m, run.model_name, env.device, run.prec, train_batch=int(run.cfg["batch_size"]))
+            del m
+        _plan_training(rec, run.cfg, run.model, env.dataset, dist,
+                       resume=run.old if run.resume_ckpt is not None else None)
+        if run.resume_ckpt is None:
             write()
-        model = prec.prepare(model)
+        model = run.prec.prepare(run.model)
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
-            _estimate(con, rec.profile["train_step_ms"], cfg, opts.preset, prec.label)
-        with _Progress(con, f"{model_name} s{seed}") as prog:
-            def on_epoch(row: dict[str, Any]) -> None:
-                rec.history.append(row)
-                write()
-                prog.epoch_done(row)
-
-            hooks = T.LoopHooks(on_start=prog.start, on_step=prog.step, on_epoch=on_epoch)
-            if resume_ckpt is not None:
-                rec.history = list(resume_ckpt["state"]["history"])
-                prog.resumed(resume_ckpt["state"]["epoch"])
-            logs = RunLogs.open(opts.loggers if dist.master else [], opts.out, rec)
-            hooks = logs.hooks(hooks)
-            model, state = T.train(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=cpath,
-                                   resume=resume_ckpt, dist=dist, hooks=hooks)
+            _estimate(con, rec.profile["train_step_ms"], run.cfg, opts.preset, run.prec.label)
+        model, state = _train(env, run, model, write)
         rec.timing["train_s"] = round(state.train_s, 3)
-        _record_budget(rec, cfg, state, dist, device)
-        per_sequence = None
+        _record_budget(rec, run.cfg, state, dist, env.device)
         if dist.master:
             best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
             rec.val = {"best_epoch": state.best_epoch, "metrics": {"mse": best["val_mse"]} if best else None}
             if opts.evaluate_test:  # `stbench tune` trials stop at validation: the test split never selects
-                per_sequence = _test_and_keep(opts, rec, model, dataset, cfg, device, prec, names, rpath)
+                per_sequence = _test_and_keep(env, run, model)
             rec.status = "completed"
     except (T.NonFiniteLoss, T.NonFiniteMetrics) as exc:
         rec.status, rec.reason = "failed", str(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         rec.status, rec.reason = "interrupted", "Ctrl-C; continue with --resume"
         _finish(rec, t_start)
         write()
-        logs.finish(rec)
-        raise
+        run.logs.finish(rec)
+        raise RunInterrupted(run.cpath if run.cpath.exists() else None) from exc  # saying where to resume
     except T.CheckpointError:
         raise  # a user problem for the CLI, not a model failure
     except Exception as exc:  # noqa: BLE001 - isolate this run's failure from the others
         rec.status, rec.reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if opts.debug or os.environ.get("STBENCH_DEBUG"):
+        if opts.debug:
             traceback.print_exc()
     _finish(rec, t_start)
     write(per_sequence if rec.status == "completed" else None)
-    logs.finish(rec)
-    if rec.status == "completed" and dist.master and cpath.exists():
-        cpath.unlink()  # the record now holds the result; the checkpoint was only for resuming
+    run.logs.finish(rec)
+    if rec.status == "completed" and dist.master and run.cpath.exists():
+        run.cpath.unlink()  # the record now holds the result; the checkpoint was only for resuming
     if rec.status == "failed":
-        con.print(f"[red]{model_name} seed {seed} failed: {rec.reason}[/red]")
+        con.print(f"[red]{run.model_name} seed {run.seed} failed: {rec.reason}[/red]")
     return rec
 
 
-def _test_and_keep(opts: RunOptions, rec: RunRecord, model: Any, dataset: Any, cfg: dict[str, Any],
-                   device: torch.device, prec: Any, names: tuple[str, ...], rpath: Path) -> dict[str, Any]:
-    """The one test-split evaluation of the selected weights into ``rec``, the example strips and (unless
-    ``--no-weights``) the kept weights; returns the per-sequence values."""
-    from stbench import train as T
+def _train(env: GridEnv, run: _Run, model: Any, write: Any) -> tuple[Any, Any]:
+    """The training loop with its progress bars, per-epoch records and ``--logger`` logs (``run.logs``)."""
+    rec, dist = run.rec, env.dist
+    with _Progress(env.con, f"{run.model_name} s{run.seed}") as prog:
+        def on_epoch(row: dict[str, Any]) -> None:
+            rec.history.append(row)
+            write()
+            prog.epoch_done(row)
 
-    t0 = time.perf_counter()
-    res, examples = T.test(model, dataset, cfg, device, prec, metrics=names, keep=N_EXAMPLES)
-    rec.timing["eval_s"] = round(time.perf_counter() - t0, 3)
-    per_sequence = res.pop("per_sequence")
-    rec.per_frame = res.pop("per_frame")
-    rec.metrics = res
-    if examples is not None:
-        from stbench.records import atomic_write_npz
+        hooks = T.LoopHooks(on_start=prog.start, on_step=prog.step, on_epoch=on_epoch)
+        if run.resume_ckpt is not None:
+            rec.history = list(run.resume_ckpt["state"]["history"])
+            prog.resumed(run.resume_ckpt["state"]["epoch"])
+        run.logs = RunLogs.open(env.opts.loggers if dist.master else [], env.opts.out, rec)
+        return T.train(model, env.dataset, run.cfg, device=env.device, prec=run.prec, seed=run.seed,
+                       ckpt_path=run.cpath, resume=run.resume_ckpt, dist=dist, hooks=run.logs.hooks(hooks))
 
-        ex_path = rpath.with_suffix(".examples.npz")
-        atomic_write_npz(ex_path, examples)
-        rec.examples = {"file": ex_path.name, "indices": list(range(len(examples["inputs"])))}
-    if opts.weights:  # the tested (best-validation) weights and their model card, beside the record
-        from stbench.weights import save_model
 
-        save_model(model, rec, dataset.spec, rpath, per_sequence)
-    return per_sequence
+def _test_and_keep(env: GridEnv, run: _Run, model: Any) -> dict[str, Any] | None:
+    """The one test-split evaluation of the selected weights into the record (:mod:`stbench.scoring`, as
+    ``stbench eval``), the example strips and (unless ``--no-weights``) the kept weights; returns the
+    per-sequence values."""
+    scored = score_test(model, env.dataset, run.cfg, env.device, run.prec, run.metrics)
+    keep_test(run.rec, scored, run.rpath)
+    if env.opts.weights:  # the tested (best-validation) weights and their model card, beside the record
+        save_model(model, run.rec, env.dataset.spec, run.rpath, scored.per_sequence)
+    return scored.per_sequence
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,9 +500,6 @@ def _plan_training(rec: RunRecord, cfg: dict[str, Any], model: Any, dataset: Any
                    resume: RunRecord | None) -> None:
     """Set the run's length (``epochs``, ``train_batches``, ``time_limit_s``) and its scheduled-sampling
     schedule in ``cfg`` (and the record's config) from its budget; a resumed run keeps its first plan."""
-    from stbench.budget import Budget, plan, resolve_sampling
-    from stbench.profile import count_train_flops
-
     old = (resume.config if resume is not None else {}) or {}
     if old.get("train_batches"):
         cfg.update({k: old[k] for k in PLAN_KEYS if k in old})
@@ -487,8 +525,6 @@ def _plan_training(rec: RunRecord, cfg: dict[str, Any], model: Any, dataset: Any
 
 
 def _record_budget(rec: RunRecord, cfg: dict[str, Any], state: Any, dist: Any, device: torch.device) -> None:
-    from stbench.budget import Budget, Plan, budget_record
-
     budget = Budget.parse(cfg["budget"]) if cfg.get("budget") else None
     bs = int(cfg["batch_size"])
     rec.budget = budget_record(budget, Plan(**cfg["plan"]), samples_seen=state.batches_done * bs * dist.world_size,
@@ -501,16 +537,13 @@ def _record_budget(rec: RunRecord, cfg: dict[str, Any], state: Any, dist: Any, d
 # ---------------------------------------------------------------------------------------------
 def _choose_precision(opts: RunOptions, cfg: dict[str, Any], model: Any, device: torch.device, dist: Any,
                       con: Any, old: RunRecord | None) -> Any:
-    from stbench.precision import Precision, choose_precision
-
     choice = None
     if dist.master:
         choice = (old.config if old is not None else {}).get("precision_choice")  # --resume keeps its choice
         if not choice:
             try:
                 c = choose_precision(model, int(cfg["batch_size"]), device,
-                                     opts.precision or cfg.get("precision", "fp32"),
-                                     opts.memory_format or cfg.get("memory_format"))
+                                     *asked_for(cfg, opts.precision, opts.memory_format))
             except ValueError as exc:  # an unknown precision / layout name is the user's to fix
                 raise UserError(str(exc).splitlines()[0]) from None
             choice = c.as_dict()
@@ -532,20 +565,6 @@ def _choose_precision(opts: RunOptions, cfg: dict[str, Any], model: Any, device:
 def _finish(rec: RunRecord, t_start: float) -> None:
     rec.timing["finished_at"] = now_iso()
     rec.timing["total_s"] = round(rec.timing.get("total_s", 0.0) + time.perf_counter() - t_start, 3)
-
-
-def _profile(model_name: str, recipe: Any, device: torch.device, prec: Any, cfg: dict[str, Any],
-             spec: Any = None) -> dict[str, Any]:
-    from stbench.profile import profile_model
-
-    m = recipe.build_model(model_name, spec=spec)
-    # training step at the run's batch (it drives the time estimate); inference at one batch for every
-    # model, so that the throughput column of a leaderboard compares like with like
-    r = profile_model(m, name=model_name, device=device, precision=prec, batch=int(cfg["batch_size"]),
-                      infer_batch=INFER_BATCH, warmup=2, reps=5, train=True, flops=True, published_fps=False)
-    d = r.as_dict()
-    del m
-    return d
 
 
 def _estimate(con: Any, step_ms: float, cfg: dict[str, Any], preset: str,
@@ -621,9 +640,9 @@ class _Progress:
 def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
     from rich.table import Table
 
-    from stbench.metrics import metric_def
-
-    shown = [m for m in ("mse", "ssim", "psnr") if any(m in (r.metrics or {}) for r in results)]
+    # the runs' own metrics (the dataset's, then --metrics), in their order; labels and directions from MetricDef
+    shown = list(dict.fromkeys(k for r in results for k, v in (r.metrics or {}).items()
+                               if isinstance(v, (int, float)) and not isinstance(v, bool)))
     t = Table(title=f"stbench run — {opts.dataset}, preset {opts.preset}")
     for c in ("model", "seed", "status", *(_header(metric_def(m)) for m in shown), "train", "record"):
         t.add_column(c)
@@ -631,7 +650,7 @@ def _summary(con: Any, results: list[RunRecord], opts: RunOptions) -> None:
         m = r.metrics or {}
         t.add_row(r.model, str(r.seed) if r.kind == "model" else "-",
                   r.status + (f": {r.reason}" if r.reason else ""),
-                  *(f"{m[k]:.{4 if k.startswith('ssim') else 2}f}" if k in m else "-" for k in shown),
+                  *(f"{m[k]:.4g}" if k in m else "-" for k in shown),
                   duration(r.timing.get("train_s", 0.0)) if r.kind == "model" else "-", str(r.path(opts.out)))
     con.print(t)
     con.print(f"[dim]metric conventions: docs/protocol.md; see `stbench report --results {opts.out}`[/dim]")

@@ -17,6 +17,7 @@ from typing import Any
 
 from stbench.budget import Budget
 from stbench.errors import UserError
+from stbench.runner import run_grid
 
 
 def parse_budgets(text: str | None) -> list[str]:
@@ -45,8 +46,6 @@ def budget_options(run: Any, budget: str) -> Any:
 
 def sweep(run: Any, budgets: list[str]) -> int:
     """Run the grid at each budget (here, one after the other); 1 when any run failed."""
-    from stbench.runner import run_grid
-
     rc = 0
     for i, budget in enumerate(budgets):
         rc |= run_grid(budget_options(run, budget) if i == 0 else replace(budget_options(run, budget),

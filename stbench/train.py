@@ -240,7 +240,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 @dataclass
 class LoopHooks:
     """Callbacks into the loop, all optional. The runner sets the first three (progress display, record
-    updates); tests set the others to inspect the loop or inject faults (see :data:`FAULT_HOOKS`)."""
+    updates); tests set the others to inspect the loop or inject faults (tests/fault_cli.py)."""
 
     on_start: Callable[[int, int], None] | None = None  # (epochs, batches per epoch)
     on_step: Callable[[int, float | None, float], None] | None = None  # (batch idx, loss or None, samples/s)
@@ -255,11 +255,6 @@ class LoopHooks:
     def merged(self, other: LoopHooks) -> LoopHooks:
         """These hooks, with ``other``'s wherever it sets one and these do not."""
         return LoopHooks(**{k: getattr(self, k) or getattr(other, k) for k in self.__dataclass_fields__})
-
-
-# Hooks added to every train() call. Empty in normal use; a test process sets them to inject faults
-# (kill after a checkpoint, Ctrl-C after a batch, a NaN loss) into runs started through the CLI.
-FAULT_HOOKS = LoopHooks()
 
 
 class _Loop:
@@ -470,7 +465,7 @@ def train(
     """Train ``model`` (an STModel already on ``device``) by recipe ``cfg``; returns the model with
     the best-validation weights loaded, and the final state. Raises NonFiniteLoss on NaN/Inf."""
     dist = dist or DistInfo()
-    hooks = (hooks or LoopHooks()).merged(FAULT_HOOKS)
+    hooks = hooks or LoopHooks()
     loop = _Loop(model, dataset, cfg, device=device, prec=prec, seed=seed, ckpt_path=ckpt_path, dist=dist,
                  hooks=hooks)
     if resume is not None:

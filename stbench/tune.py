@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from stbench.console import make_console
 from stbench.errors import UserError
 from stbench.recipes import parse_value
 from stbench.records import read_record
+from stbench.runner import run_grid, run_paths
 
 TUNE_SEED = 0  # the seed of every trial (the final runs use --seeds)
 SELECT_ON = "val mse"  # the validation-split MSE of the selected (best-epoch) weights
@@ -117,8 +119,6 @@ def _trial_opts(opts: TuneOptions, model: str, setting: dict[str, Any]) -> Any:
 
 def tune_model(opts: TuneOptions, model: str, con: Any) -> int:
     """The trials of one model, then its final runs with the chosen setting; 1 if anything failed."""
-    from stbench.runner import run_grid, run_paths
-
     r = opts.run
     trials = []
     for setting in settings(opts.space, opts.trials):
@@ -147,8 +147,6 @@ def tune_model(opts: TuneOptions, model: str, con: Any) -> int:
 
 
 def tune(opts: TuneOptions) -> int:
-    from stbench.console import make_console
-
     con = make_console(quiet=opts.run.quiet)
     rc = 0
     for model in opts.run.models:

@@ -1,5 +1,6 @@
 """`python tests/fault_cli.py FAULT=VALUE ... -- <stbench args>`: the stbench CLI with faults injected
-through :data:`stbench.train.FAULT_HOOKS` (the production code reads no test environment variables).
+as training-loop hooks: :func:`stbench.train.train` is wrapped so that every run's hooks carry them (the production
+code has no fault switch and reads no test environment variables).
 
 Faults (1-based epochs / batches):
 - ``kill_after_epoch=E``  SIGKILL the process right after epoch E's checkpoint (and record) are written;
@@ -19,10 +20,10 @@ import sys
 def install(faults: dict[str, str]) -> None:
     from stbench import train
 
-    hooks = train.FAULT_HOOKS
+    injected = train.LoopHooks()
     if "kill_after_epoch" in faults:
         epoch = int(faults["kill_after_epoch"])
-        hooks.after_checkpoint = lambda e: os.kill(os.getpid(), signal.SIGKILL) if e == epoch else None
+        injected.after_checkpoint = lambda e: os.kill(os.getpid(), signal.SIGKILL) if e == epoch else None
     if "interrupt_at" in faults:
         at = tuple(int(v) for v in faults["interrupt_at"].split(","))
 
@@ -30,10 +31,10 @@ def install(faults: dict[str, str]) -> None:
             if (epoch, batch) == at:
                 raise KeyboardInterrupt
 
-        hooks.after_update = interrupt
+        injected.after_update = interrupt
     if "nan_model" in faults:
         name = faults["nan_model"]
-        hooks.on_loss = lambda model, loss: loss * float("nan") if model.names.get("model") == name else loss
+        injected.on_loss = lambda model, loss: loss * float("nan") if model.names.get("model") == name else loss
     if "sigint_at_forward" in faults:
         n, calls = int(faults["sigint_at_forward"]), [0]
 
@@ -43,7 +44,13 @@ def install(faults: dict[str, str]) -> None:
                 os.kill(os.getpid(), signal.SIGINT)
             return loss
 
-        hooks.on_loss = sigint
+        injected.on_loss = sigint
+    real_train = train.train
+
+    def train_with_faults(*args, hooks: train.LoopHooks | None = None, **kw):
+        return real_train(*args, hooks=(hooks or train.LoopHooks()).merged(injected), **kw)
+
+    train.train = train_with_faults  # the runner calls stbench.train.train: every run gets the faults
 
 
 def main(argv: list[str]) -> int:

@@ -322,6 +322,67 @@ def test_paper_config_in_openstl_keys_builds_the_published_network(name, params)
     assert sum(p.numel() for p in model.parameters()) == params
 
 
+ROUND_TRIP = sorted(p.stem for p in DATA.glob("*.pt") if "tout20" not in p.stem)  # the dataset's horizon: 10
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_every_converted_method_is_evaluated_without_a_config(name, monkeypatch):
+    # without --config, `stbench eval --from openstl` writes the paper architecture's hyper-parameters in OpenSTL's
+    # keys; with the fixture's (small) architecture standing in for the paper one, those keys must rebuild
+    # OpenSTL's network exactly: the same weights load and give OpenSTL's prediction
+    from stbench.evaluate import PaperRecipes, load_model
+    from stbench.interop.openstl import METHODS
+
+    fx = _fixture(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small = from_openstl(fx["method"], fx["config"], fx["state_dict"])
+    model = small.names["model"]
+    assert model in METHODS  # the one table knows every model a converter builds
+    monkeypatch.setattr(PaperRecipes, "meta_model", lambda self, m: small)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net, info = load_model(Path(f"{name}.pth"), fx["state_dict"], model, "mmnist", "openstl", None)
+    assert info["openstl_method"] == METHODS[model].name
+    assert (_pred(net, fx) - fx["pred"].float()).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("name", ["mim", "predrnnpp", "e3dlstm", "mau", "swinlstm", "mmvp"])
+def test_paper_config_in_openstl_keys_is_the_published_config(name):
+    # the values of OpenSTL's configs/mmnist/<method>.py (c74deb5) for the keys that shape the network
+    from stbench.evaluate import openstl_config_for
+
+    published = {
+        "mim": {"num_hidden": "128,128,128,128", "filter_size": 5, "patch_size": 4},
+        "predrnnpp": {"num_hidden": "128,128,128,128", "filter_size": 5, "patch_size": 4},
+        "e3dlstm": {"num_hidden": "128,128,128,128", "filter_size": 5, "patch_size": 4},
+        "mau": {"num_hidden": "64,64,64,64", "filter_size": 5, "sr_size": 4, "tau": 5, "cell_mode": "normal"},
+        "swinlstm": {"embed_dim": 128, "depths_downsample": "2,6", "depths_upsample": "6,2", "num_heads": "4,8",
+                     "window_size": 4, "patch_size": 2},
+        "mmvp": {"hid_S": 32, "hid_T": 192, "rrdb_encoder_num": 2, "rrdb_decoder_num": 2, "rrdb_enhance_num": 2,
+                 "downsample_setting": "2,2,2"},
+    }[name]
+    _, cfg = openstl_config_for(name, "mmnist", None)
+    assert {k: cfg[k] for k in published} == published
+
+
+def test_eval_from_openstl_needs_no_config_for_mim(tmp_path, monkeypatch, capsys):
+    # `stbench eval --from openstl --model mim` without --config (the fixture's sizes standing in for the paper's)
+    from stbench.evaluate import PaperRecipes
+
+    fx = _fixture("mim")
+    small = from_openstl(fx["method"], fx["config"], fx["state_dict"])
+    monkeypatch.setattr(PaperRecipes, "meta_model", lambda self, m: small)
+    torch.save(fx["state_dict"], tmp_path / "mim_ep7.pth")
+    out = tmp_path / "res"
+    assert main(["eval", "--checkpoint", str(tmp_path / "mim_ep7.pth"), "--model", "mim", "--from", "openstl",
+                 "--test-size", "1", "--batch-size", "1", "--out", str(out), "--no-profile"]) == 0
+    (path,) = (out / "records/mmnist/paper").glob("mim__evaluated_mim_ep7-*.json")
+    rec = json.loads(path.read_text())
+    assert rec["status"] == "completed" and rec["config"]["openstl_method"] == "MIM"
+    assert rec["config"]["source_config"]["num_hidden"] == "16,16" and rec["config"]["epochs"] == 7
+
+
 def test_metavp_translators_plug_in_by_name():
     # the contract with stbench.interop.openstl_metavp (see the openstl_simvp docstring)
     from stbench.interop.openstl import _resolve

@@ -61,8 +61,8 @@ def test_status_shows_a_mixed_grid(tmp_path):
     rec_dir.mkdir(parents=True)
 
     def write(model, seed, **kw):
-        base = {"kind": "model", "model": model, "dataset": "mmnist", "preset": "quick", "seed": seed,
-                "config": {"epochs": 5}, "history": []}
+        base = {"schema_version": 2, "kind": "model", "model": model, "dataset": "mmnist", "preset": "quick",
+                "seed": seed, "family": "parallel", "config": {"epochs": 5}, "history": []}
         (rec_dir / f"{model}__seed{seed}.json").write_text(json.dumps({**base, **kw}))
 
     write("tau", 0, status="completed", metrics={"mse": 119.4})

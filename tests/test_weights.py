@@ -89,6 +89,7 @@ def test_eval_scores_the_kept_weights_from_the_card_alone(kept, tmp_path):
     ev = json.loads(next((tmp_path / SMOKE).glob("tau__evaluated_tau__seed0-*.json")).read_text())
     run = json.loads((kept / "tau__seed0.json").read_text())
     assert ev["kind"] == "evaluated" and ev["model"] == "tau" and ev["preset"] == "smoke"
+    assert ev["config"]["epochs"] == run["config"]["epochs"]  # the card's recipe: matched to its published row
     assert ev["checkpoint"]["sha256"] == hashlib.sha256((kept / "tau__seed0.safetensors").read_bytes()).hexdigest()
     for m, v in run["metrics"].items():
         assert ev["metrics"][m] == pytest.approx(v, rel=1e-6), m

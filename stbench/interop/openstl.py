@@ -10,7 +10,8 @@ picks the translator. ``config`` uses OpenSTL's key names; a missing key takes O
 default (:data:`OPENSTL_DEFAULTS`). ``state_dict`` is a bare model state dict (the released ``.pth``)
 or a Lightning checkpoint's (keys prefixed ``model.``, possibly nested under ``state_dict``).
 
-One converter per method family, resolved lazily from :data:`CONVERTERS` (``"module:function"``),
+One converter per method family, named in :data:`METHODS` (the stbench model each OpenSTL method becomes) and
+resolved lazily through :data:`CONVERTERS` (``"module:function"``),
 each with the signature ``convert(method, cfg, state_dict) -> STModel``; the key map of a family
 lives in its converter's module. Every converter builds the stbench model and loads the renamed
 weights through :func:`load_mapped`, which refuses missing / unexpected keys and shape mismatches
@@ -22,6 +23,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -55,21 +57,62 @@ OPENSTL_DEFAULTS: dict[str, Any] = {
     "layer_norm": 0,
 }
 
-# lower-cased OpenSTL method name -> "module:function" of its converter (imported on first use)
-CONVERTERS: dict[str, str] = {
-    "simvp": "stbench.interop.openstl_simvp:convert",
-    "tau": "stbench.interop.openstl_simvp:convert",
-    "convlstm": "stbench.interop.openstl_rnn:convert",
-    "predrnn": "stbench.interop.openstl_rnn:convert",
-    "predrnnv2": "stbench.interop.openstl_rnn:convert",
-    "predrnnpp": "stbench.interop.openstl_rnn_zoo:convert",
-    "mim": "stbench.interop.openstl_rnn_zoo:convert",
-    "e3dlstm": "stbench.interop.openstl_rnn_zoo:convert",
-    "mau": "stbench.interop.openstl_mau_phydnet:convert",
-    "phydnet": "stbench.interop.openstl_mau_phydnet:convert",
-    "swinlstm_d": "stbench.interop.openstl_swinlstm:convert",
-    "mmvp": "stbench.interop.openstl_mmvp:convert",
+_SIMVP = "stbench.interop.openstl_simvp:convert"
+_RNN = "stbench.interop.openstl_rnn:convert"
+_RNN_ZOO = "stbench.interop.openstl_rnn_zoo:convert"
+_MAU_PHYDNET = "stbench.interop.openstl_mau_phydnet:convert"
+
+
+@dataclass(frozen=True)
+class Method:
+    """How OpenSTL names and converts the method behind one stbench model."""
+
+    name: str  # OpenSTL's method name, as its configs write it
+    converter: str  # "module:function" of its converter (imported on first use)
+    flags: Mapping[str, Any] = field(default_factory=dict)  # config keys that pick its translator / test-time flags
+
+
+# THE table of OpenSTL methods: stbench model -> the OpenSTL method whose released weights it loads.
+# `from_openstl` finds converters here (CONVERTERS below is derived from it) and `stbench eval --from openstl`
+# finds the method of `--model` here when no --config names one.
+METHODS: dict[str, Method] = {
+    "simvp": Method("SimVP", _SIMVP, {"model_type": "IncepU"}),
+    "gsta": Method("SimVP", _SIMVP, {"model_type": "gSTA"}),
+    "tau": Method("TAU", _SIMVP, {"model_type": "tau"}),
+    **{ours: Method("SimVP", _SIMVP, {"model_type": theirs})  # the MetaVP translators (openstl_metavp)
+       for ours, theirs in (("convmixer", "convmixer"), ("convnext", "convnext"), ("hornet", "hornet"),
+                            ("mlpmixer", "mlp"), ("moganet", "moga"), ("poolformer", "poolformer"),
+                            ("swin", "swin"), ("uniformer", "uniformer"), ("van", "van"), ("vit", "vit"))},
+    "convlstm": Method("ConvLSTM", _RNN, {"reverse_scheduled_sampling": 0}),
+    "predrnn": Method("PredRNN", _RNN, {"reverse_scheduled_sampling": 0}),
+    "predrnn_v2": Method("PredRNNv2", _RNN, {"reverse_scheduled_sampling": 1}),
+    "predrnnpp": Method("PredRNNpp", _RNN_ZOO),
+    "mim": Method("MIM", _RNN_ZOO),
+    "e3dlstm": Method("E3DLSTM", _RNN_ZOO),
+    "mau": Method("MAU", _MAU_PHYDNET, {"patch_size": 1}),  # OpenSTL's MAU runs only unpatched
+    "phydnet": Method("PhyDNet", _MAU_PHYDNET),
+    "swinlstm": Method("SwinLSTM_D", "stbench.interop.openstl_swinlstm:convert"),
+    "mmvp": Method("MMVP", "stbench.interop.openstl_mmvp:convert"),
 }
+
+# lower-cased OpenSTL method name -> "module:function" of its converter (derived from METHODS)
+CONVERTERS: dict[str, str] = {m.name.lower(): m.converter for m in METHODS.values()}
+
+# stbench hyper-parameters that are not OpenSTL config keys (the dataset gives shapes) or have another name there
+_NOT_OPENSTL_KEYS = ("encoder", "temporal", "decoder", "in_shape", "t_out", "rollout")
+_OPENSTL_NAMES = {"kernel": "spatio_kernel_enc", "ddr_alpha": "alpha"}
+
+
+def openstl_keys(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """A stbench model's hyper-parameters written as an OpenSTL config (``num_hidden = "128,128"`` ...)."""
+    cfg: dict[str, Any] = {}
+    for ours, v in hparams.items():
+        if ours in _NOT_OPENSTL_KEYS:
+            continue
+        cfg[_OPENSTL_NAMES.get(ours, ours)] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+    if "spatio_kernel_enc" in cfg:
+        cfg["spatio_kernel_dec"] = cfg["spatio_kernel_enc"]
+    return cfg
 
 
 def _resolve(spec: str) -> Callable[..., Any]:
@@ -145,7 +188,7 @@ def from_openstl(method: str, config: Mapping[str, Any] | None, state_dict: Mapp
     key = {"predrnn_v2": "predrnnv2", "predrnn++": "predrnnpp", "predrnn_pp": "predrnnpp",
            "swinlstm": "swinlstm_d"}.get(key, key)
     if key not in CONVERTERS:
-        names = "SimVP, TAU, ConvLSTM, PredRNN, PredRNNv2, PredRNNpp, MIM, E3DLSTM, MAU, PhyDNet, MMVP, SwinLSTM_D"
+        names = ", ".join(dict.fromkeys(m.name for m in METHODS.values()))
         raise CheckpointError(f"unknown OpenSTL method '{method}'; choose one of {names}")
     try:
         convert = _resolve(CONVERTERS[key])

@@ -173,7 +173,7 @@ def build_model(method: str, cfg: dict[str, Any], temporal: str):
                 "N_T": int(cfg["N_T"]), "mlp_ratio": float(cfg["mlp_ratio"]), "drop": float(cfg["drop"]),
                 "drop_path": float(cfg["drop_path"]),
                 "ddr_alpha": float(cfg.get("alpha", 0.1)) if method == "tau" else 0.0, "rollout": "frame"}
-    name = _MODEL_NAMES.get(temporal, f"simvp_{temporal}")
+    name = _MODEL_NAMES.get(temporal, temporal)  # a MetaVP model is registered under its translator's name
     try:
         model = build("simvp", temporal, in_shape=(t_in, C, H, W), t_out=t_out, defaults=defaults, model_name=name)
         if k_dec != k_enc:

@@ -11,8 +11,9 @@ flags) in a fresh process, so:
 - re-submitting the same command skips the completed cells (their records say so) and resumes the
   interrupted ones from their checkpoints;
 - a cell that fails (NaN loss, an exception, a node failure) fails alone; the others go on.
-Each submission writes a manifest ``<out>/grid/<dataset>__<preset>.json`` (cells and job ids) from
-which ``stbench status`` lists the cells that have no record yet as ``queued``.
+Each submission writes a manifest ``<out>/grid/<dataset>__<preset>.json`` (cells and job ids,
+:mod:`stbench.launch.manifest`) from which ``stbench status`` lists the cells that have no record yet as ``queued``.
+Each job runs the function the caller passes (``stbench.cli.main``): this module does not import the CLI.
 
 ``--launcher submitit-local`` takes the same path with submitit's local executor (separate processes
 on this machine, no Slurm): a way to test a sweep before sending it to a cluster.
@@ -20,7 +21,6 @@ on this machine, no Slurm): a way to test a sweep before sending it to a cluster
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from stbench.errors import UserError
-from stbench.records import atomic_write_json, now_iso, read_record, record_path
+from stbench.launch.manifest import job_key, update_manifest
+from stbench.records import now_iso, read_record, record_path
 
 # options of `stbench run` that the launcher sets per cell or consumes itself (value-taking first)
 _CELL_OPTS = ("--models", "--seeds", "--seed", "--shard", "--launcher", "--slurm-partition",
@@ -104,17 +105,6 @@ def cell_argv(argv: Sequence[str], model: str, seed: int, budget: str | None = N
     return [*out, "--models", model, "--seeds", str(seed), "--resume", *(("--budget", budget) if budget else ())]
 
 
-def run_cell(argv: list[str]) -> int:
-    """What one job runs (in a fresh process on a compute node): ``stbench <argv>``."""
-    from stbench.cli import main
-
-    return main(argv)
-
-
-def manifest_path(out: Path, dataset: str, preset: str) -> Path:
-    return Path(out) / "grid" / f"{dataset}__{preset}.json"
-
-
 def _executor(name: str, out: Path, cluster: str, slurm: SlurmOptions) -> tuple[Any, Path]:
     """A submitit executor for ``stbench`` jobs (Slurm, or local processes with ``cluster="local"``)."""
     try:
@@ -162,61 +152,80 @@ def wait_jobs(jobs: list[Any], labels: list[str], echo: Any = print) -> int:
     return 1 if failed else 0
 
 
-def submit_grid(argv: Sequence[str], *, models: list[str], seeds: list[int], dataset: str, preset: str, out: Path,
-                force: bool, cluster: str, slurm: SlurmOptions, wait: bool = False, echo: Any = print,
-                budgets: Sequence[str | None] = (None,),
-                folder_of: Callable[[str, str | None], str | None] | None = None) -> int:
-    """Submit every cell of the grid whose record is not completed; returns 0 (or, with ``wait``, 1
-    when a cell failed). ``stbench sweep`` passes its ``budgets`` (one cell per model x budget x seed) and
-    ``folder_of(model, budget)``, the records sub-folder of that budget (:func:`stbench.runner.budget_dir_of`)."""
-    folder_of = folder_of or (lambda m, b: None)
-    cells = [(m, s, b, folder_of(m, b)) for b in budgets for m in models for s in seeds]
+Job = Callable[[list[str]], int]  # what one job runs in a fresh process on a compute node: stbench.cli.main(argv)
+
+
+@dataclass
+class Launch:
+    """Where and how cells are submitted: each job runs ``job(argv)`` on ``cluster`` (``slurm``, or ``local`` for
+    submitit's local processes) with ``slurm``'s resources; ``wait`` for the jobs; ``echo`` prints progress."""
+
+    job: Job
+    cluster: str
+    slurm: SlurmOptions
+    wait: bool = False
+    echo: Callable[[str], Any] = print
+
+    @classmethod
+    def from_args(cls, args: Any, job: Job, echo: Callable[[str], Any] = print) -> Launch:
+        """From ``--launcher slurm|submitit-local``, the ``--slurm-*`` options and ``--wait``."""
+        return cls(job, "local" if args.launcher == "submitit-local" else "slurm", SlurmOptions.from_args(args),
+                   bool(args.wait), echo)
+
+
+@dataclass
+class Grid:
+    """The cells of one grid: models x seeds (x ``budgets``, ``stbench sweep``: one cell per model x budget x seed,
+    ``folder_of(model, budget)`` the records sub-folder of that budget, :func:`stbench.runner.budget_dir_of`)."""
+
+    models: list[str]
+    seeds: list[int]
+    dataset: str
+    preset: str
+    out: Path
+    force: bool = False  # submit completed cells too
+    budgets: Sequence[str | None] = (None,)
+    folder_of: Callable[[str, str | None], str | None] | None = None
+
+    def cells(self) -> list[tuple[str, int, str | None, str | None]]:
+        """(model, seed, budget, records sub-folder) of every cell."""
+        folder_of = self.folder_of or (lambda m, b: None)
+        return [(m, s, b, folder_of(m, b)) for b in self.budgets for m in self.models for s in self.seeds]
+
+
+def submit_grid(argv: Sequence[str], grid: Grid, launch: Launch) -> int:
+    """Submit every cell of ``grid`` whose record is not completed, each a job running the user's command for that
+    cell (:func:`cell_argv`); returns 0 (or, with ``launch.wait``, 1 when a cell failed). The cells and job ids go to
+    the grid's manifest (:mod:`stbench.launch.manifest`)."""
+    echo, out = launch.echo, grid.out
+    cells = grid.cells()
     todo, done = [], []
     for cell in cells:
         m, s, _, sub = cell
-        old = read_record(record_path(out, dataset, preset, m, s, budget_dir=sub))
-        (done if old is not None and old.status == "completed" and not force else todo).append(cell)
-    echo(f"grid {dataset}/{preset}: {len(cells)} cells, {len(done)} already completed, submitting {len(todo)}")
+        old = read_record(record_path(out, grid.dataset, grid.preset, m, s, budget_dir=sub))
+        (done if old is not None and old.status == "completed" and not grid.force else todo).append(cell)
+    echo(f"grid {grid.dataset}/{grid.preset}: {len(cells)} cells, {len(done)} already completed, "
+         f"submitting {len(todo)}")
     jobs: list[Any] = []
     if todo:
-        ex, folder = _executor(f"stbench-{dataset}-{preset}", out, cluster, slurm)
-        argvs = [cell_argv(argv, m, s, b) for m, s, b, _ in todo]
-        jobs = ex.map_array(run_cell, argvs)
-        for (m, s, b, _), job in zip(todo, jobs):
-            echo(f"  {m} seed {s}{' ' + b if b else ''}: job {job.job_id}")
+        ex, folder = _executor(f"stbench-{grid.dataset}-{grid.preset}", out, launch.cluster, launch.slurm)
+        jobs = ex.map_array(launch.job, [cell_argv(argv, m, s, b) for m, s, b, _ in todo])
+        for (m, s, b, _), j in zip(todo, jobs):
+            echo(f"  {m} seed {s}{' ' + b if b else ''}: job {j.job_id}")
         echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
-    path = manifest_path(out, dataset, preset)
-    old = _read_json(path)
-    job_ids = dict(old.get("jobs", {}))
-    job_ids.update({f"{sub + '/' if sub else ''}{m}__seed{s}": str(j.job_id) for (m, s, _, sub), j in zip(todo, jobs)})
-    listed = [[m, s, sub] if sub else [m, s] for m, s, _, sub in cells]
-    cells_all = list(dict.fromkeys([*(tuple(c) for c in old.get("cells", [])), *map(tuple, listed)]))
-    atomic_write_json(path, {"dataset": dataset, "preset": preset, "cells": [list(c) for c in cells_all],
-                             "jobs": job_ids, "updated_at": now_iso()})
-    if not wait:
+    update_manifest(out, grid.dataset, grid.preset, [(m, s, sub) for m, s, _, sub in cells],
+                    {job_key(m, s, sub): str(j.job_id) for (m, s, _, sub), j in zip(todo, jobs)})
+    if not launch.wait:
         return 0
     return wait_jobs(jobs, [f"{m} seed {s}{' ' + b if b else ''}" for m, s, b, _ in todo], echo)
 
 
-def submit_models(argvs: dict[str, list[str]], *, name: str, out: Path, cluster: str, slurm: SlurmOptions,
-                  wait: bool = False, echo: Any = print) -> int:
-    """One job per model, each running ``stbench <argv>`` (``stbench tune``: a model's trials and final runs are
+def submit_models(argvs: dict[str, list[str]], name: str, out: Path, launch: Launch) -> int:
+    """One job per model, each running ``launch.job(argv)`` (``stbench tune``: a model's trials and final runs are
     one job, since its final runs depend on its trials)."""
-    ex, folder = _executor(name, out, cluster, slurm)
-    jobs = ex.map_array(run_cell, list(argvs.values()))
-    for model, job in zip(argvs, jobs):
-        echo(f"  {model}: job {job.job_id}")
-    echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
-    return wait_jobs(jobs, list(argvs), echo) if wait else 0
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def read_manifests(out: Path) -> list[dict[str, Any]]:
-    return [m for p in sorted((Path(out) / "grid").glob("*.json")) if (m := _read_json(p))]
+    ex, folder = _executor(name, out, launch.cluster, launch.slurm)
+    jobs = ex.map_array(launch.job, list(argvs.values()))
+    for model, j in zip(argvs, jobs):
+        launch.echo(f"  {model}: job {j.job_id}")
+    launch.echo(f"submitted {len(jobs)} job(s); logs under {folder}; watch with: stbench status --results {out}")
+    return wait_jobs(jobs, list(argvs), launch.echo) if launch.wait else 0

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from stbench.errors import UserError
+from stbench.recipes import setting
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MEMORY_FORMATS = ("nchw", "channels_last", "auto")
@@ -205,8 +206,8 @@ def candidates(precision: str, memory_format: str | None, device: torch.device,
 def asked_for(cfg: dict[str, Any], precision: str | None = None,
               memory_format: str | None = None) -> tuple[str, str | None]:
     """(precision, layout) names a run of recipe ``cfg`` asks for: the recipe's (precision ``fp32`` when it sets
-    none) unless ``precision`` / ``memory_format`` (the command line) force one."""
-    return precision or cfg.get("precision", "fp32"), memory_format or cfg.get("memory_format")
+    none: :data:`stbench.recipes.DEFAULTS`) unless ``precision`` / ``memory_format`` (the command line) force one."""
+    return precision or setting(cfg, "precision"), memory_format or cfg.get("memory_format")
 
 
 def run_precision(model: torch.nn.Module, cfg: dict[str, Any], device: torch.device, precision: str | None = None,

@@ -320,7 +320,9 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
     if net.t_out != _spec_t_out(dataset, ds_kw):
         ds_kw["t_out"] = net.t_out  # e.g. an OpenSTL config with aft_seq_length = 20
     ds = get_dataset(dataset, data_root=data_root, **ds_kw)
-    check_splits(ds, ("test",))
+    if is_card_weights(checkpoint):  # training statistics (weather's mean / std, climatology) from the card
+        ds.set_statistics(card.get("normalisation") or {})
+    check_splits(ds, ("test",))  # the test split only: no training file is opened
     if tuple(ds.spec.in_shape) != tuple(net.in_shape) or int(ds.spec.t_out) != int(net.t_out):
         raise UserError(f"the checkpoint's model takes {tuple(net.in_shape)} -> {net.t_out} frames but dataset "
                         f"'{dataset}' gives {tuple(ds.spec.in_shape)} -> {ds.spec.t_out}; pick the matching "
@@ -369,7 +371,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                     config={"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,
                             "data_root": data_root, "model_hparams": getattr(net, "hparams", {}), "device": str(dev),
                             "rollout": net.rollout, **cfg_info})
-    rec.config["data_source"] = data = dict(data_source(dataset, data_root))
+    rec.config["data_source"] = data = dict(data_source(dataset, data_root, ("test",)))  # the files scored
     rpath = rec.path(out)
     rec.run_id = f"{dataset}/{preset}/{rpath.stem}"  # the record file's own name (checkpoint name sanitised)
     with cell_lock(rpath):

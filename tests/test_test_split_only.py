@@ -99,3 +99,27 @@ def test_taxibj_train_run_without_training_arrays_stops(tmp_path, capsys):
     ds = get_dataset("taxibj", data_root=str(tmp_path))
     assert ds.num_samples("test") == 5
     assert "X_train: missing" in train_run_stops(capsys, "taxibj", tmp_path, tmp_path / "o")
+
+
+# ---------------------------------------------------------------------------------------------
+# kth: persons 17-25 alone
+# ---------------------------------------------------------------------------------------------
+def test_kth_test_persons_alone(tmp_path, capsys):
+    from test_datasets_kth import _write
+
+    full, only = tmp_path / "full", tmp_path / "only"
+    _write(full)
+    shutil.copytree(full, only)
+    for d in only.glob("kth/*/person*"):
+        if d.name[6:8] != "17":
+            shutil.rmtree(d)
+    kw = dict(t_in=2, t_out=2, image_size=16)
+    a, b = get_dataset("kth", data_root=str(full), **kw), get_dataset("kth", data_root=str(only), **kw)
+    assert a.num_samples("test") == b.num_samples("test") == 12 and b.spec.sizes == {"test": 12}
+    same_test_batches(a, b, 12)
+    assert data_source("kth", str(full), ("test",))["fingerprint"] == data_source("kth", str(only), ("test",))[
+        "fingerprint"]
+    with pytest.raises(DataError, match="no person directories of persons 01-16") as exc:
+        b.num_samples("train")
+    assert "\n" not in str(exc.value)
+    assert "no person directories" in train_run_stops(capsys, "kth", only, tmp_path / "o")

@@ -113,7 +113,8 @@ def data_source(dataset: str, data_root: str | None, splits: tuple[str, ...] | N
     dataset's files under ``data_root`` (the files its checker names, else every file under the root): each
     file's name, size and bytes (whole up to 64 MiB; beyond, 8 MiB from its start, middle and end). ``splits``
     (e.g. ``("test",)`` for ``stbench eval``): only the files of those splits, when the checker can tell them
-    apart (its ``splits`` argument), so scoring never opens the training files; the result then says so."""
+    apart (its ``splits`` argument), so scoring never opens the training files (a checker that names directories,
+    e.g. kth's person directories: the files in them); the result then says so."""
     if data_root is None:
         return {"kind": "built-in"}
     import hashlib
@@ -127,8 +128,11 @@ def data_source(dataset: str, data_root: str | None, splits: tuple[str, ...] | N
                                           else fn(root, splits=tuple(splits)))]
         except DataError:
             files = []
-        files = [f if f.is_absolute() else root / f for f in files]
-        files = [f for f in files if f.is_file()]
+        named = [f if f.is_absolute() else root / f for f in files]
+        files = [f for f in named if f.is_file()]
+        if not files and splits is not None:  # a checker naming directories (kth: person directories): their files
+            files = [f for d in named if d.is_dir() for f in d.rglob("*")
+                     if f.is_file() and not any(p.startswith(".") for p in f.relative_to(d).parts)]
     if not files:
         files = [f for f in root.rglob("*") if f.is_file() and not any(p.startswith(".") for p in f.parts)]
     h = hashlib.sha256()

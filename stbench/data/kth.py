@@ -219,7 +219,8 @@ def _metrics(lpips: bool) -> tuple[str, ...]:
     return (*DEFAULT_METRICS, "lpips")
 
 
-def kth_check_rows(data_root: str | Path, splits: tuple[str, ...] = ("train", "val", "test")) -> list[tuple[str, str, str]]:
+def kth_check_rows(data_root: str | Path,
+                   splits: tuple[str, ...] = ("train", "val", "test")) -> list[tuple[str, str, str]]:
     """One row per action directory and per person directory (its first frame decoded and checked); only the
     directories of ``splits``' persons (train / val: 01-16, test: 17-25) are looked at."""
     persons = set(TEST_PERSONS if "test" in splits else ()) | set(TRAIN_PERSONS if {"train", "val"} & set(splits)

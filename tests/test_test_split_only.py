@@ -123,3 +123,27 @@ def test_kth_test_persons_alone(tmp_path, capsys):
         b.num_samples("train")
     assert "\n" not in str(exc.value)
     assert "no person directories" in train_run_stops(capsys, "kth", only, tmp_path / "o")
+
+
+# ---------------------------------------------------------------------------------------------
+# human: test.txt and its frames alone
+# ---------------------------------------------------------------------------------------------
+def test_human_test_list_alone(tmp_path, capsys):
+    from test_datasets_human import _write
+
+    full, only = tmp_path / "full", tmp_path / "only"
+    _write(full)
+    shutil.copytree(full, only)
+    (only / "human" / "train.txt").unlink()
+    for f in (only / "human" / "images").glob("S[18]_*.jpg"):
+        f.unlink()
+    a, b = get_dataset("human", data_root=str(full), image_size=16), get_dataset("human", data_root=str(only),
+                                                                                image_size=16)
+    assert b.num_samples("test") == 1 and b.spec.sizes == {"test": 1}
+    same_test_batches(a, b, 1)
+    assert data_source("human", str(full), ("test",))["fingerprint"] == data_source("human", str(only), ("test",))[
+        "fingerprint"]
+    with pytest.raises(DataError, match="train.txt: missing") as exc:
+        b.num_samples("train")
+    assert "\n" not in str(exc.value)
+    assert "train.txt: missing" in train_run_stops(capsys, "human", only, tmp_path / "o")

@@ -147,3 +147,25 @@ def test_human_test_list_alone(tmp_path, capsys):
         b.num_samples("train")
     assert "\n" not in str(exc.value)
     assert "train.txt: missing" in train_run_stops(capsys, "human", only, tmp_path / "o")
+
+
+# ---------------------------------------------------------------------------------------------
+# sevir: the catalog and the files of the test events alone
+# ---------------------------------------------------------------------------------------------
+def test_sevir_test_events_files_alone(tmp_path, capsys):
+    pytest.importorskip("h5py", reason="the stbench[sevir] extra is not installed")
+    from test_datasets_sevir import FILES, _write
+
+    full, only = tmp_path / "full", tmp_path / "only"
+    _write(full)
+    shutil.copytree(full, only)
+    (only / "data" / FILES["a"]).unlink()  # the file of the training events (2018)
+    a, b = get_dataset("sevir", data_root=str(full)), get_dataset("sevir", data_root=str(only))
+    assert a.spec.in_shape == b.spec.in_shape and b.num_samples("test") == 6
+    same_test_batches(a, b, 6)
+    assert data_source("sevir", str(full), ("test",))["fingerprint"] == data_source("sevir", str(only), ("test",))[
+        "fingerprint"]
+    with pytest.raises(DataError, match="SEVIR_VIL_STORMEVENTS_2018.*missing") as exc:
+        b.num_samples("train")
+    assert "\n" not in str(exc.value)
+    assert "missing" in train_run_stops(capsys, "sevir", only, tmp_path / "o")

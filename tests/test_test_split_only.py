@@ -169,3 +169,27 @@ def test_sevir_test_events_files_alone(tmp_path, capsys):
         b.num_samples("train")
     assert "\n" not in str(exc.value)
     assert "missing" in train_run_stops(capsys, "sevir", only, tmp_path / "o")
+
+
+# ---------------------------------------------------------------------------------------------
+# well: the test directory alone
+# ---------------------------------------------------------------------------------------------
+def test_well_test_directory_alone(tmp_path, capsys):
+    pytest.importorskip("h5py", reason="the stbench[well] extra is not installed")
+    from test_datasets_well import _tree
+
+    full, only = tmp_path / "full", tmp_path / "only"
+    _tree(full)
+    shutil.copytree(full / "data" / "test", only / "data" / "test")
+    kw = dict(t_in=2, t_out=2)
+    a, b = get_dataset("well", data_root=str(full), **kw), get_dataset("well", data_root=str(only), **kw)
+    assert a.spec.in_shape == b.spec.in_shape == (2, 3, 8, 6) and a.spec.metrics == b.spec.metrics
+    assert b.num_samples("test") == 8 and b.spec.sizes == {"test": 8}
+    same_test_batches(a, b, 8)
+    assert data_source("well", str(full), ("test",))["fingerprint"] == data_source("well", str(only), ("test",))[
+        "fingerprint"]
+    with pytest.raises(DataError, match="train: missing") as exc:
+        b.num_samples("train")
+    assert "\n" not in str(exc.value)
+    assert "missing" in train_run_stops(capsys, "well", only, tmp_path / "o", "--set", "data.t_in=2",
+                                        "--set", "data.t_out=2")

@@ -77,6 +77,9 @@ def test_weather_scores_the_test_years_with_the_cards_statistics(tmp_path, capsy
     run = json.loads((kept / "tau__seed0.json").read_text())["metrics"]
     for m, v in run.items():  # the run's own test, with the statistics computed in float64: the card keeps float32
         assert scores["only"][m] == pytest.approx(v, rel=1e-5, abs=1e-7), m
+    # a horizon roll-out (`eval --t-out`) takes the card's statistics too
+    assert main(["eval", "--checkpoint", str(kept / "tau__seed0.safetensors"), "--t-out", "14", "--data-root",
+                 str(only), "--out", str(tmp_path / "h"), "--no-profile"]) == 0
     # the fingerprint of a scored root covers its test files only: the same with or without the training years
     assert data_source("weather_t2m_5_625", str(full), ("test",))["fingerprint"] == \
         data_source("weather_t2m_5_625", str(only), ("test",))["fingerprint"]
@@ -193,3 +196,17 @@ def test_well_test_directory_alone(tmp_path, capsys):
     assert "\n" not in str(exc.value)
     assert "missing" in train_run_stops(capsys, "well", only, tmp_path / "o", "--set", "data.t_in=2",
                                         "--set", "data.t_out=2")
+
+
+# ---------------------------------------------------------------------------------------------
+# ns2d / ns2d_long: generated per split; the test split generates (and caches) its own trajectories only
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["ns2d", "ns2d_long"])
+def test_ns2d_test_split_generates_only_its_trajectories(tmp_path, name):
+    from test_datasets_ns2d import TINY
+
+    ds = get_dataset(name, data_root=str(tmp_path), **TINY)
+    x, y = next(ds.batches("test", 2))
+    assert x.shape == (2, 2, 1, 16, 16)
+    cached = [p.name for p in (tmp_path / "ns2d").iterdir()]
+    assert len(cached) == 1 and cached[0].startswith("test_"), cached

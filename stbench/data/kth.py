@@ -22,8 +22,9 @@ the person id). As OpenSTL's loader (``openstl/datasets/dataloader_kth.py``, fac
 Splits: ``test`` = persons 17-25 (as published). OpenSTL has no validation split (it validates on
 test); here ``val`` = the last ``val_persons`` training persons (default 1: person 16), and
 ``train`` the others (01-15), so validation never sees a test person or a training person's clip.
-Frames are read from disk per batch (no copy of the dataset in memory). Images are decoded with
-Pillow if installed, else scikit-image. Metrics as Moving MNIST (per-frame sums on [0, 1], SSIM,
+Frames are read from disk per batch (no copy of the dataset in memory); a split's person directories are
+listed and checked when it is first asked for, so persons 17-25 alone serve the test split (``stbench eval``).
+Images are decoded with Pillow if installed, else scikit-image. Metrics as Moving MNIST (per-frame sums on [0, 1], SSIM,
 PSNR), the published KTH convention; LPIPS when the ``lpips`` package and weights are present.
 """
 

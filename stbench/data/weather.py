@@ -4,7 +4,12 @@ multi-variable ``weather_mv_4_4_s6_5_625`` / ``weather_mv_4_28_s6_5_625`` (4 -> 
 
 Files: ``<data_root>/weather_5_625deg/<variable dir>/<variable dir>*.nc`` (or ``<data_root>/weather/...``),
 read with xarray (optional extra: ``pip install stbench[weather]`` = xarray + netCDF4); the time stamps of
-all files of a variable are merged in time order and only the selected steps are read from each file.
+the files of a variable are merged in time order and only the selected steps are read from each file. A split opens
+only the files of its years when the file names say the year, as WeatherBench's do
+(``2m_temperature_2017_5.625deg.nc``; a file without a year in its name is opened and its time stamps decide), and
+its files are checked when the split is first asked for: the test years alone serve ``stbench eval`` of a kept
+model, whose card carries the training mean / std and climatology (:meth:`_Weather.set_statistics`). Without a card
+those statistics need the training years, and their absence is said in one line.
 
 As OpenSTL's loader (``openstl/datasets/dataloader_weather.py`` and ``dataset_constant.py``, facts only;
 docs/protocol.md "WeatherBench 5.625 deg"):

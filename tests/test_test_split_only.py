@@ -54,7 +54,7 @@ def _weather_years(root):
     return d
 
 
-def test_weather_scores_the_test_years_with_the_cards_statistics(tmp_path, capsys):
+def test_weather_scores_the_test_years_with_the_cards_statistics(tmp_path, capsys, monkeypatch):
     full, only = tmp_path / "full", tmp_path / "only"
     d = _weather_years(full)
     (only / d.relative_to(full)).mkdir(parents=True)
@@ -66,10 +66,16 @@ def test_weather_scores_the_test_years_with_the_cards_statistics(tmp_path, capsy
     card = json.loads((kept / "tau__seed0.card.json").read_text())
     assert card["normalisation"]["climatology"]["shape"] == [1, 32, 64]
     assert len(json.dumps(card["normalisation"])) < 12_000  # float32, base64: small
+    import xarray
+
+    opened, real_open = [], xarray.open_dataset
+    monkeypatch.setattr(xarray, "open_dataset", lambda f, *a, **k: opened.append(str(f)) or real_open(f, *a, **k))
     scores = {}
     for name, root in (("full", full), ("only", only)):
         assert main(["eval", "--checkpoint", str(kept / "tau__seed0.safetensors"), "--data-root", str(root),
                      "--out", str(tmp_path / name), "--no-profile"]) == 0
+        assert opened and all("_2017_" in f or "_2018_" in f for f in opened), opened  # the test years only
+        opened.clear()
         rec = json.loads(next((tmp_path / name).rglob("tau__evaluated_*.json")).read_text())
         scores[name] = rec["metrics"]
         assert rec["config"]["data_source"]["splits"] == ["test"]

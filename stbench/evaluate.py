@@ -368,7 +368,9 @@ def open_test_split(loaded: Loaded, opts: EvalOptions) -> Any:
     if net.t_out != _spec_t_out(dataset, ds_kw):
         ds_kw["t_out"] = net.t_out  # e.g. an OpenSTL config with aft_seq_length = 20
     ds = get_dataset(dataset, data_root=opts.data_root, **ds_kw)
-    check_splits(ds, ("test",))
+    if loaded.card is not None:  # training statistics (weather's mean / std, climatology) from the card
+        ds.set_statistics(loaded.card.get("normalisation") or {})
+    check_splits(ds, ("test",))  # the test split only: no training file is opened
     if tuple(ds.spec.in_shape) != tuple(net.in_shape) or int(ds.spec.t_out) != int(net.t_out):
         raise UserError(f"the checkpoint's model takes {tuple(net.in_shape)} -> {net.t_out} frames but dataset "
                         f"'{dataset}' gives {tuple(ds.spec.in_shape)} -> {ds.spec.t_out}; pick the matching "
@@ -394,7 +396,7 @@ def score(loaded: Loaded, ds: Any, opts: EvalOptions) -> tuple[RunRecord, Scored
                      config={"epochs": loaded.epochs, **cfg, "data": dict(loaded.recipe.get("data", {})),
                              "data_root": opts.data_root, "model_hparams": getattr(net, "hparams", {}),
                              "device": str(dev), "rollout": net.rollout, **loaded.config})
-    rec.config["data_source"] = dict(data_source(loaded.dataset, opts.data_root))
+    rec.config["data_source"] = dict(data_source(loaded.dataset, opts.data_root, ("test",)))  # the files scored
     if opts.profile:
         rec.profile = cost_profile(copy.deepcopy(net), loaded.model, dev, prec)
     net = prec.prepare(net.to(dev))

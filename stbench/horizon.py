@@ -34,13 +34,16 @@ FRAMES_SUFFIX = ".frames.npz"
 
 
 def continued_test_set(card: dict[str, Any], t_out: int, data_root: str | None) -> Any:
-    """The card's dataset variant with its test sequences continued to ``t_out`` predicted frames."""
+    """The card's dataset variant with its test sequences continued to ``t_out`` predicted frames, with the card's
+    training statistics (no training file is read)."""
     from stbench.data import get_dataset
 
     name, options = card["dataset"]["name"], dict((card.get("config") or {}).get("data") or {})
     trained = get_dataset(name, data_root=data_root, **options)
     try:
-        return get_dataset(name, data_root=data_root, **trained.horizon_options(options, t_out))
+        ds = get_dataset(name, data_root=data_root, **trained.horizon_options(options, t_out))
+        ds.set_statistics(card.get("normalisation") or {})  # e.g. weather's: the test years alone are read
+        return ds
     except (ValueError, OSError) as exc:
         raise UserError(f"{name} cannot continue its test sequences to {t_out} frames: "
                         f"{str(exc).splitlines()[0]}" + ("; drop --data-root to score on the generated test set"

@@ -17,7 +17,10 @@ architecture (tensor names and shapes) does not match the weights. Weights are r
 
 Normalisation (:func:`normalisation`): what maps a user's raw array to the model's inputs, from what the dataset's
 spec carries. ``zscore`` (weather: the training years' ``mean`` / ``std`` per channel, ``spec.metric_context``):
-model value = (x - mean_c) / std_c, predictions mapped back with x = value * std_c + mean_c. ``identity`` (every
+model value = (x - mean_c) / std_c, predictions mapped back with x = value * std_c + mean_c; with the
+``climatology`` (weather's per-channel, per-pixel training mean, which ``wacc`` scores against) as base64 float32
+(:func:`stbench.data.spec.encode_array`, about 11 kB per 32 x 64 channel), so ``stbench eval`` of the weights reads
+only the test years (:meth:`stbench.data.spec.Dataset.set_statistics`). ``identity`` (every
 other built-in dataset): inputs are on the dataset's scale (``[0, 1]`` for images); a uint8 array is divided by
 255 first, as every dataset reads its uint8 files (:meth:`stbench.data.spec.Dataset.read`), and predictions are
 mapped back to 0..255. :func:`to_model` / :func:`from_model` apply and undo it.
@@ -34,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stbench.data.spec import encode_array
 from stbench.errors import CheckpointError, DataError, UserError
 from stbench.records import CARD_SUFFIX
 
@@ -67,6 +71,7 @@ def normalisation(spec: Any) -> dict[str, Any]:
         return {"kind": "zscore", "mean": [float(v) for v in np.ravel(ctx["mean"])],
                 "std": [float(v) for v in np.ravel(ctx["std"])],
                 "channels": list(ctx["channels"]) if ctx.get("channels") is not None else None,
+                "climatology": encode_array(ctx["clim"]) if ctx.get("clim") is not None else None,
                 "meaning": "model value = (x - mean_c) / std_c (statistics of the training split)"}
     return {"kind": "identity", "scale": [float(v) for v in spec.scale],
             "meaning": "inputs on the dataset's scale; uint8 arrays are divided by 255 when the scale is [0, 1]"}

@@ -47,8 +47,10 @@ def test_bad_files(tmp_path):
     missing.unlink()
     rows = C.check("human", tmp_path)
     assert [r for r in rows if r[1] != "ok"] == [(str(missing), "missing", "frame of a listed clip")]
+    ds = get_dataset("human", data_root=str(tmp_path), image_size=16)
+    assert ds.num_samples("test") == 1  # a training frame does not concern the test split
     with pytest.raises(DataError, match="missing") as exc:
-        get_dataset("human", data_root=str(tmp_path), image_size=16)
+        ds.num_samples("val")
     assert "\n" not in str(exc.value)
     (tmp_path / "human" / "test.txt").unlink()
     assert "missing" in {r[1] for r in C.check("human", tmp_path)}

@@ -60,8 +60,10 @@ def test_bad_files(tmp_path):
     bad.write_bytes(b"not a jpeg")
     rows = C.check("kth", tmp_path)
     assert sum(r[1] != "ok" for r in rows) == 1 and str(bad) in [r[0] for r in rows if r[1] != "ok"]
+    ds = get_dataset("kth", data_root=str(tmp_path), t_in=2, t_out=2, image_size=16)
+    assert ds.num_samples("test") == 6  # a bad training frame does not concern the test persons
     with pytest.raises(DataError, match="image_0001.jpg") as exc:
-        get_dataset("kth", data_root=str(tmp_path), t_in=2, t_out=2, image_size=16)
+        ds.num_samples("train")
     assert "\n" not in str(exc.value)
     (tmp_path / "kth" / "running").rename(tmp_path / "kth" / "running_x")
     assert ("missing" in {r[1] for r in C.check("kth", tmp_path)})

@@ -96,8 +96,10 @@ def test_data_check_rows_and_bad_files(tmp_path, capsys):
     (tmp_path / "data" / FILES["a"]).unlink()  # the train file is gone
     rows = C.check("sevir", tmp_path)
     assert ("missing" in {s for _, s, _ in rows})
+    ds = get_dataset("sevir", data_root=str(tmp_path))
+    assert ds.num_samples("test") == 6  # the test events' file is there
     with pytest.raises(DataError, match="missing"):
-        get_dataset("sevir", data_root=str(tmp_path))
+        ds.num_samples("train")
     bad = tmp_path / "bad"
     _write(bad, vil_dtype=np.int16)
     assert any(s == "wrong dtype" for _, s, _ in C.check("sevir", bad))

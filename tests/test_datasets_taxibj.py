@@ -48,8 +48,10 @@ def test_bad_files_are_refused_in_one_line(tmp_path, bad, status):
     _write(tmp_path, **bad)
     rows = TB.check_rows(tmp_path)
     assert [r[1] for r in rows].count(status) == 1 and sum(r[1] != "ok" for r in rows) == 1
+    ds = get_dataset("taxibj", data_root=str(tmp_path))  # a split's arrays are checked when it is first asked for
     with pytest.raises(DataError, match=status) as exc:
-        get_dataset("taxibj", data_root=str(tmp_path))
+        for split in ("train", "val", "test"):
+            ds.num_samples(split)
     assert "\n" not in str(exc.value)
 
 
@@ -61,3 +63,26 @@ def test_missing_file_and_missing_root(tmp_path):
     assert spec_only.spec.in_shape == (4, 2, 32, 32)
     with pytest.raises(DataError, match="--data-root"):
         spec_only.num_samples("train")
+
+
+def test_test_split_alone(tmp_path, monkeypatch):
+    """Scoring test loads X_test / Y_test only: a file without the training arrays serves it, and the same file
+    with them gives the same batches without loading them; train asks for them in one line."""
+    arr = _write(tmp_path)
+    full = get_dataset("taxibj", data_root=str(tmp_path))
+    loaded = []
+    real_getitem = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, k: loaded.append(k) or real_getitem(self, k))
+    x_full, y_full = next(full.batches("test", 5))
+    assert set(loaded) == {"X_test", "Y_test"}
+    monkeypatch.undo()
+    only = tmp_path / "only_test"
+    (only / "taxibj").mkdir(parents=True)
+    np.savez(only / "taxibj" / "dataset.npz", X_test=arr["X_test"], Y_test=arr["Y_test"])
+    ds = get_dataset("taxibj", data_root=str(only))
+    assert ds.num_samples("test") == 5 and ds.spec.sizes == {"test": 5}
+    x, y = next(ds.batches("test", 5))
+    assert np.array_equal(x.numpy(), x_full.numpy()) and np.array_equal(y.numpy(), y_full.numpy())
+    with pytest.raises(DataError, match="X_train.*missing") as exc:
+        ds.num_samples("train")
+    assert "\n" not in str(exc.value)

@@ -60,8 +60,10 @@ def test_bad_files(tmp_path):
     _write(tmp_path / "data" / "test" / "toy_test.hdf5", bad_dtype=True)
     rows = C.check("well", tmp_path)
     assert [r[1] for r in rows].count("wrong dtype") == 1 and sum(r[1] != "ok" for r in rows) == 1
+    ds = get_dataset("well", data_root=str(tmp_path), t_in=2, t_out=2)  # a split's files: checked when asked for
+    assert ds.num_samples("train") == 2 * (7 - 4 + 1)  # the bad test file does not concern train
     with pytest.raises(DataError, match="wrong dtype") as exc:
-        get_dataset("well", data_root=str(tmp_path))
+        ds.num_samples("test")
     assert "\n" not in str(exc.value)
     (tmp_path / "data" / "test" / "toy_test.hdf5").write_bytes(b"junk")
     assert "not a readable HDF5" in " ".join(r[2] for r in C.check("well", tmp_path))

@@ -18,6 +18,7 @@ from typing import Any
 
 from stbench.errors import DataError
 
+SPLITS = ("train", "val", "test")
 STATUSES = ("ok", "missing", "wrong shape", "wrong dtype", "out of range")
 Row = tuple[str, str, str]
 
@@ -62,13 +63,17 @@ def raise_on_bad(rows: list[Row]) -> None:
                             "`stbench data check --dataset NAME --data-root DIR`")
 
 
-def mmnist_rows(data_root: str | Path) -> list[Row]:
-    """Moving MNIST's standard files, validated by the readers the dataset uses (header-level checks)."""
+def mmnist_rows(data_root: str | Path, splits: tuple[str, ...] = SPLITS) -> list[Row]:
+    """Moving MNIST's standard files, validated by the readers the dataset uses (header-level checks); the
+    training images serve ``train`` / ``val``, the test file ``test``."""
     from stbench.data import digits as D
 
     rows: list[Row] = []
-    for names, what, read in ((D.IDX_NAMES, "the MNIST training images", D.read_idx_images),
-                              ((D.TEST_SEQ_NAME,), f"{D.TEST_SEQ_NAME} (20 x 10000 x 64 x 64)", D.read_mnist_test_seq)):
+    files = ((D.IDX_NAMES, "the MNIST training images", D.read_idx_images, ("train", "val")),
+             ((D.TEST_SEQ_NAME,), f"{D.TEST_SEQ_NAME} (20 x 10000 x 64 x 64)", D.read_mnist_test_seq, ("test",)))
+    for names, what, read, serves in files:
+        if not set(serves) & set(splits):
+            continue
         try:
             path = D.find_file(data_root, names, what)
         except DataError:
@@ -102,11 +107,14 @@ def _file_digest(path: Path, h: Any) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def data_source(dataset: str, data_root: str | None) -> dict[str, Any]:
+def data_source(dataset: str, data_root: str | None, splits: tuple[str, ...] | None = None) -> dict[str, Any]:
     """What a record's numbers were computed on, part of its identity (issue 24): ``{"kind": "built-in"}``
     (generated or shipped data), or ``{"kind": "files", "root": ..., "fingerprint": sha256[:16]}`` over the
     dataset's files under ``data_root`` (the files its checker names, else every file under the root): each
-    file's name, size and bytes (whole up to 64 MiB; beyond, 8 MiB from its start, middle and end)."""
+    file's name, size and bytes (whole up to 64 MiB; beyond, 8 MiB from its start, middle and end). ``splits``
+    (e.g. ``("test",)`` for ``stbench eval``): only the files of those splits, when the checker can tell them
+    apart (its ``splits`` argument), so scoring never opens the training files (a checker that names directories,
+    e.g. kth's person directories: the files in them); the result then says so."""
     if data_root is None:
         return {"kind": "built-in"}
     import hashlib
@@ -116,11 +124,15 @@ def data_source(dataset: str, data_root: str | None) -> dict[str, Any]:
     fn = _checker_or_none(dataset)
     if fn is not None:
         try:
-            files = [Path(r[0]) for r in fn(root)]
+            files = [Path(r[0]) for r in (fn(root) if splits is None or not takes_splits(fn)
+                                          else fn(root, splits=tuple(splits)))]
         except DataError:
             files = []
-        files = [f if f.is_absolute() else root / f for f in files]
-        files = [f for f in files if f.is_file()]
+        named = [f if f.is_absolute() else root / f for f in files]
+        files = [f for f in named if f.is_file()]
+        if not files and splits is not None:  # a checker naming directories (kth: person directories): their files
+            files = [f for d in named if d.is_dir() for f in d.rglob("*")
+                     if f.is_file() and not any(p.startswith(".") for p in f.relative_to(d).parts)]
     if not files:
         files = [f for f in root.rglob("*") if f.is_file() and not any(p.startswith(".") for p in f.parts)]
     h = hashlib.sha256()
@@ -130,7 +142,20 @@ def data_source(dataset: str, data_root: str | None) -> dict[str, Any]:
             _file_digest(f, h)
         except OSError as exc:
             raise DataError(f"{f}: unreadable ({exc.strerror or exc}); fix the file or its permissions") from None
-    return {"kind": "files", "root": str(root), "fingerprint": h.hexdigest()[:16]}
+    out = {"kind": "files", "root": str(root), "fingerprint": h.hexdigest()[:16]}
+    if splits is not None and fn is not None and takes_splits(fn):
+        out["splits"] = list(splits)
+    return out
+
+
+def takes_splits(fn: Callable[..., Any]) -> bool:
+    """Whether a file checker takes ``splits`` (checks only the files of the splits asked for)."""
+    import inspect
+
+    try:
+        return "splits" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
 
 
 def _checker_or_none(dataset: str) -> Callable[[str | Path], list[Row]] | None:
@@ -157,7 +182,7 @@ def same_source(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
         return False
     if a.get("kind") != "files":
         return True
-    if a.get("fingerprint") and b.get("fingerprint"):
+    if a.get("fingerprint") and b.get("fingerprint") and a.get("splits") == b.get("splits"):
         return a["fingerprint"] == b["fingerprint"]
     return Path(str(a.get("root"))).resolve() == Path(str(b.get("root"))).resolve()
 

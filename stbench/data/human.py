@@ -1,6 +1,7 @@
 """``human``: Human3.6M frames (Ionescu et al., TPAMI 2014) in OpenSTL's layout, 4 -> 4, RGB 256 x 256.
 
-Files: ``<data_root>/human/train.txt`` and ``test.txt``, one clip per line ``<prefix>,<begin>[,...]``;
+Files: ``<data_root>/human/train.txt`` and ``test.txt``, one clip per line ``<prefix>,<begin>[,...]`` (the test
+split needs only ``test.txt`` and its frames: ``stbench eval`` reads nothing of the training list);
 frame ``j`` of a clip is the JPEG ``<data_root>/human/<prefix><j as 6 digits>.jpg`` (e.g.
 ``images/S11_Walking.60457274_001621.jpg``), ``j = begin, begin + 5, ...`` (every 5th frame), 8 frames.
 As OpenSTL's loader (``openstl/datasets/dataloader_human.py``, facts only): frames not 256 px high
@@ -49,12 +50,14 @@ def frame_path(root: Path, prefix: str, j: int) -> Path:
     return root / f"{prefix}{j:06d}.jpg"
 
 
-def check_rows(data_root: str | Path, frames: int = 8, image_size: int = 256) -> list[tuple[str, str, str]]:
-    """Rows for the two index files and the first and last frame of every listed clip (all frames would
-    be slow on 2.5 million files)."""
+def check_rows(data_root: str | Path, frames: int = 8, image_size: int = 256,
+               splits: tuple[str, ...] = ("train", "val", "test")) -> list[tuple[str, str, str]]:
+    """Rows for the index files of ``splits`` (train / val: train.txt, test: test.txt) and the first and last frame
+    of every clip they list (all frames would be slow on 2.5 million files)."""
     root = Path(data_root) / "human"
     rows = []
-    for name in ("train.txt", "test.txt"):
+    for name in [n for n, serves in (("train.txt", ("train", "val")), ("test.txt", ("test",)))
+                 if set(serves) & set(splits)]:
         lst = root / name
         if not lst.is_file():
             rows.append((str(lst), "missing", "index file of clips '<prefix>,<begin>'"))
@@ -99,30 +102,37 @@ class Human36M(Dataset):
         self.size = params["image_size"]
         self.root = None if data_root is None else Path(data_root) / "human"
         self.clips: dict[str, list[tuple[str, int]]] = {}
-        if data_root is not None:  # without it: the spec only (model building); reading asks for --data-root
-            raise_on_bad(check_rows(data_root, self.frames, self.size))
-            train = parse_list(self.root / "train.txt")
-            subj = [(_SUBJECT.search(p) or [None, None])[1] for p, _ in train]
-            self.clips = {"train": [c for c, s in zip(train, subj) if s != val_subject],
-                          "val": [c for c, s in zip(train, subj) if s == val_subject],
-                          "test": parse_list(self.root / "test.txt")}
-            for s in ("train", "val", "test"):
-                if not self.clips[s]:
-                    raise DataError(f"{self.root}: no {s} clips (val = training clips of subject {val_subject}); "
-                                    "fix: --set data.val_subject=S<n> with a subject of train.txt")
         self.spec = DatasetSpec(
             name="human", in_shape=(params["t_in"], 3, self.size, self.size), t_out=params["t_out"],
             scale=(0.0, 1.0), metrics=_metrics(bool(lpips)),
             description=f"Human3.6M RGB {self.size}x{self.size}, every 5th frame, {params['t_in']} -> "
                         f"{params['t_out']}; val = training subject {val_subject}, test = test.txt",
-            sizes={s: len(c) for s, c in self.clips.items()}, params=params,
+            sizes={}, params=params,  # a split's list is read when it is first asked for: test alone needs test.txt
         )
+
+    def _open(self, split: str) -> None:
+        """Check ``split``'s index file and frames (bad ones stop here, before training) and list its clips."""
+        raise_on_bad(check_rows(self.root.parent, self.frames, self.size, (split,)))
+        if split == "test":
+            self.clips["test"] = parse_list(self.root / "test.txt")
+        else:
+            vs = self.variant["val_subject"]
+            train = parse_list(self.root / "train.txt")
+            subj = [(_SUBJECT.search(p) or [None, None])[1] for p, _ in train]
+            self.clips["train"] = [c for c, s in zip(train, subj) if s != vs]
+            self.clips["val"] = [c for c, s in zip(train, subj) if s == vs]
+            if not self.clips[split]:
+                raise DataError(f"{self.root}: no {split} clips (val = training clips of subject {vs}); "
+                                "fix: --set data.val_subject=S<n> with a subject of train.txt")
+        self.spec.sizes.update({s: len(c) for s, c in self.clips.items()})
 
     def num_samples(self, split: str) -> int:
         self.check_split(split)
         if self.root is None:
             raise DataError("human reads Human3.6M frames and train.txt/test.txt; fix: pass --data-root DIR "
                             "(the directory holding human/)")
+        if split not in self.spec.sizes:
+            self._open(split)
         return self.spec.sizes[split]
 
     @functools.cached_property

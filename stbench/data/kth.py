@@ -22,8 +22,9 @@ the person id). As OpenSTL's loader (``openstl/datasets/dataloader_kth.py``, fac
 Splits: ``test`` = persons 17-25 (as published). OpenSTL has no validation split (it validates on
 test); here ``val`` = the last ``val_persons`` training persons (default 1: person 16), and
 ``train`` the others (01-15), so validation never sees a test person or a training person's clip.
-Frames are read from disk per batch (no copy of the dataset in memory). Images are decoded with
-Pillow if installed, else scikit-image. Metrics as Moving MNIST (per-frame sums on [0, 1], SSIM,
+Frames are read from disk per batch (no copy of the dataset in memory); a split's person directories are
+listed and checked when it is first asked for, so persons 17-25 alone serve the test split (``stbench eval``).
+Images are decoded with Pillow if installed, else scikit-image. Metrics as Moving MNIST (per-frame sums on [0, 1], SSIM,
 PSNR), the published KTH convention; LPIPS when the ``lpips`` package and weights are present.
 """
 
@@ -140,25 +141,17 @@ class _KTH(Dataset):
         params = dict(t_in=int(t_in), t_out=t_out, image_size=int(image_size), val_persons=int(val_persons))
         super().__init__(data_root=data_root, seed=seed, **params)
         self.root = None if data_root is None else Path(data_root) / "kth"
-        if data_root is not None:  # without it: the spec only (model building); reading asks for --data-root
-            raise_on_bad(kth_check_rows(data_root))  # bad files stop here, before training
         self.seq_len = params["t_in"] + t_out
         self.image_size = params["image_size"]
         n_val = params["val_persons"]
         self.persons = {"train": TRAIN_PERSONS[:-n_val], "val": TRAIN_PERSONS[-n_val:], "test": TEST_PERSONS}
-        sizes = {} if self.root is None else {s: len(self._clips(s)[0]) for s in ("train", "val", "test")}
-        for s, n in sizes.items():
-            if n == 0:
-                raise DataError(f"{self.root}: no {s} clip of {self.seq_len} consecutive frames for persons "
-                                f"{self.persons[s][0]}-{self.persons[s][-1]}; fix: check the frames with "
-                                "`stbench data check`")
         self.spec = DatasetSpec(
             name=self.name, in_shape=(params["t_in"], 1, self.image_size, self.image_size), t_out=t_out,
             scale=(0.0, 1.0), metrics=_metrics(lpips),
             description=f"KTH actions, grey {self.image_size}x{self.image_size}, {params['t_in']} -> {t_out}, "
                         f"OpenSTL clip sampling (person dirs sorted); train persons 01-{self.persons['train'][-1]}, "
                         f"val {self.persons['val'][0]}-16, test 17-25",
-            sizes=sizes, params=params,
+            sizes={}, params=params,  # a split is checked and sized when first asked for: test alone reads 17-25
         )
 
     @functools.lru_cache(maxsize=3)  # noqa: B019
@@ -171,6 +164,14 @@ class _KTH(Dataset):
         if self.root is None:
             raise DataError(f"{self.name} reads the KTH frames kth/<action>/<person dir>/image_*.jpg; "
                             "fix: pass --data-root DIR (the directory holding kth/)")
+        if split not in self.spec.sizes:  # bad files of the split stop here, before training
+            raise_on_bad(kth_check_rows(self.root.parent, (split,)))
+            n = len(self._clips(split)[0])
+            if n == 0:
+                raise DataError(f"{self.root}: no {split} clip of {self.seq_len} consecutive frames for persons "
+                                f"{self.persons[split][0]}-{self.persons[split][-1]}; fix: check the frames with "
+                                "`stbench data check`")
+            self.spec.sizes[split] = n
         return self.spec.sizes[split]
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
@@ -219,8 +220,12 @@ def _metrics(lpips: bool) -> tuple[str, ...]:
     return (*DEFAULT_METRICS, "lpips")
 
 
-def kth_check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
-    """One row per action directory and per person directory (its first frame decoded and checked)."""
+def kth_check_rows(data_root: str | Path,
+                   splits: tuple[str, ...] = ("train", "val", "test")) -> list[tuple[str, str, str]]:
+    """One row per action directory and per person directory (its first frame decoded and checked); only the
+    directories of ``splits``' persons (train / val: 01-16, test: 17-25) are looked at."""
+    persons = set(TEST_PERSONS if "test" in splits else ()) | set(TRAIN_PERSONS if {"train", "val"} & set(splits)
+                                                                    else ())
     root = Path(data_root) / "kth"
     if not root.is_dir():
         return [(str(root), "missing", "expected kth/<action>/<person dir>/image_*.jpg")]
@@ -230,9 +235,9 @@ def kth_check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
         if not adir.is_dir():
             rows.append((str(adir), "missing", "action directory"))
             continue
-        pdirs = sorted(d for d in os.listdir(adir) if (adir / d).is_dir())
+        pdirs = sorted(d for d in os.listdir(adir) if d[6:8] in persons and (adir / d).is_dir())
         if not pdirs:
-            rows.append((str(adir), "missing", "no person directories"))
+            rows.append((str(adir), "missing", f"no person directories of persons {min(persons)}-{max(persons)}"))
         for d in pdirs:
             frames = sorted(f for f in os.listdir(adir / d) if frame_number(f) is not None)
             path = adir / d

@@ -6,8 +6,10 @@ Layout (SEVIR's): ``<data_root>/CATALOG.csv`` (one row per event and image type:
 img_type, time_utc, ..., pct_missing``) and ``<data_root>/data/<file_name>``, e.g.
 ``data/vil/2019/SEVIR_VIL_STORMEVENTS_2019_0101_0630.h5``, each HDF5 file holding ``id`` (N,) and ``vil``
 (N, 384, 384, 49) uint8: 49 frames 5 minutes apart per event (``<data_root>/sevir/CATALOG.csv`` is found too).
-h5py is an optional extra: ``pip install 'stbench[sevir]'``. Files of another frame size (H, W) are read as they
-are (the published files are 384 x 384; the tests write small ones).
+h5py is an optional extra: ``pip install 'stbench[sevir]'``. A split opens only the files holding its events
+(the catalog is read whole): the test split, e.g. for ``stbench eval``, needs no file of the training events.
+Files of another frame size (H, W) are read as they are (the published files are 384 x 384; the tests write small
+ones).
 
 Protocol (facts from Earthformer's public loader, ``earthformer/datasets/sevir/sevir_dataloader.py`` and
 ``sevir_torch_wrap.py``, and its ``scripts/cuboid_transformer/sevir/cfg_sevir.yaml``; docs/protocol.md cites them):
@@ -88,9 +90,11 @@ def split_events(ev: Any, split: str) -> Any:
     return sel.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
-    """Rows for ``stbench data check``: the catalog; every VIL file it names (readable, ``vil`` (N, H, W, 49) uint8,
-    every ``file_index`` in range; uint8 is finite by type); one row per split (events between its dates)."""
+def check_rows(data_root: str | Path,
+               splits: tuple[str, ...] = ("train", "val", "test")) -> list[tuple[str, str, str]]:
+    """Rows for ``stbench data check``: the catalog; every VIL file it names for the events of ``splits`` (readable,
+    ``vil`` (N, H, W, 49) uint8, every ``file_index`` in range; uint8 is finite by type); one row per split (events
+    between its dates). Files holding only other splits' events are not opened."""
     root = sevir_root(data_root)
     cat = root / "CATALOG.csv"
     if not cat.is_file():
@@ -102,6 +106,10 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
     rows = [(str(cat), "ok", f"{len(ev)} VIL rows without missing data")]
     h5py = _h5()
     sizes: set[tuple[int, int]] = set()
+    if tuple(splits) != ("train", "val", "test"):
+        import pandas as pd
+
+        ev = pd.concat([split_events(ev, s) for s in splits])
     for name, idx in ev.groupby("file_name", sort=True)["file_index"]:
         p = root / "data" / name
         if not p.is_file():
@@ -129,7 +137,7 @@ def check_rows(data_root: str | Path) -> list[tuple[str, str, str]]:
         rows.append((str(root / "data" / "vil"), "wrong shape", f"frames of several sizes {sorted(sizes)}"))
     bounds = {"train": f"<= {TRAIN_VAL_SPLIT}", "val": f"{TRAIN_VAL_SPLIT} .. {TRAIN_TEST_SPLIT}",
               "test": f"> {TRAIN_TEST_SPLIT}"}
-    for split in ("train", "val", "test"):
+    for split in splits:
         n = len(split_events(ev, split))
         rows.append((f"{cat} [{split}]", "ok" if n else "out of range",
                      f"{n} events with time_utc {bounds[split]}" if n else f"no event with time_utc {bounds[split]}"))
@@ -152,13 +160,14 @@ class Sevir(Dataset):
         self.windows = 1 + (RAW_FRAMES - self.frames) // self.stride  # per event (3 for 25 frames, stride 12)
         self.split_events: dict[str, Any] = {}
         hw = (FRAME_SIZE, FRAME_SIZE)
+        self.checked: set[str] = set()  # the splits whose files are checked (when a split is first asked for)
         if data_root is not None:
-            raise_on_bad(check_rows(data_root))
             self.root = sevir_root(data_root)
+            if not (self.root / "CATALOG.csv").is_file():
+                raise_on_bad(check_rows(data_root, ()))  # the catalog row: missing
             ev = events(self.root)
-            self.split_events = {s: split_events(ev, s) for s in ("train", "val", "test")}
-            with _h5().File(self.root / "data" / ev["file_name"].iloc[0], "r") as f:
-                hw = tuple(int(v) for v in f["vil"].shape[1:3])
+            self.split_events = {s: split_events(ev, s) for s in ("train", "val", "test")}  # the catalog alone
+            hw = self._frame_size()
         if hw[0] % self.down or hw[1] % self.down:
             raise DataError(f"sevir: frames of {hw[0]} x {hw[1]} pixels do not divide by downsample={self.down}")
         self.hw = (hw[0] // self.down, hw[1] // self.down)
@@ -171,10 +180,27 @@ class Sevir(Dataset):
             sizes={s: len(e) * self.windows for s, e in self.split_events.items()}, params=params,
         )
 
+    def _frame_size(self) -> tuple[int, int]:
+        """(H, W) of the VIL frames, from the header of the first file present of a test event (else of any event):
+        scoring the test split opens no file of the training events."""
+        names = [*self.split_events["test"]["file_name"], *(n for s in ("train", "val")
+                                                            for n in self.split_events[s]["file_name"])]
+        for name in names:
+            if (self.root / "data" / name).is_file():
+                try:
+                    with _h5().File(self.root / "data" / name, "r") as f:
+                        return tuple(int(v) for v in f["vil"].shape[1:3])
+                except (OSError, KeyError):
+                    break  # a bad file: said in one line when its split is checked
+        return (FRAME_SIZE, FRAME_SIZE)
+
     def num_samples(self, split: str) -> int:
         self.check_split(split)
         if self.data_root is None:
             raise DataError("sevir reads SEVIR's CATALOG.csv and data/vil/ HDF5 files; fix: pass --data-root DIR")
+        if split not in self.checked:  # bad files of the split stop here, before any training or writing
+            raise_on_bad(check_rows(self.root, (split,)))
+            self.checked.add(split)
         return len(self.split_events[split]) * self.windows
 
     @functools.lru_cache(maxsize=16)  # noqa: B019

@@ -45,6 +45,87 @@ if TYPE_CHECKING:  # pragma: no cover
 SPLITS = ("train", "val", "test")
 
 
+class LazyContext(dict):
+    """A ``metric_context`` filled on first look by ``fill()`` (e.g. weather's training mean / std and climatology:
+    read from the training files, or given by a model card through :meth:`Dataset.set_statistics`), so building a
+    dataset, or scoring its test split with statistics from elsewhere, opens no training file. Otherwise a dict."""
+
+    def __init__(self, *args: Any, fill: Any = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._fill = fill
+
+    def _load(self) -> None:
+        if self._fill is not None:
+            fill, self._fill = self._fill, None
+            try:
+                super().update(fill())
+            except BaseException:
+                self._fill = fill  # asked again, it tries again (and says again what is missing)
+                raise
+
+    def __getitem__(self, key: Any) -> Any:
+        self._load()
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._load()
+        return super().get(key, default)
+
+    def __contains__(self, key: Any) -> bool:
+        self._load()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Any:
+        self._load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._load()
+        return super().keys()
+
+    def items(self) -> Any:
+        self._load()
+        return super().items()
+
+    def values(self) -> Any:
+        self._load()
+        return super().values()
+
+    def copy(self) -> dict[str, Any]:
+        self._load()
+        return dict(super().items())
+
+    def __eq__(self, other: Any) -> bool:
+        self._load()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return super().__repr__() if self._fill is None else "LazyContext(<not read yet>)"
+
+
+def encode_array(a: Any) -> dict[str, Any]:
+    """A small float array as JSON: ``{"dtype": "float32", "shape": [...], "base64": little-endian bytes}`` (a model
+    card's climatology: 32 x 64 float32 per channel, about 11 kB of text)."""
+    import base64
+
+    a = np.ascontiguousarray(np.asarray(a, dtype="<f4"))
+    return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(d: dict[str, Any]) -> np.ndarray:
+    """The inverse of :func:`encode_array` (float64, as the statistics are computed)."""
+    import base64
+
+    raw = np.frombuffer(base64.b64decode(d["base64"]), dtype="<f4")
+    return raw.reshape([int(n) for n in d["shape"]]).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Everything a model, trainer or leaderboard needs to know about one dataset variant."""
@@ -103,6 +184,11 @@ class Dataset:
         """Sequences ``[start, stop)`` of ``split`` as ``(n, T_in + T_out, C, H, W)``: uint8 (mapped to
         [0, 1] by /255) or float32 already on ``spec.scale``."""
         raise NotImplementedError
+
+    def set_statistics(self, norm: dict[str, Any]) -> None:
+        """Use the training statistics in ``norm`` (a model card's ``normalisation``, :mod:`stbench.weights`)
+        instead of reading the training files: ``stbench eval`` of a kept model reads only its test split.
+        Default: nothing to take (a dataset whose values need no training statistics)."""
 
     def horizon_options(self, options: dict[str, Any], t_out: int) -> dict[str, Any]:
         """The data options (``options`` made this dataset) of the SAME test sequences continued to ``t_out``

@@ -4,7 +4,12 @@ multi-variable ``weather_mv_4_4_s6_5_625`` / ``weather_mv_4_28_s6_5_625`` (4 -> 
 
 Files: ``<data_root>/weather_5_625deg/<variable dir>/<variable dir>*.nc`` (or ``<data_root>/weather/...``),
 read with xarray (optional extra: ``pip install stbench[weather]`` = xarray + netCDF4); the time stamps of
-all files of a variable are merged in time order and only the selected steps are read from each file.
+the files of a variable are merged in time order and only the selected steps are read from each file. A split opens
+only the files of its years when the file names say the year, as WeatherBench's do
+(``2m_temperature_2017_5.625deg.nc``; a file without a year in its name is opened and its time stamps decide), and
+its files are checked when the split is first asked for: the test years alone serve ``stbench eval`` of a kept
+model, whose card carries the training mean / std and climatology (:meth:`_Weather.set_statistics`). Without a card
+those statistics need the training years, and their absence is said in one line.
 
 As OpenSTL's loader (``openstl/datasets/dataloader_weather.py`` and ``dataset_constant.py``, facts only;
 docs/protocol.md "WeatherBench 5.625 deg"):
@@ -61,13 +66,14 @@ context=ds.spec.metric_context)`` scores the dataset's normalised arrays.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stbench.data.check import raise_on_bad
-from stbench.data.spec import Dataset, DatasetSpec
+from stbench.data.spec import SPLITS, Dataset, DatasetSpec, LazyContext, decode_array
 from stbench.errors import DataError, RecipeError
 from stbench.metrics import register_metric
 from stbench.registry import DATASETS
@@ -107,9 +113,22 @@ def weather_root(data_root: str | Path) -> Path:
     return root / "weather_5_625deg"
 
 
-def files(data_root: str | Path, short: str) -> list[Path]:
+_YEAR = re.compile(r"_((?:19|20)\d\d)_")  # WeatherBench names its files <dir>_<year>_5.625deg.nc
+
+
+def files(data_root: str | Path, short: str, years: list[tuple[str, str]] | None = None) -> list[Path]:
+    """The variable's .nc files; with ``years`` (``(first, last)`` ranges) only those whose name says a year in a
+    range, or says none (such a file is opened and its time stamps decide): other years' files are never opened."""
     d, _ = VARIABLES[short]
-    return sorted((weather_root(data_root) / d).glob(f"{d}*.nc"))
+    fs = sorted((weather_root(data_root) / d).glob(f"{d}*.nc"))
+    if years is None:
+        return fs
+    out = []
+    for f in fs:
+        m = _YEAR.search(f.name[len(d):])
+        if m is None or any(int(a) <= int(m.group(1)) <= int(b) for a, b in years):
+            out.append(f)
+    return out
 
 
 def _one(xr: Any, f: Path, var: str, levels: tuple[int, ...] | None) -> tuple[str, str, Any]:
@@ -134,15 +153,18 @@ def _one(xr: Any, f: Path, var: str, levels: tuple[int, ...] | None) -> tuple[st
         return "ok", f"{dict(a.sizes)}", np.asarray(ds["time"].values)
 
 
-def check_rows(data_root: str | Path, variable: str) -> list[tuple[str, str, str]]:
+def check_rows(data_root: str | Path, variable: str,
+               splits: tuple[str, ...] = SPLITS) -> list[tuple[str, str, str]]:
     """One row per .nc file of the variable's channels (opened, variable, grid, levels and dtype checked), then,
-    when every file of a variable is ok, one row saying whether its time stamps reach the split years."""
+    when every file of a variable is ok, one row saying whether its time stamps reach the split years. Only the
+    files of ``splits``' years are opened (by the year in a file's name, see :func:`files`)."""
     mv = variable == "mv"
     years, levels = (MV_YEARS, MV_LEVELS) if mv else (YEARS, None)
+    years = {s: y for s, y in years.items() if s in splits}
     rows = []
     for short in CHANNELS[variable]:
         d, var = VARIABLES[short]
-        fs = files(data_root, short)
+        fs = files(data_root, short, list(years.values()))
         if not fs:
             rows.append((str(weather_root(data_root) / d / f"{d}*.nc"), "missing", "no NetCDF files"))
             continue
@@ -281,24 +303,34 @@ class _Weather(Dataset):
         self.offsets = np.asarray(offsets, dtype=np.int64)  # frame offsets of one sample, from its first frame
         if len(self.offsets) != params["t_in"] + params["t_out"]:
             raise ValueError(f"{self.name}: {len(self.offsets)} frame offsets for {params['t_in']} + {params['t_out']}")
-        self.sizes: dict[str, int] = {}
-        context: dict[str, Any] = {}
-        if data_root is not None:  # without it: the spec only (model building); reading asks for --data-root
-            raise_on_bad(check_rows(data_root, self.variable))
-            context = {"std": tuple(float(v) for v in self.std),  # training statistics (reads the training years)
-                       "mean": tuple(float(v) for v in self.mean), "channels": self.channel_names,
-                       "clim": self.clim, "lat": self.lat}
-            # OpenSTL's start range: range(-idx_in[0], N - idx_out[-1] - 1), i.e. N - last offset - 1 windows
-            self.sizes = {s: max(0, len(self._split(s)) - int(self.offsets[-1]) - 1) for s in ("train", "val", "test")}
+        self.sizes: dict[str, int] = {}  # filled per split as it is first asked for
+        self._given: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # set_statistics: a model card's
+        # the metrics' context holds training statistics: read on first look (from the training years, or a card)
+        context: dict[str, Any] = {} if data_root is None else LazyContext(fill=self._context)
         self.spec = DatasetSpec(
             name=self.name, in_shape=(params["t_in"], len(self.channel_names), *GRID), t_out=params["t_out"],
             scale=(-4.0, 4.0), metrics=("mse_denorm", "mae_denorm", "rmse_denorm", "wrmse", "wacc"),
             description=f"WeatherBench 5.625 deg {self.variable}, {params['t_in']} -> {params['t_out']} frames of "
                         f"a {self.step} h series, z-scored with training ({params['train_years']}) statistics; "
                         "val 2016, test 2017-2018",
-            sizes=dict(self.sizes), params=params, metric_context=context,
+            sizes=self.sizes, params=params, metric_context=context,
         )
 
+    def _context(self) -> dict[str, Any]:
+        return {"std": tuple(float(v) for v in self.std), "mean": tuple(float(v) for v in self.mean),
+                "channels": self.channel_names, "clim": self.clim, "lat": self.lat}
+
+    def set_statistics(self, norm: dict[str, Any]) -> None:
+        """Take the training mean / std and climatology from a model card's ``normalisation`` (written by
+        :func:`stbench.weights.normalisation`): scoring then reads the test years only."""
+        if norm.get("kind") != "zscore" or norm.get("climatology") is None:
+            return  # an older card without the climatology: the training years are read, as before
+        mean, std = np.asarray(norm["mean"], np.float64), np.asarray(norm["std"], np.float64)
+        clim = decode_array(norm["climatology"])
+        if not len(mean) == len(std) == clim.shape[0] == len(self.channel_names):
+            raise DataError(f"the model card's normalisation has {len(mean)} channels, {self.name} has "
+                            f"{len(self.channel_names)}; score it on the dataset it was trained on")
+        self._given = (mean, std, clim)
     @property
     def channel_names(self) -> tuple[str, ...]:
         if self.levels:
@@ -312,13 +344,14 @@ class _Weather(Dataset):
 
         xr = _xr()
         _, var = VARIABLES[short]
-        fs = files(self.data_root, short)
+        a, b = self.years[split]
+        fs = files(self.data_root, short, [(a, b)])  # other years' files are not opened
         stamps = []
         for f in fs:
             with xr.open_dataset(f) as ds:
                 stamps.append(pd.DatetimeIndex(ds["time"].values))
-        every = pd.DatetimeIndex(np.concatenate([s.values for s in stamps])).sort_values()
-        a, b = self.years[split]
+        every = pd.DatetimeIndex(np.concatenate([s.values for s in stamps] or [np.array([], "datetime64[ns]")]))
+        every = every.sort_values()
         keep = every[(every.year >= int(a)) & (every.year <= int(b))][:-1:self.step]
         parts = []
         for f, s in zip(fs, stamps):
@@ -346,6 +379,16 @@ class _Weather(Dataset):
 
     @functools.cached_property
     def _train_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._given is not None:
+            return self._given
+        bad = [r for r in check_rows(self.data_root, self.variable, ("train",)) if r[1] != "ok"]
+        if bad:  # e.g. `stbench eval --from openstl` with the test years only: say where the statistics come from
+            a, b = self.years["train"]
+            file, status, detail = bad[0]
+            raise DataError(f"{self.name}: the z-score mean / std and the climatology (wacc) are those of the training "
+                            f"years {a}-{b}, and {file} is {status} ({' '.join(str(detail).split())}); fix: add the "
+                            "training years' files, or score a .safetensors kept by `stbench run` (its model card "
+                            "carries these statistics)")
         raw = self._raw("train")
         mean = np.array([raw[:, c].mean(dtype=np.float64) for c in range(raw.shape[1])])
         std = np.array([raw[:, c].std(dtype=np.float64) for c in range(raw.shape[1])])
@@ -368,8 +411,13 @@ class _Weather(Dataset):
 
     @functools.cached_property
     def lat(self) -> tuple[float, ...]:
-        """Latitudes (degrees) of the grid's rows, read from the first file of the first variable."""
-        with _xr().open_dataset(files(self.data_root, CHANNELS[self.variable][0])[0]) as ds:
+        """Latitudes (degrees) of the grid's rows, read from the first test-years file of the first variable."""
+        short = CHANNELS[self.variable][0]
+        fs = files(self.data_root, short, [self.years["test"]]) or files(self.data_root, short)
+        if not fs:
+            raise DataError(f"{weather_root(self.data_root) / VARIABLES[short][0]}: no NetCDF files; fix: pass the "
+                            "--data-root holding weather_5_625deg/")
+        with _xr().open_dataset(fs[0]) as ds:
             return tuple(float(v) for v in np.asarray(ds["lat"].values))
 
     @staticmethod
@@ -395,6 +443,10 @@ class _Weather(Dataset):
         if self.data_root is None:
             raise DataError(f"{self.name} reads WeatherBench NetCDF files; fix: pass --data-root DIR "
                             "(the directory holding weather_5_625deg/)")
+        if split not in self.sizes:  # bad files of the split stop here, before any training or writing
+            raise_on_bad(check_rows(self.data_root, self.variable, (split,)))
+            # OpenSTL's start range: range(-idx_in[0], N - idx_out[-1] - 1), i.e. N - last offset - 1 windows
+            self.sizes[split] = max(0, len(self._split(split)) - int(self.offsets[-1]) - 1)
         return self.sizes[split]
 
     def read(self, split: str, start: int, stop: int, *, epoch: int = 0) -> np.ndarray:
@@ -452,24 +504,24 @@ class WeatherMV28(_WeatherMV):
     default_t_out = 28
 
 
-def check_t2m(root: str | Path) -> list[tuple[str, str, str]]:
-    return check_rows(root, "t2m")
+def check_t2m(root: str | Path, splits: tuple[str, ...] = SPLITS) -> list[tuple[str, str, str]]:
+    return check_rows(root, "t2m", splits)
 
 
-def check_r(root: str | Path) -> list[tuple[str, str, str]]:
-    return check_rows(root, "r")
+def check_r(root: str | Path, splits: tuple[str, ...] = SPLITS) -> list[tuple[str, str, str]]:
+    return check_rows(root, "r", splits)
 
 
-def check_tcc(root: str | Path) -> list[tuple[str, str, str]]:
-    return check_rows(root, "tcc")
+def check_tcc(root: str | Path, splits: tuple[str, ...] = SPLITS) -> list[tuple[str, str, str]]:
+    return check_rows(root, "tcc", splits)
 
 
-def check_uv10(root: str | Path) -> list[tuple[str, str, str]]:
-    return check_rows(root, "uv10")
+def check_uv10(root: str | Path, splits: tuple[str, ...] = SPLITS) -> list[tuple[str, str, str]]:
+    return check_rows(root, "uv10", splits)
 
 
-def check_mv(root: str | Path) -> list[tuple[str, str, str]]:
-    return check_rows(root, "mv")
+def check_mv(root: str | Path, splits: tuple[str, ...] = SPLITS) -> list[tuple[str, str, str]]:
+    return check_rows(root, "mv", splits)
 
 
 WeatherT2M = _variant("t2m")

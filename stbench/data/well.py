@@ -7,6 +7,9 @@ Each file has root attributes (``dataset_name``, ``n_spatial_dims``, ``n_traject
 ``t2_fields`` (tensor fields, ``(..., 2, 2)``). Fields whose ``time_varying`` attribute is false are
 skipped unless named. h5py is an optional extra: ``pip install 'stbench[well]'``.
 
+A split's files are opened only when that split is read (the shape and channel names come from the first test
+file, else val, else train): the test directory alone serves ``stbench eval``.
+
 Channels: the chosen ``fields`` (``--set data.fields=density,velocity``; default: every time-varying
 t0 and t1 field, in file order), a scalar field one channel, a vector field its components, a tensor
 field its 4 components. Grid ``(x, y)`` becomes ``(H, W) = (x, y)``. Samples: every window of
@@ -98,13 +101,14 @@ def _all_finite(ds: Any) -> bool:
     return bool(np.isfinite(ds[0]).all() and np.isfinite(ds[:, 0]).all() and np.isfinite(ds[:, -1]).all())
 
 
-def check_rows(data_root: str | Path, fields: tuple[str, ...] | None = None) -> list[tuple[str, str, str]]:
-    """One row per HDF5 file: readable, the expected groups and 2-D field shapes, finite values (see _all_finite);
-    then one row per split whose fields differ from the training split's."""
+def check_rows(data_root: str | Path, fields: tuple[str, ...] | None = None,
+               splits: tuple[str, ...] = tuple(SPLIT_DIRS)) -> list[tuple[str, str, str]]:
+    """One row per HDF5 file of ``splits``: readable, the expected groups and 2-D field shapes, finite values (see
+    _all_finite); then one row per split whose fields differ from the training split's (when train is checked)."""
     h5py = _h5()
     rows = []
     seen: dict[str, tuple[Path, list[str]]] = {}  # split -> (its first file, its fields)
-    for split in SPLIT_DIRS:
+    for split in [s for s in SPLIT_DIRS if s in splits]:
         fs = split_files(data_root, split)
         if not fs:
             rows.append((str(Path(data_root) / "data" / SPLIT_DIRS[split]), "missing", "no .hdf5 files"))
@@ -232,9 +236,8 @@ class Well(Dataset):
         key = params["fields"]
         self.index: dict[str, list[tuple[Path, int, int]]] = {}
         self.channels: list[str] = []
-        if data_root is not None:
-            raise_on_bad(check_rows(data_root, self.fields))
-            shape = self._scan()
+        if data_root is not None:  # the shape from one file's header; a split's files are checked when first asked for
+            shape = self._probe()
             _LAST_SHAPE[key] = shape
         elif None not in (channels, height, width):
             shape = (int(channels), int(height), int(width))
@@ -246,36 +249,54 @@ class Well(Dataset):
             name="well", in_shape=(params["t_in"], *shape), t_out=params["t_out"], scale=(-1.0, 1.0),
             metrics=("vrmse", *register_field_vrmse(self.channels), "mse_px", "rmse", "rel_l2"),
             description=f"The Well HDF5, fields {key}, {params['t_in']} -> {params['t_out']} steps, raw values",
-            sizes={s: len(v) for s, v in self.index.items()}, params=params,
+            sizes={}, params=params,  # filled per split as it is first asked for
             metric_context={"channels": tuple(self.channels)} if self.channels else {},
         )
 
-    def _scan(self) -> tuple[int, int, int]:
-        h5py = _h5()
-        shape = None
-        for split in SPLIT_DIRS:
-            idx = []
-            for p in split_files(self.data_root, split):
-                with h5py.File(p, "r") as f:
-                    names = _field_names(f, self.fields)
-                    first = f[names[0][0]][names[0][1]]
-                    n_traj, n_steps, x, y = first.shape[:4]
-                    c = sum(int(np.prod(f[g][n].shape[4:], dtype=np.int64)) for g, n in names)
-                    if shape is None:
-                        shape = (c, x, y)
+    def _probe(self) -> tuple[int, int, int]:
+        """(C, H, W) and the channel names, from the first file of test, else val, else train (scoring the test split
+        opens no training file); a bad or absent file: the split's first bad row, in one line."""
+        for split in ("test", "val", "train"):
+            fs = split_files(self.data_root, split)
+            if fs:
+                try:
+                    with _h5().File(fs[0], "r") as f:
+                        names = _field_names(f, self.fields)
+                        c = sum(int(np.prod(f[g][n].shape[4:], dtype=np.int64)) for g, n in names)
+                        x, y = f[names[0][0]][names[0][1]].shape[2:4]
                         self.channels = channel_names(f, names)
-                    elif shape != (c, x, y):
-                        raise DataError(f"{p}: fields give {(c, x, y)} (C, H, W), other files {shape}")
-                    for tr in range(n_traj):
-                        idx += [(p, tr, s) for s in range(0, n_steps - self.frames + 1, self.stride)]
-            self.index[split] = idx
-        assert shape is not None
-        return shape
+                        return (c, int(x), int(y))
+                except (OSError, KeyError, IndexError, ValueError, DataError):
+                    raise_on_bad(check_rows(self.data_root, self.fields, (split,)))
+                    raise
+        raise_on_bad(check_rows(self.data_root, self.fields, ("test",)))  # no file at all: "missing"
+        raise AssertionError("unreachable: check_rows reports an empty split as missing")
+
+    def _scan(self, split: str) -> None:
+        h5py = _h5()
+        shape, idx = tuple(self.spec.frame_shape), []
+        for p in split_files(self.data_root, split):
+            with h5py.File(p, "r") as f:
+                names = _field_names(f, self.fields)
+                first = f[names[0][0]][names[0][1]]
+                n_traj, n_steps, x, y = first.shape[:4]
+                c = sum(int(np.prod(f[g][n].shape[4:], dtype=np.int64)) for g, n in names)
+                if shape != (c, x, y) or channel_names(f, names) != self.channels:
+                    raise DataError(f"{p}: fields give {(c, x, y)} (C, H, W) {', '.join(channel_names(f, names))}, "
+                                    f"other files {shape} {', '.join(self.channels)}; fix: the same fields in every "
+                                    "split")
+                for tr in range(n_traj):
+                    idx += [(p, tr, s) for s in range(0, n_steps - self.frames + 1, self.stride)]
+        self.index[split] = idx
+        self.spec.sizes[split] = len(idx)
 
     def num_samples(self, split: str) -> int:
         self.check_split(split)
         if self.data_root is None:
             raise DataError("well: pass --data-root DIR (a dataset of The Well)")
+        if split not in self.index:  # bad files of the split stop here, before any training or writing
+            raise_on_bad(check_rows(self.data_root, self.fields, (split,)))
+            self._scan(split)
         return len(self.index[split])
 
     @functools.lru_cache(maxsize=8)  # noqa: B019

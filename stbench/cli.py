@@ -470,6 +470,12 @@ def _add_predict_parser(command: Any) -> None:
     pr.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
 
 
+def _add_compile_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", default=None, choices=["off", "on", "auto"],
+                   help="torch.compile the training step and evaluation forward: off (default), on, or auto "
+                        "(measured: compiled when that finishes the run sooner, compile time counted)")
+
+
 def _add_run_options(r: argparse.ArgumentParser) -> None:
     """The options of `run`, shared by `tune` (and every command that trains a grid)."""
     r.add_argument("--models", required=True, help="comma list; wildcards; model@encoder swaps the codec")
@@ -483,6 +489,7 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
                    help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
     r.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
                    help="tensor layout (default: measured with --precision auto, else the device's default)")
+    _add_compile_option(r)
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
     r.add_argument("--force", action="store_true", help="re-run runs whose record is already completed")

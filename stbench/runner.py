@@ -62,6 +62,7 @@ class RunOptions:
     device: str = "auto"
     precision: str | None = None
     memory_format: str | None = None  # nchw | channels_last | auto (issue 12); None = the recipe's / default
+    compile: str | None = None  # off | on | auto (issue 28, stbench/compile.py); None = the recipe's, else off
     out: Path = Path("results")
     resume: bool = False
     force: bool = False
@@ -98,7 +99,8 @@ class RunOptions:
             models=models, dataset=args.dataset, preset=args.preset or DEFAULT_PRESET,
             preset_given=args.preset is not None,
             seeds=seeds, device=args.device, precision=args.precision,
-            memory_format=getattr(args, "memory_format", None), out=Path(args.out), resume=args.resume,
+            memory_format=getattr(args, "memory_format", None), compile=getattr(args, "compile", None),
+            out=Path(args.out), resume=args.resume,
             force=args.force, shard=parse_shard(args.shard), data_root=args.data_root,
             overrides={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "budget": _parse_budget(getattr(args, "budget", None)),
@@ -326,6 +328,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
             con: Any, make_precision: Any) -> RunRecord:
     """One (model, seed) run; never raises for a model failure (records it instead)."""
     from stbench import train as T
+    from stbench.compile import choose_for_run
     from stbench.metrics import convention_for, metrics_meta
     from stbench.recipes import load_recipe
 
@@ -379,6 +382,9 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         if resume_ckpt is None:
             write()
         model = prec.prepare(model)
+        rec.config["compile_choice"] = cfg["compile_choice"] = choose_for_run(
+            model, opts.compile, cfg, prec=prec, device=device, model_name=model_name, dist=dist,
+            old=old.config if resume_ckpt is not None and old is not None else None, say=con.print)
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
             _estimate(con, rec.profile["train_step_ms"], cfg, opts.preset, prec.label)
         with _Progress(con, f"{model_name} s{seed}") as prog:

@@ -156,6 +156,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_compile(model: Any, args: argparse.Namespace, r: Any, recipe: Any, device: Any, name: str) -> Any:
+    from stbench.compile import profile_compile
+    from stbench.precision import Precision
+
+    d = profile_compile(model, args.compile, prec=Precision(r.precision, device, r.memory_format), batch=args.batch,
+                        cfg=recipe.config, device=device, model_name=name)
+    if d and args.format != "json":
+        _console(stderr=True).print(f"compile {name}: " + ", ".join(f"{k} {d.get(k)}" for k in (
+            "eager_step_ms", "compiled_step_ms", "compile_s", "break_even_steps", "steps", "train", "reason")),
+            style="dim")
+    return d
+
+
 def _cell(col: str, v: Any) -> str:
     if col == "params" and isinstance(v, int):
         return _fmt_num(v)
@@ -202,6 +215,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
                           reps=args.reps, budget_s=args.budget, train=not args.no_train, flops=not args.no_flops,
                           published_fps=args.published_fps)
         results.append(r.as_dict())
+        if getattr(args, "compile", None) not in (None, "off") and not args.no_train:
+            results[-1]["compile"] = _profile_compile(model, args, r, recipe, device, name)
         if args.format != "json":
             cands = r.candidates_step_ms
             _console(stderr=True).print(f"profiled {name}" + (f": {r.precision} {r.memory_format} (training step ms of "
@@ -377,7 +392,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               source=args.source, config=args.config, out=args.out, device=args.device,
                               precision=args.precision, test_size=args.test_size, batch_size=args.batch_size,
                               profile=not args.no_profile, rollout=args.rollout, console=_console(),
-                              force=args.force)
+                              force=args.force, compile=args.compile)
     if rec.status == "failed":  # recorded with its reason; the command fails like a failed run
         print(f"stbench: error: {rec.reason}", file=sys.stderr)
         return 1
@@ -424,6 +439,7 @@ def _add_eval_parser(command: Any) -> None:
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ev.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | auto (default: fp32)")
     ev.add_argument("--test-size", type=int, default=None, help="evaluate on the first N test sequences")
+    _add_compile_option(ev)
     ev.add_argument("--batch-size", type=int, default=None, help="evaluation batch (default: the preset's)")
     ev.add_argument("--rollout", default=None, choices=["frame", "latent"],
                     help="parallel models, T_out > T_in: frame (published, default) or latent roll-out")
@@ -612,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "quick auto = the fastest measured training step)")
     pf.add_argument("--memory-format", default=None, choices=["nchw", "channels_last", "auto"],
                     help="tensor layout (default: measured with --precision auto, else the device's default)")
+    _add_compile_option(pf)
     pf.add_argument("--batch", type=int, default=16)
     pf.add_argument("--warmup", type=int, default=3)
     pf.add_argument("--reps", type=int, default=10, help="at most this many timed repetitions per measurement")

@@ -210,16 +210,26 @@ class CompileChoice:
     mode: str | None = None  # torch.compile mode (reduce-overhead on CUDA)
     cost_s: float = 0.0  # seconds the measurement took
     backend: str = BACKEND
+    what: str = "training step"  # what was measured: the training step, or (stbench eval) the evaluation forward
 
     def as_dict(self) -> dict[str, Any]:
         d = {"asked": self.asked, "train": self.train, "eval": self.eval, "measured": self.measured,
              "reason": self.reason, "backend": self.backend, "mode": self.mode, "dynamic": False,
-             "torch": torch.__version__}
+             "torch": torch.__version__, "what": self.what}
         if self.measured:
             d.update(steps=self.steps, eager_step_ms=_r(self.eager_step_ms), compiled_step_ms=_r(self.compiled_step_ms),
                      compile_s=_r(self.compile_s), est_eager_s=_r(self.est_eager_s),
-                     est_compiled_s=_r(self.est_compiled_s), cost_s=_r(self.cost_s))
+                     est_compiled_s=_r(self.est_compiled_s), cost_s=_r(self.cost_s),
+                     break_even_steps=_r(self.break_even_steps))
         return d
+
+    @property
+    def break_even_steps(self) -> float | None:
+        """Steps after which the compiled run is ahead (None: compiled is not faster per step)."""
+        if self.compiled_step_ms is None or self.eager_step_ms is None or self.compile_s is None:
+            return None
+        gain = (self.eager_step_ms - self.compiled_step_ms) / 1e3
+        return self.compile_s / gain if gain > 0 else None
 
     @property
     def est_eager_s(self) -> float | None:
@@ -236,13 +246,15 @@ class CompileChoice:
     def line(self) -> str:
         """One line for the console."""
         if not self.measured:
-            return f"compile {self.asked}: {'compiled' if self.train else 'eager'} ({self.reason})"
+            return f"compile {self.asked}: {'compiled' if self.train or self.eval else 'eager'} ({self.reason})"
         if self.compiled_step_ms is None:
             return f"compile auto: eager ({self.reason})"
-        pick = "compiled training step" if self.train else "eager"
-        return (f"compile auto: {pick}; eager {self.eager_step_ms:.0f} ms/step, compiled {self.compiled_step_ms:.0f} "
-                f"ms/step + {self.compile_s:.0f} s compile -> {self.steps} steps take ~{self.est_eager_s:.0f} s "
-                f"eager vs ~{self.est_compiled_s:.0f} s compiled (measured in {self.cost_s:.0f} s)")
+        pick = f"compiled {self.what}" if self.train or self.eval else "eager"
+        unit = self.what.split()[-1]
+        return (f"compile auto: {pick}; {self.what} eager {self.eager_step_ms:.0f} ms, compiled "
+                f"{self.compiled_step_ms:.0f} ms + {self.compile_s:.0f} s compile -> {self.steps} {unit}s take "
+                f"~{self.est_eager_s:.0f} s eager vs ~{self.est_compiled_s:.0f} s compiled "
+                f"(measured in {self.cost_s:.0f} s)")
 
 
 def _r(v: float | None) -> float | None:
@@ -343,3 +355,91 @@ def choose_for_run(model: torch.nn.Module, asked: str | None, cfg: dict[str, Any
         choice = box[0]
     enable(model, train=bool(choice["train"]), eval=bool(choice["eval"]), name=model_name, say=say)
     return choice
+
+
+def measure_forward(model: torch.nn.Module, *, prec: Any, batch: int, device: torch.device, reps: int = 3,
+                    backend: str | None = None) -> tuple[float, float | None, float | None, str | None]:
+    """As :func:`measure_step`, for the evaluation forward (no grad) of a copy of ``model``."""
+    from stbench.precision import synchronize
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, *model.in_shape, generator=g).to(device)
+    m = prec.prepare(copy.deepcopy(model)).eval()
+
+    @torch.no_grad()
+    def call(fn: Callable) -> float:
+        synchronize(device)
+        t = time.perf_counter()
+        with prec.autocast():
+            fn(x)
+        synchronize(device)
+        return time.perf_counter() - t
+
+    eager_fn = EvalForward(m, False, device)
+    call(eager_fn)
+    eager = min(call(eager_fn) for _ in range(max(1, reps)))
+    compiled_fn = EvalForward(m, True, device, backend=backend, say=lambda s: None)
+    first = call(compiled_fn)
+    if compiled_fn.fallback:
+        return eager, None, None, compiled_fn.fallback
+    compiled = min(call(compiled_fn) for _ in range(max(1, reps)))
+    return eager, compiled, max(0.0, first - compiled), None
+
+
+def choose_eval_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batch: int, batches: int,
+                        device: torch.device, model_name: str = "", reps: int = 3,
+                        backend: str | None = None) -> CompileChoice:
+    """``stbench eval``'s ``--compile``: as :func:`choose_compile`, for ``batches`` evaluation forwards at
+    ``batch`` (``steps`` in the choice counts forwards here)."""
+    asked = check_mode(asked)
+    backend = backend or BACKEND
+    mode = torch_mode(device) if backend == "inductor" else None
+    why = not_compiling_reason(model_name)
+    if asked == "off" or why or asked == "on":
+        c = choose_compile(model, asked, prec=prec, batch=batch, steps=batches, device=device, model_name=model_name,
+                           backend=backend)
+        c.train, c.eval, c.what = False, c.train, "evaluation forward"
+        return c
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        eager, compiled, compile_s, err = measure_forward(model, prec=prec, batch=batch, device=device, reps=reps,
+                                                          backend=backend)
+    c = CompileChoice("auto", False, False, measured=True, steps=int(batches), eager_step_ms=eager * 1e3,
+                      mode=mode, cost_s=time.perf_counter() - t0, backend=backend, what="evaluation forward")
+    if err:
+        c.reason = f"did not compile: {err}"
+        return c
+    c.compiled_step_ms, c.compile_s = compiled * 1e3, compile_s
+    c.eval = c.est_compiled_s < c.est_eager_s
+    c.reason = "faster over the evaluation" if c.eval else "compile time not repaid over the evaluation"
+    return c
+
+
+def steps_of(cfg: dict[str, Any]) -> int | None:
+    """Optimizer steps of a recipe without its dataset: a samples budget over the batch, else epochs x
+    ``train_size`` over the batch; None when neither is known (``stbench profile``)."""
+    from stbench.budget import Budget
+
+    bs = int(cfg.get("batch_size") or 1) * max(1, int(cfg.get("accum_steps") or 1))
+    if cfg.get("budget"):
+        b = Budget.parse(cfg["budget"])
+        return max(1, int(b.value) // bs) if b.kind == "samples" else None
+    if cfg.get("epochs") and cfg.get("train_size"):
+        return max(1, int(cfg["epochs"]) * (int(cfg["train_size"]) // bs))
+    return None
+
+
+def profile_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batch: int, cfg: dict[str, Any],
+                    device: torch.device, model_name: str) -> dict[str, Any] | None:
+    """``stbench profile --compile on|auto``: eager vs compiled training step of the profiled precision, and
+    which one finishes a run of the recipe's length sooner (auto's choice); None for ``off``."""
+    if check_mode(asked) == "off":
+        return None
+    steps = steps_of(cfg)
+    c = choose_compile(model, "auto", prec=prec, batch=batch, steps=steps or 1, device=device,
+                       model_name=model_name)
+    c.asked = asked
+    d = c.as_dict()
+    if steps is None:
+        d.update(steps=None, est_eager_s=None, est_compiled_s=None, train=None)
+    return d

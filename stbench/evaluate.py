@@ -256,7 +256,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                         source: str = "stbench", config: str | Path | None = None, out: str | Path = "results",
                         device: str = "auto", precision: str = "fp32", test_size: int | None = None,
                         batch_size: int | None = None, profile: bool = True, rollout: str | None = None,
-                        console: Any = None, force: bool = False) -> RunRecord:
+                        console: Any = None, force: bool = False, compile: str | None = None) -> RunRecord:
     """Evaluate ``checkpoint`` as stbench model ``model``; write and return its ``evaluated`` record.
 
     The record is named by the file's stem and sha256; a completed one is never replaced unless ``force``
@@ -345,6 +345,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                              warmup=2, reps=5, train=False, flops=True, published_fps=False).as_dict()
         del pm
     net = prec.prepare(net.to(dev))
+    compile_choice = _compile_choice(net, compile, prec, bs, ds, test_size, dev, model, console)
     t_eval = time.perf_counter()
     res, examples = T.evaluate(net, ds.batches("test", bs, limit=test_size), dev, prec,
                                metrics=tuple(ds.spec.metrics), keep=N_EXAMPLES, per_sequence=True,
@@ -368,7 +369,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                     rollout=net.rollout, env=env_info(dev, prec.name),
                     config={"epochs": epochs, "test_size": test_size, "eval_batch_size": bs, "data": data_kw,
                             "data_root": data_root, "model_hparams": getattr(net, "hparams", {}), "device": str(dev),
-                            "rollout": net.rollout, **cfg_info})
+                            "rollout": net.rollout, "compile_choice": compile_choice, **cfg_info})
     rec.config["data_source"] = data = dict(data_source(dataset, data_root))
     rpath = rec.path(out)
     rec.run_id = f"{dataset}/{preset}/{rpath.stem}"  # the record file's own name (checkpoint name sanitised)
@@ -392,6 +393,22 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, *, dat
                       + ", ".join(f"{k.upper()} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
                       + f"  -> {rpath}")
     return rec
+
+
+def _compile_choice(net: Any, asked: str | None, prec: Any, bs: int, ds: Any, test_size: int | None, dev: Any,
+                    model: str, console: Any) -> dict[str, Any]:
+    """``--compile`` for the evaluation forward (stbench/compile.py): resolved, said in one line, enabled."""
+    from stbench.compile import choose_eval_compile, enable
+
+    try:
+        c = choose_eval_compile(net, asked, prec=prec, batch=bs, batches=max(1, ds.num_batches("test", bs,
+                                limit=test_size)), device=dev, model_name=model)
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
+    if c.asked != "off" and console is not None:
+        console.print(f"[dim]{c.line()}[/dim]")
+    enable(net, train=False, eval=c.eval, name=model, say=console.print if console is not None else print)
+    return c.as_dict()
 
 
 def _card_model(checkpoint: Path, model: str | None, dataset: str | None, source: str,

@@ -382,7 +382,7 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         if resume_ckpt is None:
             write()
         model = prec.prepare(model)
-        rec.config["compile_choice"] = cfg["compile_choice"] = choose_for_run(
+        rec.config["compile_choice"] = choose_for_run(  # in the record only: --resume compares the recipe, not this
             model, opts.compile, cfg, prec=prec, device=device, model_name=model_name, dist=dist,
             old=old.config if resume_ckpt is not None and old is not None else None, say=con.print)
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):

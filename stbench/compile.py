@@ -64,8 +64,17 @@ def torch_mode(device: torch.device) -> str | None:
     return "reduce-overhead" if device.type == "cuda" else None
 
 
+# Dynamo keeps its graphs on the code object of the compiled function: every model of a grid (and the train / eval
+# flavours) is one more entry on TrainStep._fn's, and past the limit (8 by default) it would run eager silently.
+# Copies of one architecture share an entry (parameters are graph inputs): auto's measured compile serves the run.
+RECOMPILE_LIMIT = 64
+
+
 def _compile(fn: Callable, device: torch.device, backend: str | None) -> Callable:
     backend = backend or BACKEND
+    dcfg = torch._dynamo.config
+    if hasattr(dcfg, "recompile_limit"):
+        dcfg.recompile_limit = max(dcfg.recompile_limit, RECOMPILE_LIMIT)
     mode = torch_mode(device) if backend == "inductor" else None
     return torch.compile(fn, dynamic=False, backend=backend, mode=mode)
 
@@ -80,7 +89,7 @@ class _Compiled:
         self.compiled = _compile(self._fn, device, backend) if compiled else None
         self.batch: int | None = None
         self.eager_batches = 0  # batches of another size than the compiled one, run eager
-        self.compile_s: float | None = None  # wall seconds of the first compiled call (tracing + code generation)
+        self.compile_s: float | None = None  # wall seconds of the first compiled call (a backward compiles later)
         self.fallback: str | None = None
 
     def _fn(self, *args: Any) -> Any:  # pragma: no cover - abstract

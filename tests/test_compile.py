@@ -101,6 +101,20 @@ def test_scheduled_sampling_masks_reuse_one_graph():
     assert counter.frame_count == 1 and step.eager_batches == 1
 
 
+def test_copies_of_one_model_share_one_graph():
+    """auto measures on a copy; the run's model then reuses that graph instead of compiling again."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    m = _smoke("simvp")
+    x, y, mask = _batch(m)
+    counter = CompileCounter()
+    for _ in range(3):
+        mc = copy.deepcopy(m)
+        C.TrainStep(mc, mc, True, CPU, backend=counter, say=pytest.fail)(x, y, mask)
+    assert counter.frame_count == 1
+
+
 def test_eval_partial_batch_runs_eager():
     torch._dynamo.reset()
     from torch._dynamo.testing import CompileCounterWithBackend

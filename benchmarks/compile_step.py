@@ -38,7 +38,7 @@ ISA_ENV = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU
            "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}
 FIELDS = ["model", "family", "precision", "batch", "eager_ms", "compiled_ms", "speedup", "eager_steps_per_s",
           "compiled_steps_per_s", "compile_s", "break_even_steps", "run_steps", "run_eager_s",
-          "run_compiled_s", "status", "isa", "cpu_capability", "loadavg_1m", "cpu_stall"]
+          "run_compiled_s", "graph_breaks", "status", "isa", "cpu_capability", "loadavg_1m", "cpu_stall"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +163,7 @@ def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dic
     m = prec.prepare(copy.deepcopy(model)).train()
     opt = torch.optim.Adam(m.parameters(), lr=1e-4)
     torch._dynamo.reset()
-    compiled = TrainStep(m, m, True, device, name=name, backend=args.backend)
+    compiled = TrainStep(m, m, True, device, name=name, backend=args.backend, say=print)
     first = timed(compiled, m, opt)
     if compiled.fallback:
         raise RuntimeError(f"did not compile: {compiled.fallback}")
@@ -175,6 +175,7 @@ def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dic
     res.update(eager_ms=round(e * 1e3, 2), compiled_ms=round(c * 1e3, 2), speedup=round(e / c, 3),
                eager_steps_per_s=round(1 / e, 3), compiled_steps_per_s=round(1 / c, 3), compile_s=round(compile_s, 1),
                break_even_steps=round(compile_s / (e - c)) if e > c else None, run_steps=n,
+               graph_breaks=compiled.graph_breaks,
                run_eager_s=round(n * e, 1) if n else None,
                run_compiled_s=round(compile_s + n * c, 1) if n else None)
     return res
@@ -182,7 +183,7 @@ def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dic
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     cols = ["model", "family", "precision", "eager_ms", "compiled_ms", "speedup", "compile_s", "break_even_steps",
-            "run_eager_s", "run_compiled_s", "cpu_stall", "status"]
+            "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status"]
     lines = [f"Eager vs compiled ({meta['backend']}) training step, {meta['preset']} preset: {meta['device']}, "
              f"torch {meta['torch']}, ISA {meta['isa']}, {meta['steps']} timed steps after {meta['warmup']} warm-up, "
              f"{meta['date']}", "",

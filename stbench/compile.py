@@ -91,6 +91,7 @@ class _Compiled:
         self.eager_batches = 0  # batches of another size than the compiled one, run eager
         self.compile_s: float | None = None  # wall seconds of the first compiled call (a backward compiles later)
         self.fallback: str | None = None
+        self.graph_breaks = 0  # kinds of Dynamo graph break in the first compiled call (each splits the graph)
 
     def _fn(self, *args: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -109,6 +110,7 @@ class _Compiled:
         if self.compile_s is not None:
             return self.compiled(*args)
         t0 = time.perf_counter()
+        breaks = _graph_breaks()
         try:
             out = self.compiled(*args)
         except Exception as exc:  # noqa: BLE001 - an undeclared model that does not compile: eager, said once
@@ -117,7 +119,18 @@ class _Compiled:
             self.compiled = None
             return self._fn(*args)
         self.compile_s = time.perf_counter() - t0
+        new = {k: v - breaks.get(k, 0) for k, v in _graph_breaks().items() if v > breaks.get(k, 0)}
+        self.graph_breaks = len(new)  # distinct reasons: Dynamo counts one break again when it restarts a trace
+        if new:  # allowed, never silent: each break leaves a piece to Python between two graphs
+            first = next(iter(new)).strip().splitlines()[0][:160]
+            self.say(f"compile: {self.name} compiled with graph breaks ({self.graph_breaks} kind(s)), e.g. {first}")
         return out
+
+
+def _graph_breaks() -> dict[str, int]:
+    from torch._dynamo.utils import counters
+
+    return dict(counters["graph_break"])
 
 
 class TrainStep(_Compiled):

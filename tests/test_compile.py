@@ -95,7 +95,7 @@ def test_scheduled_sampling_masks_reuse_one_graph():
         g = torch.Generator().manual_seed(seed)
         mask = make_schedule("linear").mask(seed, 2, m.in_shape[0], m.t_out, "cpu", generator=g)
         step(x, y, mask)[0].backward()
-    assert counter.frame_count == 1
+    assert counter.frame_count == 1 and step.graph_breaks == 0
     x, y, mask = _batch(m, b=1)  # another size: eager, no recompile
     step(x, y, mask)
     assert counter.frame_count == 1 and step.eager_batches == 1
@@ -140,6 +140,21 @@ def test_a_compile_error_falls_back_with_one_line():
     loss, _ = step(x, y, mask)
     assert torch.isfinite(loss) and step.compiled is None and len(lines) == 1
     assert lines[0].startswith("compile: simvp did not compile") and "running eager" in lines[0]
+
+
+def test_graph_breaks_are_said():
+    from stbench.models.base import ModelOutput
+
+    class Breaks(torch.nn.Module):
+        def forward(self, x):
+            torch._dynamo.graph_break()
+            return ModelOutput(pred=x * 2)
+
+    torch._dynamo.reset()
+    lines = []
+    f = C.EvalForward(Breaks(), True, CPU, backend="eager", name="breaks", say=lines.append)
+    f(torch.ones(2, 3))
+    assert f.graph_breaks == 1 and len(lines) == 1 and "breaks compiled with graph breaks (1 kind(s))" in lines[0]
 
 
 def test_choice_off_on_declared_and_unknown(monkeypatch):

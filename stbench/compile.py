@@ -68,6 +68,9 @@ def torch_mode(device: torch.device) -> str | None:
 # flavours) is one more entry on TrainStep._fn's, and past the limit (8 by default) it would run eager silently.
 # Copies of one architecture share an entry (parameters are graph inputs): auto's measured compile serves the run.
 RECOMPILE_LIMIT = 64
+# auto does not compile at all when the whole run takes less than this eagerly (the smallest compile of a zoo
+# model's training step took longer than this on CPU: minutes at smoke size on 2 cores)
+MIN_COMPILE_S = 20.0
 
 
 def _compile(fn: Callable, device: torch.device, backend: str | None) -> Callable:
@@ -283,7 +286,7 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batch: int, steps: int,
+def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batch: int, steps: int | None,
                    device: torch.device, model_name: str = "", reps: int = 3,
                    backend: str | None = None) -> CompileChoice:
     """Resolve ``--compile`` for one run of ``model`` (``steps`` optimizer steps at ``batch``, precision
@@ -302,24 +305,32 @@ def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batc
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         eager, compiled, compile_s, err = measure_step(model, prec=prec, batch=batch, device=device, reps=reps,
-                                                       backend=backend)
-    c = CompileChoice("auto", False, False, measured=True, steps=int(steps), eager_step_ms=eager * 1e3,
-                      mode=mode, cost_s=time.perf_counter() - t0, backend=backend)
+                                                       backend=backend, steps=steps)
+    c = CompileChoice("auto", False, False, measured=True, steps=None if steps is None else int(steps),
+                      eager_step_ms=eager * 1e3, mode=mode, cost_s=time.perf_counter() - t0, backend=backend)
+    if compiled is None and not err:
+        c.reason = f"the run takes ~{steps * eager:.0f} s eager, less than a compile ({MIN_COMPILE_S:.0f} s or more)"
+        return c
     if err:
         c.reason = f"did not compile: {err}"
         return c
     c.compiled_step_ms, c.compile_s = compiled * 1e3, compile_s
+    if steps is None:
+        c.reason = "measured only: the run's length is not known"
+        return c
     c.train = c.est_compiled_s < c.est_eager_s
     c.reason = "faster over the run" if c.train else "compile time not repaid over the run"
     return c
 
 
 def measure_step(model: torch.nn.Module, *, prec: Any, batch: int, device: torch.device, reps: int = 3,
-                 backend: str | None = None) -> tuple[float, float | None, float | None, str | None]:
+                 backend: str | None = None,
+                 steps: int | None = None) -> tuple[float, float | None, float | None, str | None]:
     """(eager s/step, compiled s/step, compile s, error) of one optimizer step (forward + loss + backward +
     Adam) of a copy of ``model`` under ``prec`` at ``batch``: one eager warm-up, then the best of ``reps``
     eager steps; the first compiled step's wall time (less one compiled step) is the compile time, then
-    the best of ``reps`` compiled steps. Best-of: interference on a shared machine only ever adds time."""
+    the best of ``reps`` compiled steps. Best-of: interference on a shared machine only ever adds time.
+    Nothing is compiled (compiled and compile s None) when ``steps`` eager steps take under MIN_COMPILE_S."""
     from stbench.precision import StepBench, synchronize
 
     bench = StepBench(model, batch, device)  # the same random batch and sampling mask the precision choice uses
@@ -342,6 +353,8 @@ def measure_step(model: torch.nn.Module, *, prec: Any, batch: int, device: torch
     eager_fn = TrainStep(m, m, False, device)
     step(eager_fn)
     eager = min(step(eager_fn) for _ in range(max(1, reps)))
+    if steps is not None and steps * eager < MIN_COMPILE_S:
+        return eager, None, None, None
     compiled_fn = TrainStep(m, m, True, device, backend=backend, say=lambda s: None)
     first = step(compiled_fn)
     if compiled_fn.fallback:
@@ -457,11 +470,7 @@ def profile_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, bat
     which one finishes a run of the recipe's length sooner (auto's choice); None for ``off``."""
     if check_mode(asked) == "off":
         return None
-    steps = steps_of(cfg)
-    c = choose_compile(model, "auto", prec=prec, batch=batch, steps=steps or 1, device=device,
+    c = choose_compile(model, "auto", prec=prec, batch=batch, steps=steps_of(cfg), device=device,
                        model_name=model_name)
     c.asked = asked
-    d = c.as_dict()
-    if steps is None:
-        d.update(steps=None, est_eager_s=None, est_compiled_s=None, train=None)
-    return d
+    return c.as_dict()

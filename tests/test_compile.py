@@ -171,7 +171,15 @@ def test_choice_off_on_declared_and_unknown(monkeypatch):
         C.choose_compile(m, "yes", **kw)
 
 
-def test_auto_counts_compile_time_against_the_run():
+def test_auto_does_not_compile_for_a_run_shorter_than_a_compile(monkeypatch):
+    monkeypatch.setattr(C, "MIN_COMPILE_S", 1e9)
+    c = C.choose_compile(_smoke("simvp"), "auto", prec=FP32, batch=2, steps=3, device=CPU, reps=1,
+                         backend=lambda gm, inputs: pytest.fail("compiled"))
+    assert c.measured and not c.train and c.compile_s is None and "less than a compile" in c.line()
+
+
+def test_auto_counts_compile_time_against_the_run(monkeypatch):
+    monkeypatch.setattr(C, "MIN_COMPILE_S", 0.0)
     m = _smoke("simvp")
     kw = dict(prec=FP32, batch=2, device=CPU, model_name="simvp", reps=1, backend="aot_eager")
     c = C.choose_compile(m, "auto", steps=5, **kw)

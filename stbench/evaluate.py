@@ -405,9 +405,10 @@ def _compile_choice(net: Any, asked: str | None, prec: Any, bs: int, ds: Any, te
                                 limit=test_size)), device=dev, model_name=model)
     except ValueError as exc:
         raise UserError(str(exc).splitlines()[0]) from None
-    if c.asked != "off" and console is not None:
-        console.print(f"[dim]{c.line()}[/dim]")
-    enable(net, train=False, eval=c.eval, name=model, say=console.print if console is not None else print)
+    say = print if console is None else (lambda line: console.print(line, markup=False, highlight=False))
+    if c.asked != "off":
+        say(c.line())
+    enable(net, train=False, eval=c.eval, name=model, say=say)
     return c.as_dict()
 
 

@@ -384,7 +384,8 @@ def run_one(opts: RunOptions, model_name: str, seed: int, dataset: Any, device: 
         model = prec.prepare(model)
         rec.config["compile_choice"] = choose_for_run(  # in the record only: --resume compares the recipe, not this
             model, opts.compile, cfg, prec=prec, device=device, model_name=model_name, dist=dist,
-            old=old.config if resume_ckpt is not None and old is not None else None, say=con.print)
+            old=old.config if resume_ckpt is not None and old is not None else None,
+            say=lambda line: con.print(line, markup=False, highlight=False))  # an error text may hold [brackets]
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
             _estimate(con, rec.profile["train_step_ms"], cfg, opts.preset, prec.label)
         with _Progress(con, f"{model_name} s{seed}") as prog:

@@ -40,7 +40,8 @@ def _batch(m, b=2):
 
 
 def compare(name, backend):
-    """Loss, gradients and evaluation metrics of ``name`` at smoke size, eager vs compiled with ``backend``."""
+    """Loss, gradients and evaluation metrics of ``name`` at smoke size, eager vs compiled with ``backend``.
+    Random layers are compared on the same draws (``fallback_random``); in a run, compiled code draws its own."""
     from stbench.metrics import MetricAccumulator
 
     m = _smoke(name)
@@ -49,7 +50,9 @@ def compare(name, backend):
     for compiled in (False, True):
         mc = copy.deepcopy(m)
         step = C.TrainStep(mc, mc, compiled, CPU, backend=backend, say=pytest.fail)
-        loss, _ = step(x, y, mask)
+        torch.manual_seed(123)  # stochastic layers (SwinLSTM's drop-path) draw the same numbers in both
+        with torch._inductor.config.patch(fallback_random=True):  # inductor: eager's RNG, not its own stream
+            loss, _ = step(x, y, mask)
         loss.backward()
         grads = [p.grad.clone() for p in mc.parameters() if p.grad is not None]
         mc.eval()

@@ -3,7 +3,7 @@
     bash benchmarks/gpu_check.sh              # on a machine with one CUDA GPU: at most ~8 minutes
     python benchmarks/gpu_check.py --dry      # the same pipeline on CPU at smoke sizes (tests run this)
 
-Three phases, each under its own share of a wall-clock budget (``--minutes``, default 7.5): a phase
+Four phases, each under its own share of a wall-clock budget (``--minutes``, default 7.5): a phase
 that runs out of time stops after the model it is on and says so in its CSV (``skipped`` rows),
 so the script always ends in time and never passes a partial sweep off as complete.
 
@@ -16,6 +16,11 @@ so the script always ends in time and never passes a partial sweep off as comple
    paper sizes, T_out 10/20/40 at 64 px and 128 px at T_out 10) on the GPU. -> ``scaling_<env>.csv``
 3. ``quick``: ``stbench run --models tau,predrnn --preset quick`` with AMP, then ``stbench report``.
    -> ``quick_<env>.csv`` (test metrics and training time per model) and the records.
+4. ``compile``: ``benchmarks/compile_step.py`` on the GPU: eager vs ``torch.compile`` training step (mode
+   ``reduce-overhead``: CUDA graphs, which replay the recurrent models' time loop as one launch) of the
+   compile models at quick size, fp32 and AMP, with compile seconds and the estimated quick-run time of
+   each. -> ``compile_step_<env>.json`` / ``.md`` (written after every row: a phase cut short keeps its rows).
+   With ``--dry``: smoke sizes and the ``aot_eager`` backend (the pipeline, not a measurement).
 
 Every CSV row names the device, torch version and precision. Output goes to ``--out``
 (default ``results/benchmarks``); ``<env>`` is e.g. ``cuda-nvidia-h100-80gb-hbm3``.
@@ -41,6 +46,8 @@ from _common import RESULTS, SEED_MODELS, env_info, env_slug  # noqa: E402
 
 # the quick phase's models; with --dry, every phase runs these at their smoke sizes
 QUICK_MODELS = ("tau", "predrnn")
+# the compile phase's models: the quick pair first (a cut-short phase still has them), then recurrent vs parallel
+COMPILE_MODELS = ("predrnn", "tau", "convlstm", "simvp", "predrnn_v2", "gsta")
 PROFILE_FIELDS = ["model", "family", "precision", "params", "flops", "infer_batch", "infer_seq_per_s",
                   "infer_seq_per_s_min", "infer_seq_per_s_max", "infer_reps", "published_protocol_fps",
                   "published_protocol_batch", "published_protocol_reps", "status", "device", "torch", "seconds"]
@@ -208,12 +215,26 @@ def phase_quick(args: argparse.Namespace, device: torch.device, budget: Budget, 
     return path
 
 
+def phase_compile(args: argparse.Namespace, device: torch.device, budget: Budget, out: Path) -> str:
+    here = Path(__file__).resolve().parent
+    cmd = [sys.executable, str(here / "compile_step.py"), "--device", str(device), "--out", str(out)]
+    if args.dry:
+        cmd += ["--models", ",".join(QUICK_MODELS), "--precisions", "fp32", "--preset", "smoke", "--backend",
+                "aot_eager", "--steps", "2", "--warmup", "1", "--threads", "1"]
+    else:
+        cmd += ["--models", ",".join(COMPILE_MODELS), "--precisions", f"{amp_precision(device)},fp32", "--steps", "20",
+                "--warmup", "3"]
+    r = _run(cmd, budget.left())
+    print(r.stdout[-3000:], r.stderr[-2000:], sep="\n", flush=True)
+    return "ok" if r.returncode == 0 else f"stopped (exit {r.returncode}); the rows measured so far are written"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dry", action="store_true", help="CPU, smoke sizes: checks the pipeline, measures nothing")
     ap.add_argument("--minutes", type=float, default=7.5, help="wall-clock budget of all phases together")
     ap.add_argument("--reps", type=int, default=50, help="most repetitions of a stbench-protocol timing")
-    ap.add_argument("--phases", default="profile,scaling,quick")
+    ap.add_argument("--phases", default="profile,scaling,quick,compile")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     if args.dry:
@@ -227,14 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     total = Budget(args.minutes * 60)
-    shares = {"profile": 0.45, "scaling": 0.25, "quick": 0.30}  # of the budget left when the phase starts
+    shares = {"profile": 0.3, "scaling": 0.15, "quick": 0.25, "compile": 0.3}  # of the budget left at the phase's start
     weight_left = sum(shares[p] for p in phases)
     t0 = time.perf_counter()
     for p in phases:
         b = Budget(total.left() * shares[p] / weight_left)
         weight_left -= shares[p]
         print(f"== {p} (budget {b.left():.0f} s)", flush=True)
-        phase = {"profile": phase_profile, "scaling": phase_scaling, "quick": phase_quick}[p]
+        phase = {"profile": phase_profile, "scaling": phase_scaling, "quick": phase_quick, "compile": phase_compile}[p]
         result = phase(args, device, b, args.out)
         print(f"== {p}: {result}", flush=True)
     print(f"gpu_check finished in {time.perf_counter() - t0:.0f} s on {env_info(device)['device']}")

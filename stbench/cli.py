@@ -192,13 +192,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                     "run` trains it (--preset paper for the published sizes)", style="dim")
     args.preset = args.preset or DEFAULT_PRESET
     opts = ProfileOptions(dataset=args.dataset, preset=args.preset, device=args.device, precision=args.precision,
-                          memory_format=args.memory_format, threads=args.threads,
+                          memory_format=args.memory_format, threads=args.threads, compile=args.compile,
                           measure=Measure(batch=args.batch, warmup=args.warmup, reps=args.reps, budget_s=args.budget,
                                           train=not args.no_train, flops=not args.no_flops,
                                           published_fps=args.published_fps))
     results = []
     for r in profile_models(models, opts):
         results.append(r.as_dict())
+        if r.compile and args.format != "json":
+            _console(stderr=True).print(f"compile {r.model}: " + ", ".join(f"{k} {r.compile.get(k)}" for k in (
+                "eager_step_ms", "compiled_step_ms", "compile_s", "break_even_steps", "steps", "train", "reason")),
+                style="dim")
         if args.format != "json":
             cands = r.candidates_step_ms
             _console(stderr=True).print(f"profiled {r.model}" + (f": {r.precision} {r.memory_format} (training step "
@@ -373,7 +377,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_horizon(args)
     opts = EvalOptions(dataset=args.dataset, data_root=args.data_root, source=args.source, config=args.config,
                        out=args.out, device=args.device, precision=args.precision, test_size=args.test_size,
-                       batch_size=args.batch_size, profile=not args.no_profile, rollout=args.rollout, force=args.force)
+                       batch_size=args.batch_size, profile=not args.no_profile, rollout=args.rollout, force=args.force,
+                       compile=args.compile)
     rec = evaluate_checkpoint(args.checkpoint, args.model, opts, console=_console())
     if rec.status == "failed":  # recorded with its reason; the command fails like a failed run
         print(f"stbench: error: {rec.reason}", file=sys.stderr)
@@ -421,6 +426,7 @@ def _add_eval_parser(command: Any) -> None:
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ev.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | auto (default: fp32)")
     ev.add_argument("--test-size", type=int, default=None, help="evaluate on the first N test sequences")
+    _add_compile_option(ev)
     ev.add_argument("--batch-size", type=int, default=None, help="evaluation batch (default: the preset's)")
     ev.add_argument("--rollout", default=None, choices=["frame", "latent"],
                     help="parallel models, T_out > T_in: frame (published, default) or latent roll-out")
@@ -467,6 +473,12 @@ def _add_predict_parser(command: Any) -> None:
     pr.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
 
 
+def _add_compile_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", default=None, choices=["off", "on", "auto"],
+                   help="torch.compile the training step and evaluation forward: off (default), on, or auto "
+                        "(measured: compiled when that finishes the run sooner, compile time counted)")
+
+
 def _add_run_options(r: argparse.ArgumentParser) -> None:
     """The options of `run`, shared by `tune` (and every command that trains a grid)."""
     r.add_argument("--models", required=True, help="comma list; wildcards; model@encoder swaps the codec")
@@ -480,6 +492,7 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
                    help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
     r.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
                    help="tensor layout (default: measured with --precision auto, else the device's default)")
+    _add_compile_option(r)
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
     r.add_argument("--force", action="store_true", help="re-run runs whose record is already completed")
@@ -589,6 +602,7 @@ def _add_profile_parser(command: Any) -> None:
                          "quick auto = the fastest measured training step)")
     pf.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
                     help="tensor layout (default: measured with --precision auto, else the device's default)")
+    _add_compile_option(pf)
     pf.add_argument("--batch", type=int, default=16)
     pf.add_argument("--warmup", type=int, default=3)
     pf.add_argument("--reps", type=int, default=10, help="at most this many timed repetitions per measurement")

@@ -40,6 +40,7 @@ import torch
 
 import stbench
 from stbench import train as T
+from stbench.compile import choose_eval_compile, enable
 from stbench.data import get_dataset, get_spec
 from stbench.data.check import data_source
 from stbench.errors import CheckpointError, UserError
@@ -285,6 +286,7 @@ class EvalOptions:
     profile: bool = True
     rollout: str | None = None
     force: bool = False
+    compile: str | None = None  # off | on | auto: the evaluation forward (stbench/compile.py)
 
 
 @dataclass
@@ -319,7 +321,7 @@ def evaluate_checkpoint(checkpoint: str | Path, model: str | None = None, opts: 
     t0, started = time.perf_counter(), now_iso()
     loaded = load(Path(checkpoint), model, opts)
     ds = open_test_split(loaded, opts)
-    rec, scored = score(loaded, ds, opts)
+    rec, scored = score(loaded, ds, opts, console)
     rec.timing["started_at"] = started
     return write_evaluation(rec, scored, loaded, opts, t0, console)
 
@@ -380,7 +382,7 @@ def open_test_split(loaded: Loaded, opts: EvalOptions) -> Any:
     return ds
 
 
-def score(loaded: Loaded, ds: Any, opts: EvalOptions) -> tuple[RunRecord, Scored | None]:
+def score(loaded: Loaded, ds: Any, opts: EvalOptions, console: Any = None) -> tuple[RunRecord, Scored | None]:
     """Stage 3: the record of the weights, profiled and scored on the test split (the stage ``stbench run`` shares,
     :mod:`stbench.scoring`); non-finite metrics make it a ``failed`` record (scored: None)."""
     check_writable(Path(opts.out))
@@ -400,6 +402,8 @@ def score(loaded: Loaded, ds: Any, opts: EvalOptions) -> tuple[RunRecord, Scored
     if opts.profile:
         rec.profile = cost_profile(copy.deepcopy(net), loaded.model, dev, prec)
     net = prec.prepare(net.to(dev))
+    rec.config["compile_choice"] = _compile_choice(net, opts.compile, prec, cfg["eval_batch_size"], ds,
+                                                   cfg["test_size"], dev, loaded.model, console)
     try:
         return rec, score_test(net, ds, cfg, dev, prec, metrics)
     except T.NonFiniteMetrics as exc:  # recorded as failed, with the reason; nothing of the result is kept
@@ -431,6 +435,21 @@ def write_evaluation(rec: RunRecord, scored: Scored | None, loaded: Loaded, opts
                       + ", ".join(f"{k.upper()} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
                       + f"  -> {rpath}")
     return rec
+
+
+def _compile_choice(net: Any, asked: str | None, prec: Any, bs: int, ds: Any, test_size: int | None, dev: Any,
+                    model: str, console: Any) -> dict[str, Any]:
+    """``--compile`` for the evaluation forward (stbench/compile.py): resolved, said in one line, enabled."""
+    try:
+        c = choose_eval_compile(net, asked, prec=prec, batch=bs, batches=max(1, ds.num_batches("test", bs,
+                                limit=test_size)), device=dev, model_name=model)
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
+    say = print if console is None else (lambda line: console.print(line, markup=False, highlight=False))
+    if c.asked != "off":
+        say(c.line())
+    enable(net, train=False, eval=c.eval, name=model, say=say)
+    return c.as_dict()
 
 
 def _card_model(checkpoint: Path, model: str | None, dataset: str | None, source: str,

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from stbench.compile import profile_compile
 from stbench.precision import Precision, device_name, run_precision, spread, synchronize, time_steps
 from stbench.preflight import check_device
 from stbench.recipes import load_recipe
@@ -78,6 +79,7 @@ class ProfileResult:
     t_out: int
     recurrent: bool
     flops_convention: str = "fvcore, 1 sample, eval mode, MAC = 1 flop"
+    compile: dict[str, Any] | None = None  # `--compile on|auto`: eager vs compiled training step (stbench.compile)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -430,6 +432,7 @@ class ProfileOptions:
     memory_format: str | None = None  # None: the preset's / the device's default
     threads: int | None = None
     measure: Measure = field(default_factory=Measure)
+    compile: str | None = None  # on | auto: also time the compiled training step (None / off: not)
 
 
 def profile_models(models: list[str], opts: ProfileOptions) -> Iterator[ProfileResult]:
@@ -444,5 +447,10 @@ def profile_models(models: list[str], opts: ProfileOptions) -> Iterator[ProfileR
         model = recipe.build_model(name)
         prec = run_precision(model, recipe.config, device, opts.precision, opts.memory_format,
                              measured=opts.measure.train)
-        yield profile_model(model, name=name, device=device, precision=prec, measure=opts.measure)
+        result = profile_model(model, name=name, device=device, precision=prec, measure=opts.measure)
+        if opts.measure.train:
+            result.compile = profile_compile(model, opts.compile, prec=Precision(result.precision, device,
+                                             result.memory_format), batch=opts.measure.batch, cfg=recipe.config,
+                                             device=device, model_name=name)
+        yield result
         del model

@@ -27,6 +27,7 @@ import torch
 
 from stbench import train as T
 from stbench.budget import Budget, Plan, budget_dir, budget_record, plan, resolve_sampling
+from stbench.compile import choose_for_run
 from stbench.console import duration, make_console
 from stbench.data import get_dataset
 from stbench.data.check import data_source, preflight
@@ -70,6 +71,7 @@ class RunOptions:
     device: str = "auto"
     precision: str | None = None
     memory_format: str | None = None  # nchw | channels_last | auto (issue 12); None = the recipe's / default
+    compile: str | None = None  # off | on | auto (issue 28, stbench/compile.py); None = the recipe's, else off
     out: Path = Path("results")
     resume: bool = False
     force: bool = False
@@ -104,7 +106,8 @@ class RunOptions:
             models=models, dataset=args.dataset, preset=args.preset or DEFAULT_PRESET,
             preset_given=args.preset is not None,
             seeds=seeds, device=args.device, precision=args.precision,
-            memory_format=getattr(args, "memory_format", None), out=Path(args.out), resume=args.resume,
+            memory_format=getattr(args, "memory_format", None), compile=getattr(args, "compile", None),
+            out=Path(args.out), resume=args.resume,
             force=args.force, shard=parse_shard(args.shard), data_root=args.data_root,
             overrides={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                        "budget": _parse_budget(getattr(args, "budget", None)),
@@ -426,6 +429,10 @@ def _execute(env: GridEnv, run: _Run) -> RunRecord:
         if run.resume_ckpt is None:
             write()
         model = run.prec.prepare(run.model)
+        rec.config["compile_choice"] = choose_for_run(  # in the record only: --resume compares the recipe, not this
+            model, opts.compile, run.cfg, prec=run.prec, device=env.device, model_name=run.model_name, dist=dist,
+            old=run.old.config if run.resume_ckpt is not None and run.old is not None else None,
+            say=lambda line: con.print(line, markup=False, highlight=False))  # an error text may hold [brackets]
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
             _estimate(con, rec.profile["train_step_ms"], run.cfg, opts.preset, run.prec.label)
         model, state = _train(env, run, model, write)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from stbench.budget import make_plan
+from stbench.compile import eval_forward, train_step
 from stbench.errors import CheckpointError
 from stbench.metrics import DEFAULT_METRICS, MetricAccumulator
 from stbench.precision import Precision, synchronize
@@ -162,10 +163,11 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
     acc = MetricAccumulator(metrics=metrics, keep_sequences=per_sequence, context=context)
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "targets": [], "preds": []}
     n_kept = 0
+    forward = eval_forward(model, device)  # model(x).pred; compiled when the run enabled it (stbench.compile)
     for batch in batches:
         x, y = _to(batch, device)
         with prec.autocast():
-            pred = model(x).pred
+            pred = forward(x)
         pred = pred.float()
         acc.update(pred, y)
         if n_kept < keep:
@@ -271,6 +273,7 @@ class _Loop:
 
             self.ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
         self.fwd = self.ddp if self.ddp is not None else model
+        self.step_fn = train_step(self.fwd, model, device)  # forward + loss; compiled when the run enabled it
         self.bs = int(cfg["batch_size"])
         self.eval_bs = eval_batch_size(cfg)
         self.accum = max(1, int(setting(cfg, "accum_steps")))
@@ -354,8 +357,7 @@ class _Loop:
             no_sync = self.ddp is not None and not last_micro
             with self.ddp.no_sync() if no_sync else contextlib.nullcontext():
                 with self.prec.autocast():
-                    out = self.fwd(x, y, sampling_mask=mask)
-                    loss, _parts = self.raw.loss(out, x, y)
+                    loss, _parts = self.step_fn(x, y, mask)
                     if hooks.on_loss:
                         loss = hooks.on_loss(self.raw, loss)
                 self.scaler.scale(loss / self.accum).backward()

@@ -119,3 +119,5 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
     quick = list(csv.DictReader(open(next(tmp_path.glob("quick_cpu-*_dry.csv")))))
     assert [row["status"] for row in quick] == ["completed", "completed"]
     assert list(tmp_path.glob("scaling_cpu-*.csv"))
+    comp = json.loads(next(tmp_path.glob("compile_step_cpu-*_smoke.json")).read_text())  # eager vs compiled
+    assert [(r["model"], r["status"]) for r in comp["rows"]] == [("tau", "ok"), ("predrnn", "ok")]

@@ -1,0 +1,197 @@
+"""Eager vs ``torch.compile`` training step, per zoo model, at the quick preset (issue 28, ``--compile``).
+
+    python benchmarks/compile_step.py                          # every published model, fp32 and bf16, this CPU
+    python benchmarks/compile_step.py --models tau,convlstm --precisions fp32 --steps 5
+    python benchmarks/compile_step.py --isa native,avx2        # also plain AVX2 (a child process per ISA)
+
+Per model and precision: a copy of the model at its ``quick`` preset size and batch (Moving MNIST 10 -> 10 at
+64 x 64), Adam, a fixed random batch and (recurrent models) the quick recipe's scheduled-sampling mask, as
+``stbench run`` trains it. Eager: ``--warmup`` untimed steps, then ``--steps`` timed optimizer steps. Compiled
+(:class:`stbench.compile.TrainStep`, inductor, ``dynamic=False``, the same copy of the weights): the first step's
+wall time less the median compiled step is ``compile_s``; then ``--warmup`` more and ``--steps`` timed steps.
+Reported: median step time and steps/s of each, the speed-up, the compile seconds, the break-even number of
+steps (compile_s / time saved per step) and the estimated wall time of a quick run (``steps`` of the quick
+recipe: its samples budget over its batch) eager vs compiled. Every row carries the CPU load during it
+(benchmarks/_common.py): numbers taken on a shared machine are not figures to publish.
+
+``--isa avx2`` runs the same measurement in a child process with ``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2`` (both must be set before torch starts), i.e. a plain AVX2 CPU on an AVX-512 one.
+bf16 rows are skipped (and say so) where the CPU has no native bf16 (under the AVX2 cap it never has).
+
+Writes results/benchmarks/compile_step_<env>[_<isa>].json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ISA_ENV = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+           "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}
+FIELDS = ["model", "family", "precision", "batch", "eager_ms", "compiled_ms", "speedup", "eager_steps_per_s",
+          "compiled_steps_per_s", "compile_s", "break_even_steps", "run_steps", "run_eager_s",
+          "run_compiled_s", "graph_breaks", "status", "isa", "cpu_capability", "loadavg_1m", "cpu_stall"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=None, help="comma list (default: every published zoo model)")
+    ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--isa", default="native", help="comma list of native | avx2 | avx512 (one process each)")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps of each (after warm-up)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (CUDA: mode reduce-overhead, i.e. CUDA graphs)")
+    ap.add_argument("--preset", default="quick", help="model sizes and batch (gpu_check --dry: smoke)")
+    ap.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: a pipeline check)")
+    ap.add_argument("--out", default=None, help="output folder (default: results/benchmarks)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    isas = [s.strip() for s in args.isa.split(",") if s.strip()]
+    bad = [s for s in isas if s not in ISA_ENV]
+    if bad:
+        ap.error(f"unknown --isa {bad}; choose from {', '.join(ISA_ENV)}")
+    if args.child:
+        return measure_all(args, isas[0])
+    rc = 0
+    for isa in isas:  # a fresh process per ISA: the caps are read once, when torch loads its kernels
+        env = {**os.environ, **ISA_ENV[isa]}
+        cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--child", "--isa", isa]
+        rc |= subprocess.run(cmd, env=env).returncode
+    return rc
+
+
+def measure_all(args: argparse.Namespace, isa: str) -> int:
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import RESULTS, configure_threads, env_info, env_slug, measured
+
+    from stbench.precision import cpu_capability, cpu_supports_bf16
+    from stbench.registry import MODELS
+
+    configure_threads(args.threads)
+    device = torch.device(args.device)
+    models = ([m.strip() for m in args.models.split(",") if m.strip()] if args.models else
+              [n for n in MODELS.names() if not MODELS.entry(n).meta.get("tiny")
+               and MODELS.entry(n).source == "built-in"])
+    out = Path(args.out) if args.out else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = ("" if isa == "native" or device.type != "cpu" else f"_{isa}") + ("" if args.preset == "quick"
+                                                                               else f"_{args.preset}")
+    stem = f"compile_step_{env_slug(device)}{suffix}"
+    meta = {**env_info(device), "isa": isa, "env": {k: os.environ.get(k) for k in ISA_ENV["avx2"]},
+            "preset": args.preset, "backend": args.backend, "steps": args.steps, "warmup": args.warmup,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rows: list[dict[str, Any]] = []
+    for name in models:
+        for p in [s.strip() for s in args.precisions.split(",") if s.strip()]:
+            row: dict[str, Any] = {"model": name, "precision": p, "isa": isa, "cpu_capability": cpu_capability()}
+            if p == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+                rows.append({**row, "status": "skipped: no native bf16 on this CPU / ISA"})
+                print(f"{name} {p}: skipped (no native bf16)", flush=True)
+                continue
+            try:
+                res, load = measured(lambda name=name, p=p: one(name, p, device, args))
+                row.update(res, **load, status="ok")
+            except Exception as exc:  # noqa: BLE001 - a model that fails is a row, the sweep goes on
+                row["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            write(out, stem, meta, rows)  # after every row: a sweep cut short by a time limit keeps what it measured
+    print(f"wrote {out / stem}.json and .md", flush=True)
+    return 0
+
+
+def write(out: Path, stem: str, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown(meta, rows))
+
+
+def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from stbench.budget import resolve_sampling
+    from stbench.compile import TrainStep, steps_of
+    from stbench.models.sampling import make_schedule
+    from stbench.precision import make_precision, synchronize
+    from stbench.recipes import load_recipe
+
+    steps, warmup = args.steps, args.warmup
+    recipe = load_recipe("mmnist", name, args.preset)
+    cfg = recipe.config
+    torch.manual_seed(0)
+    model = recipe.build_model()
+    prec = make_precision(precision, device, None, model)  # the device's default layout for this precision
+    batch = int(cfg["batch_size"])
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, *model.in_shape, generator=g).to(device)
+    y = torch.rand(batch, model.t_out, *model.in_shape[1:], generator=g).to(device)
+    n = steps_of(cfg)
+    mask = None
+    if model.recurrent:  # the quick recipe's schedule at its first step: the random mask a run starts with
+        sampling = resolve_sampling(cfg.get("sampling"), steps=n or 1000, recipe_steps=n or 1000)
+        mask = make_schedule(sampling or "linear").mask(0, batch, model.in_shape[0], model.t_out, "cpu",
+                                                        generator=g).to(device)
+
+    def timed(fn: Any, m: torch.nn.Module, opt: torch.optim.Optimizer) -> float:
+        synchronize(device)
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with prec.autocast():
+            loss, _ = fn(x, y, mask)
+        loss.backward()
+        opt.step()
+        synchronize(device)
+        return time.perf_counter() - t
+
+    res: dict[str, Any] = {"family": "recurrent" if model.recurrent else "parallel", "batch": batch}
+    m = prec.prepare(copy.deepcopy(model)).train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    eager = TrainStep(m, m, False, device)
+    for _ in range(warmup):
+        timed(eager, m, opt)
+    te = [timed(eager, m, opt) for _ in range(steps)]
+    m = prec.prepare(copy.deepcopy(model)).train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    torch._dynamo.reset()
+    compiled = TrainStep(m, m, True, device, name=name, backend=args.backend, say=print)
+    first = timed(compiled, m, opt)
+    if compiled.fallback:
+        raise RuntimeError(f"did not compile: {compiled.fallback}")
+    for _ in range(warmup):
+        timed(compiled, m, opt)
+    tc = [timed(compiled, m, opt) for _ in range(steps)]
+    e, c = statistics.median(te), statistics.median(tc)
+    compile_s = max(0.0, first - c)
+    res.update(eager_ms=round(e * 1e3, 2), compiled_ms=round(c * 1e3, 2), speedup=round(e / c, 3),
+               eager_steps_per_s=round(1 / e, 3), compiled_steps_per_s=round(1 / c, 3), compile_s=round(compile_s, 1),
+               break_even_steps=round(compile_s / (e - c)) if e > c else None, run_steps=n,
+               graph_breaks=compiled.graph_breaks,
+               run_eager_s=round(n * e, 1) if n else None,
+               run_compiled_s=round(compile_s + n * c, 1) if n else None)
+    return res
+
+
+def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    cols = ["model", "family", "precision", "eager_ms", "compiled_ms", "speedup", "compile_s", "break_even_steps",
+            "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status"]
+    lines = [f"Eager vs compiled ({meta['backend']}) training step, {meta['preset']} preset: {meta['device']}, "
+             f"torch {meta['torch']}, ISA {meta['isa']}, {meta['steps']} timed steps after {meta['warmup']} warm-up, "
+             f"{meta['date']}", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -61,8 +61,9 @@ rollouts() {  # folder: every kept model not yet rolled out to T_LONG frames
 }
 
 sweep() {  # dataset models budgets seeds out: one cell at a time, each committed (COMMIT=1) and rolled out
-  local ds=$1 models=$2 budgets=$3 seeds=$4 out=$5 m b
-  for b in ${budgets//,/ }; do
+  local ds=$1 models=$2 budgets=$3 seeds=$4 out=$5 m b kind=${3%%=*}
+  for b in $(tr , ' ' <<<"${budgets#*=}"); do
+    b="$kind=$b"  # each item with its kind: samples=2e3,2e4 -> samples=2e3, samples=2e4
     for m in ${models//,/ }; do
       # a failed run is recorded (status failed, with its reason) and the study goes on
       stbench sweep --models "$m" --dataset "$ds" --budgets "$b" --preset quick --seeds "$seeds" \

@@ -31,6 +31,8 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
+import json
+import re
 import sys
 import types
 from collections.abc import Iterator
@@ -348,6 +350,31 @@ def _import_all_builtins() -> None:
     _ALL_IMPORTED = True
 
 
+def builtin_index_now() -> dict[str, dict[str, str]]:
+    """The name -> module index as the modules of ``builtin_index.MODULES`` register their components now
+    (imports all of them); ``tests/test_registry_lazy.py`` checks it equals the committed ``INDEX``."""
+    _import_all_builtins()
+    return {reg.kind: {name: e.module for name, e in sorted(reg._entries.items())
+                       if e.source == BUILTIN and e.module in builtin_index.MODULES}
+            for reg in BUILTIN_REGISTRIES}
+
+
+def write_builtin_index() -> Path:
+    """Rewrite the ``INDEX`` literal of ``stbench/builtin_index.py`` from :func:`builtin_index_now`."""
+    lines = ["INDEX: dict[str, dict[str, str]] = {"]
+    for kind, names in builtin_index_now().items():
+        lines.append(f"    {json.dumps(kind)}: {{")
+        lines += [f"        {json.dumps(name)}: {json.dumps(mod)}," for name, mod in names.items()]
+        lines.append("    },")
+    lines.append("}")
+    path = Path(builtin_index.__file__)
+    text = path.read_text(encoding="utf-8")
+    start = text.index(lines[0])
+    end = re.compile(r"^}$", re.M).search(text, start).end()
+    path.write_text(text[:start] + "\n".join(lines) + text[end:], encoding="utf-8")
+    return path
+
+
 def _dist_name(ep: Any) -> str:
     dist = getattr(ep, "dist", None)
     return dist.name if dist is not None else ""
@@ -387,3 +414,9 @@ def load_plugin(spec: str) -> None:
             f"plugin '{spec}' failed to load: {type(exc).__name__}: {exc} "
             "(pass a .py file path or an importable module name)"
         ) from exc
+
+
+if __name__ == "__main__":  # `python -m stbench.registry`: regenerate the built-in index
+    from stbench import registry as _registry  # the imported module, whose registries the built-ins fill
+
+    print(f"wrote the index of {len(builtin_index.MODULES)} modules to {_registry.write_builtin_index()}")

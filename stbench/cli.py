@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stbench.errors import StbenchError, UserError
-from stbench.recipes import DEFAULT_PRESET
+from stbench.recipes import COMPILE_MODES, DEFAULT_PRESET, MEMORY_FORMATS, PRECISIONS, PRESETS
 
 EXIT_USAGE = 2
 
@@ -72,14 +72,9 @@ def expand_models(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def memory_format(text: str) -> str:
-    """``--memory-format``: one of :data:`stbench.precision.MEMORY_FORMATS` (imported when the option is given, so
-    that commands without it start without torch)."""
-    from stbench.precision import MEMORY_FORMATS
-
-    if text not in MEMORY_FORMATS:
-        raise argparse.ArgumentTypeError(f"invalid choice: '{text}' (choose from {', '.join(MEMORY_FORMATS)})")
-    return text
+def _one_of(names: Sequence[str]) -> str:
+    """A closed set of values for an option's help (checked later, with a one-line error)."""
+    return " | ".join(names)
 
 
 def _fmt_num(x: float | None, unit: str = "") -> str:
@@ -98,6 +93,7 @@ def _model_rows(pattern: str | None) -> list[dict[str, Any]]:
     import torch
 
     import stbench
+    from stbench.records import family_of
     from stbench.registry import MODELS
 
     rows = []
@@ -106,7 +102,7 @@ def _model_rows(pattern: str | None) -> list[dict[str, Any]]:
         with torch.device("meta"):  # build without allocating or initialising weights
             m = stbench.create_model(name)
         rows.append({
-            "name": name, "family": "recurrent" if m.recurrent else "parallel",
+            "name": name, "family": family_of(m.recurrent),
             "encoder": m.names["encoder"], "temporal": m.names["temporal"], "decoder": m.names["decoder"],
             "params": sum(p.numel() for p in m.parameters()), "tiny": bool(e.meta.get("tiny")),
             "source": e.source, "paper": e.meta.get("paper", ""),
@@ -115,6 +111,7 @@ def _model_rows(pattern: str | None) -> list[dict[str, Any]]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from stbench.records import family_of
     from stbench.registry import DATASETS, DECODERS, ENCODERS, METRICS, PLUGIN_ERRORS, TEMPORAL
 
     what = args.what
@@ -122,7 +119,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = _model_rows(args.pattern)
         cols = ["name", "family", "encoder", "temporal", "params", "source", "paper"]
     elif what == "temporal":
-        rows = [{"name": e.name, "kind": "recurrent" if e.obj.recurrent else "parallel", "source": e.source,
+        rows = [{"name": e.name, "kind": family_of(e.obj.recurrent), "source": e.source,
                  "class": f"{e.obj.__module__}.{e.obj.__qualname__}"}
                 for e in TEMPORAL.entries() if not args.pattern or e.name in TEMPORAL.names(args.pattern)]
         cols = ["name", "kind", "source", "class"]
@@ -185,6 +182,7 @@ def _cell(col: str, v: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
     from stbench.profile import Measure, ProfileOptions, profile_models
+    from stbench.records import family_of
 
     models = expand_models(args.models)
     if args.preset is None and args.format != "json":
@@ -220,7 +218,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         t.add_column(c, justify="left" if c in ("model", "family", "precision") else "right")
     for r in results:
         t.add_row(
-            r["model"], "recurrent" if r["recurrent"] else "parallel", f"{r['precision']} {r['memory_format']}",
+            r["model"], family_of(r["recurrent"]), f"{r['precision']} {r['memory_format']}",
             _fmt_num(r["params"]), _fmt_num(r["flops"]),
             f"{r['infer_seq_per_s']:.1f} [{r['infer_seq_per_s_min']:.1f}, {r['infer_seq_per_s_max']:.1f}] "
             f"{r['infer_reps']}",
@@ -424,7 +422,7 @@ def _add_eval_parser(command: Any) -> None:
                     help="OpenSTL config file (read by ast, never executed); default: the model's paper config")
     ev.add_argument("--out", default="results", help="output directory for records (default: results)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    ev.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 | auto (default: fp32)")
+    ev.add_argument("--precision", default="fp32", help=f"{_one_of(PRECISIONS)} (default: fp32)")
     ev.add_argument("--test-size", type=int, default=None, help="evaluate on the first N test sequences")
     _add_compile_option(ev)
     ev.add_argument("--batch-size", type=int, default=None, help="evaluation batch (default: the preset's)")
@@ -474,7 +472,7 @@ def _add_predict_parser(command: Any) -> None:
 
 
 def _add_compile_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--compile", default=None, choices=["off", "on", "auto"],
+    p.add_argument("--compile", default=None, choices=COMPILE_MODES,
                    help="torch.compile the training step and evaluation forward: off (default), on, or auto "
                         "(measured: compiled when that finishes the run sooner, compile time counted)")
 
@@ -483,14 +481,14 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     """The options of `run`, shared by `tune` (and every command that trains a grid)."""
     r.add_argument("--models", required=True, help="comma list; wildcards; model@encoder swaps the codec")
     r.add_argument("--dataset", default="mmnist")
-    r.add_argument("--preset", default=None, help=f"paper | quick | smoke (default: {DEFAULT_PRESET})")
+    r.add_argument("--preset", default=None, help=f"{_one_of(PRESETS)} (default: {DEFAULT_PRESET})")
     r.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
     r.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    r.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the preset's)")
+    r.add_argument("--precision", default=None, help=f"{_one_of(PRECISIONS)} (default: the preset's)")
     r.add_argument("--metrics", default=None, metavar="+NAME,...",
                    help="add registered metrics (e.g. a plugin's) to the dataset's own: --metrics +ssim_dr1")
-    r.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
+    r.add_argument("--memory-format", default=None, choices=MEMORY_FORMATS,
                    help="tensor layout (default: measured with --precision auto, else the device's default)")
     _add_compile_option(r)
     r.add_argument("--out", default="results", help="output directory for records (default: results)")
@@ -595,12 +593,13 @@ def _add_profile_parser(command: Any) -> None:
     pf.add_argument("--models", required=True)
     pf.add_argument("--dataset", default="mmnist")
     pf.add_argument("--preset", default=None,
-                    help=f"architecture of this preset (default: {DEFAULT_PRESET}, as `run`; paper = published sizes)")
+                    help=f"{_one_of(PRESETS)}: architecture of this preset (default: {DEFAULT_PRESET}, as `run`; "
+                         "paper = published sizes)")
     pf.add_argument("--device", default="auto")
     pf.add_argument("--precision", default=None,
-                    help="fp32 | bf16 | fp16 | auto (default: the preset's, as `stbench run` uses it: paper fp32, "
+                    help=f"{_one_of(PRECISIONS)} (default: the preset's, as `stbench run` uses it: paper fp32, "
                          "quick auto = the fastest measured training step)")
-    pf.add_argument("--memory-format", default=None, type=memory_format, metavar="{nchw,channels_last,auto}",
+    pf.add_argument("--memory-format", default=None, choices=MEMORY_FORMATS,
                     help="tensor layout (default: measured with --precision auto, else the device's default)")
     _add_compile_option(pf)
     pf.add_argument("--batch", type=int, default=16)
@@ -634,7 +633,7 @@ def _add_recipe_parser(command: Any) -> None:
                  "stbench recipe --model convlstm --dataset kth --preset paper --set epochs=3 --format json")
     rc.add_argument("--model", required=True)
     rc.add_argument("--dataset", default="mmnist")
-    rc.add_argument("--preset", default=DEFAULT_PRESET)
+    rc.add_argument("--preset", default=DEFAULT_PRESET, help=_one_of(PRESETS))
     rc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override, as `stbench run`'s")
     rc.add_argument("--explain", action="store_true", help="the source of every key (file and table, registry, CLI)")
     rc.add_argument("--format", choices=["toml", "json"], default="toml")

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-COMPILE_MODES = ("off", "on", "auto")
+from stbench.recipes import COMPILE_MODES  # noqa: F401  (the choices are the recipe's)
 
 # model name -> why it runs eager under --compile on / auto (measured with torch 2.13, inductor, CPU)
 NOT_COMPILING: dict[str, str] = {}

@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stbench.data.spec import DEFAULT_METRICS  # noqa: F401  (owned by the dataset spec; re-exported)
 from stbench.registry import METRICS
 
 __all__ = [
@@ -95,7 +96,6 @@ __all__ = [
     "ssim_dr1",
 ]
 
-DEFAULT_METRICS: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
 FLOORS: tuple[str, ...] = ("copy_last", "zeros")
 
 METRIC_CONVENTION = (

@@ -30,10 +30,7 @@ from typing import Any
 import torch
 
 from stbench.errors import UserError
-from stbench.recipes import setting
-
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-MEMORY_FORMATS = ("nchw", "channels_last", "auto")
+from stbench.recipes import MEMORY_FORMATS, PRECISIONS, setting  # noqa: F401  (the choices are the recipe's)
 
 
 @lru_cache(maxsize=1)

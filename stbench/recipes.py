@@ -37,6 +37,12 @@ from stbench.errors import RecipeError
 PRESETS = ("paper", "quick", "smoke")
 DEFAULT_PRESET = "quick"  # what `stbench run` and `stbench profile` use without --preset
 
+# the recipe keys that take one of a closed set of values (stbench.precision and stbench.compile check them; the
+# CLI offers them as its options' choices, without importing torch)
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+MEMORY_FORMATS = ("nchw", "channels_last", "auto")
+COMPILE_MODES = ("off", "on", "auto")
+
 
 def baselines_dir() -> Path:
     """Where the recipe files are: ``$STBENCH_BASELINES`` if set; else the copy an installed package
@@ -103,10 +109,39 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
 
 
 def recipe_path(dataset: str) -> Path:
+    """The recipe file of ``dataset``: ``<dataset>.toml`` of :func:`baselines_dir`; failing that, the file its
+    registry entry names (a plugin's dataset: ``DATASETS.register("x", recipe="x.toml")``, a path relative to
+    the folder of the module that registers it), so a plugin ships its recipes beside its code."""
     root = baselines_dir()
     if not root.is_dir():
         raise RecipeError(f"no recipe directory at {root}; reinstall stbench or point STBENCH_BASELINES at baselines/")
-    return root / f"{dataset}.toml"
+    path = root / f"{dataset}.toml"
+    return path if path.is_file() else (_registered_recipe(dataset) or path)
+
+
+def _registered_recipe(dataset: str) -> Path | None:
+    import importlib.util
+
+    from stbench.registry import DATASETS, RegistryError
+
+    try:
+        entry = DATASETS.entry(dataset)
+    except RegistryError:
+        return None
+    own = entry.meta.get("recipe")
+    if not own:
+        return None
+    path = Path(own)
+    if not path.is_absolute():
+        spec = importlib.util.find_spec(entry.module) if entry.module else None
+        if spec is None or not spec.origin:
+            raise RecipeError(f"dataset '{dataset}' names its recipe {own!r} relative to a module stbench cannot "
+                              "locate; give an absolute path in DATASETS.register(..., recipe=...)")
+        path = Path(spec.origin).parent / path
+    if not path.is_file():
+        raise RecipeError(f"dataset '{dataset}' names its recipe file {path}, which does not exist; write it (see "
+                          "baselines/mmnist.toml for the layout) or fix DATASETS.register(..., recipe=...)")
+    return path
 
 
 def dataset_recipes(dataset: str) -> dict[str, Any]:
@@ -311,7 +346,9 @@ def resolve(dataset: str, model: str, preset: str, overrides: dict[str, Any] | N
 
         DATASETS.entry(dataset)  # an unknown dataset: "unknown dataset 'x'; did you mean ..." first
     if missing:
-        where = (f"{path} has no [presets.{preset}] with them" if data else f"there is no recipe file {path}")
+        where = (f"{path} has no [presets.{preset}] with them" if data else
+                 f"there is no recipe file {path} (a plugin's dataset names its own: "
+                 "DATASETS.register(..., recipe='x.toml'))")
         raise RecipeError(f"no {', '.join(missing)} for {model} on {dataset} (preset {preset}): {where}; add one, "
                           f"or pass {' '.join('--' + k.replace('_', '-') + ' N' for k in missing)}")
     return Recipe(dataset, model, preset, cfg, list(mrec.get("reference", []))), src

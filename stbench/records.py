@@ -32,6 +32,14 @@ from typing import Any
 SCHEMA_VERSION = 2  # 2: kind "evaluated", checkpoint, source, per_sequence; profile.published_fps (v1 readable)
 N_EXAMPLES = 4  # test sequences kept as example strips beside a record (run and eval alike)
 KINDS = ("model", "floor", "evaluated", "trial")  # trial: a `stbench tune` run stopped after validation
+FAMILIES = ("recurrent", "parallel")  # a model's family: steps frame by frame, or predicts all frames at once
+
+
+def family_of(recurrent: bool) -> str:
+    """The family name of a model (or temporal module) with this ``recurrent`` flag."""
+    return FAMILIES[0] if recurrent else FAMILIES[1]
+
+
 REQUIRED_KEYS = ("schema_version", "status", "kind", "model", "dataset", "preset", "seed", "family")
 
 
@@ -54,7 +62,7 @@ class RunRecord:
     kind: str = "model"
     status: str = "running"  # running | completed | failed | interrupted
     reason: str | None = None
-    family: str = "-"  # recurrent | parallel | floor
+    family: str = "-"  # one of FAMILIES, or floor
     encoder: str = "-"
     temporal: str = "-"
     decoder: str = "-"

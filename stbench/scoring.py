@@ -24,14 +24,14 @@ import torch
 from stbench import train as T
 from stbench.metrics import convention_for, metrics_meta
 from stbench.profile import INFER_BATCH, profile_model
-from stbench.records import N_EXAMPLES, RunRecord, atomic_write_npz
+from stbench.records import N_EXAMPLES, RunRecord, atomic_write_npz, family_of
 
 
 def new_record(net: torch.nn.Module, metrics: tuple[str, ...] | list[str], /, **fields: Any) -> RunRecord:
     """A record of the network ``net`` (family, encoder / temporal / decoder, roll-out) scored with ``metrics``
     (their conventions); ``fields`` are the record's other fields (model, dataset, preset, seed, kind, config ...)."""
     names = getattr(net, "names", {})
-    return RunRecord(family="recurrent" if net.recurrent else "parallel", encoder=names.get("encoder", "-"),
+    return RunRecord(family=family_of(net.recurrent), encoder=names.get("encoder", "-"),
                      temporal=names.get("temporal", "-"), decoder=names.get("decoder", "-"),
                      metrics_meta=metrics_meta(metrics), convention=convention_for(metrics), rollout=net.rollout,
                      **fields)

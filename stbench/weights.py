@@ -39,6 +39,7 @@ import torch
 
 from stbench.data.spec import encode_array
 from stbench.errors import CheckpointError, DataError, UserError
+from stbench.models.base import ROLLOUTS
 from stbench.records import CARD_SUFFIX
 
 CARD_VERSION = 1
@@ -284,6 +285,6 @@ def load_model(path: str | Path, *, model: str | None = None,
     net = recipe.build_model(card["model"], spec=shapes)
     _check_tensors(net, tensors, card, wfile.name)
     net.load_state_dict(tensors)
-    if not net.recurrent and card.get("rollout") in ("frame", "latent"):
+    if not net.recurrent and card.get("rollout") in ROLLOUTS:
         net.rollout = card["rollout"]
     return net.to(device).eval(), card

@@ -91,9 +91,11 @@ def test_every_dataset_checker_is_on_its_registry_entry():
     assert C.checker("ns2d") is None  # generated data: nothing to check
 
 
-def test_the_datasets_default_metrics_are_the_metrics_modules():
-    from stbench.data.spec import DEFAULT_METRICS as DATA_DEFAULT
-    from stbench.data.spec import DatasetSpec
-    from stbench.metrics import DEFAULT_METRICS
+def test_the_default_metrics_are_registered_video_metrics():
+    """The one default list (stbench.data.spec, re-exported by stbench.metrics): every name is a registered
+    metric that scores video frames, and a spec without its own list uses it."""
+    from stbench.data.spec import DEFAULT_METRICS, DatasetSpec
+    from stbench.metrics import metric_def
 
-    assert DATA_DEFAULT == DEFAULT_METRICS == DatasetSpec("x", (1, 1, 1, 1), 1).metrics
+    assert DatasetSpec("x", (1, 1, 1, 1), 1).metrics == DEFAULT_METRICS == ("mse", "mae", "ssim", "psnr")
+    assert all(metric_def(m).name == m and metric_def(m).per_frame for m in DEFAULT_METRICS)

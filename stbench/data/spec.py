@@ -34,9 +34,8 @@ import numpy as np
 
 from stbench.registry import DATASETS
 
-# the video metrics a dataset is scored on unless its spec says otherwise: stbench.metrics.DEFAULT_METRICS, spelled
-# here because a dataset imports without torch (stbench.metrics needs it); tests/test_datasets_check.py checks
-# that the two agree
+# the video metrics a dataset is scored on unless its spec says otherwise (and the leaderboard's first columns);
+# owned here, not by stbench.metrics (which re-exports it), because a dataset imports without torch
 DEFAULT_METRICS: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stbench.records import FAMILIES
 from stbench.report.cells import label as metric_name
 from stbench.report.paired import CI_LEVEL
 from stbench.report.tables import Leaderboard, per_sequence_runs, sort_metric
 
-FAMILIES = ("recurrent", "parallel")
 POINT_COLUMNS = ("model", "family", "budget", "samples_seen", "train_flops", "mean", "lo", "hi", "n", "val_mse",
                  "train_s")
 

@@ -14,6 +14,23 @@ def test_builtins_found_through_the_builtin_index():
     assert not [n for n in MODELS.names() if MODELS.entry(n).meta.get("tiny")]
 
 
+def test_every_builtin_builder_states_its_keywords():
+    """A built-in model's builder is no opaque ``**kw``: its signature lists the codec / shape keywords of
+    ``named`` and the published sizes (which the built model carries unless overridden)."""
+    import inspect
+
+    for name in MODELS.names():
+        if MODELS.entry(name).source != "built-in":
+            continue
+        params = inspect.signature(MODELS.get(name)).parameters
+        assert {"encoder", "decoder", "in_shape", "t_out", "recipe_defaults"} <= set(params), name
+        sizes = {k: p.default for k, p in params.items() if k not in
+                 {"encoder", "decoder", "in_shape", "t_out", "recipe_defaults", "overrides"}}
+        assert sizes, f"{name}: no published sizes in its signature"
+    tau = inspect.signature(MODELS.get("tau")).parameters
+    assert (tau["hid_S"].default, tau["N_T"].default, tau["ddr_alpha"].default) == (64, 8, 0.1)  # TAU paper
+
+
 def test_unknown_name_suggests_and_lists():
     with pytest.raises(RegistryError) as ei:
         stbench.create_model("tua")

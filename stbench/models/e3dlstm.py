@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stbench.models.base import RecurrentTemporal, STModel
+from stbench.models.base import RecurrentTemporal
 from stbench.models.recurrent import hidden_sizes
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
@@ -152,9 +152,8 @@ PAPER_SIZES = dict(RNN, l1_alpha=1.0)  # the published loss: MSE + L1
 
 # quick at patch 8 (8 x 8 latent): the recall attention grows with the square of the latent grid, and a patch-4
 # step costs 8x a patch-8 one; 2 x 32 hidden (2 x 16 learned too little in 6 epochs: test MSE 158.4)
-@MODELS.register(family="recurrent", paper="E3D-LSTM (ICLR 2019)", schedule=LINEAR,
-                 presets=rnn_presets(paper_lr=1e-4,
-                                     paper_model=PAPER_RNN_MODEL,
-                                     quick_model={"num_hidden": [32, 32], "filter_size": 5, "patch_size": 8}))
-def e3dlstm(**kw: Any) -> STModel:
-    return named("e3dlstm", "patch", "e3dlstm", PAPER_SIZES, **kw)
+e3dlstm = named_model("e3dlstm", "patch", "e3dlstm", PAPER_SIZES)
+MODELS.register(family="recurrent", paper="E3D-LSTM (ICLR 2019)", schedule=LINEAR,
+                presets=rnn_presets(paper_lr=1e-4,
+                                    paper_model=PAPER_RNN_MODEL,
+                                    quick_model={"num_hidden": [32, 32], "filter_size": 5, "patch_size": 8}))(e3dlstm)

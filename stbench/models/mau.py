@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
+from stbench.models.base import Decoder, Encoder, RecurrentTemporal
 from stbench.models.recurrent import hidden_sizes
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.models.zoo_recurrent import LINEAR, QUICK_LINEAR, SMOKE_LINEAR
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
@@ -203,7 +203,8 @@ class MAU(RecurrentTemporal):
 MAU_PAPER = dict(num_hidden=(64, 64, 64, 64), filter_size=5, sr_size=4, tau=5, cell_mode="normal")
 
 
-@MODELS.register(
+mau = named_model("mau", "mau", "mau", MAU_PAPER)
+MODELS.register(
     family="recurrent", paper="MAU (NeurIPS 2021)",
     presets={
         "paper": {"lr": 1e-3, "batch_size": 16, "model": {},
@@ -214,6 +215,4 @@ MAU_PAPER = dict(num_hidden=(64, 64, 64, 64), filter_size=5, sr_size=4, tau=5, c
                   "sampling": SMOKE_LINEAR},
     },
     schedule=LINEAR,
-)
-def mau(**kw: Any) -> STModel:
-    return named("mau", "mau", "mau", MAU_PAPER, **kw)
+)(mau)

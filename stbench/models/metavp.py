@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from stbench.layers import DropPath, init_conv_, translator_stack
 from stbench.models.base import ParallelTemporal
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.registry import MODELS, TEMPORAL
 
 
@@ -571,11 +571,9 @@ def _presets(name: str) -> dict:
 
 
 def _register_named(name: str) -> None:
-    def factory(**kw):
-        return named(name, "simvp", name, META_PAPER, **kw)
-
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = f"SimVP encoder/decoder with the {PAPER_TITLE[name]} translator (OpenSTL MetaVP)."
+    factory = named_model(name, "simvp", name, META_PAPER)
+    factory.__doc__ = (f"SimVP encoder/decoder with the {PAPER_TITLE[name]} translator (OpenSTL MetaVP).\n\n"
+                       + factory.__doc__)
     MODELS.register(name, family="parallel", paper=f"MetaVP: SimVP + {PAPER_TITLE[name]} translator (OpenSTL)",
                     presets=_presets(name))(factory)
 

@@ -47,9 +47,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stbench.models.base import STModel
 from stbench.models.recurrent import STLSTMCell, _CellStack
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
@@ -150,7 +149,6 @@ class MIM(_CellStack):
 PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 
 
-@MODELS.register(family="recurrent", paper="MIM (CVPR 2019)", schedule=LINEAR,
-                 presets=rnn_presets(paper_model=PAPER_RNN_MODEL))
-def mim(**kw: Any) -> STModel:
-    return named("mim", "patch", "mim", PAPER_SIZES, **kw)
+mim = named_model("mim", "patch", "mim", PAPER_SIZES)
+MODELS.register(family="recurrent", paper="MIM (CVPR 2019)", schedule=LINEAR,
+                presets=rnn_presets(paper_model=PAPER_RNN_MODEL))(mim)

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stbench.models.base import ParallelTemporal
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.registry import MODELS, TEMPORAL
 
 
@@ -373,14 +373,12 @@ MMVP_PAPER = dict(patch_size=2, hid_S=32, hid_T=192, rrdb_encoder_num=2, rrdb_de
                   downsample_setting="2,2,2")
 
 
-@MODELS.register(family="parallel", paper="MMVP (ICCV 2023), OpenSTL Moving MNIST config",
-                 presets={"paper": {"lr": 1e-3, "model": dict(MMVP_PAPER)},
-                          "quick": {"lr": 3e-3, "batch_size": 4,
-                                    "model": dict(MMVP_PAPER, hid_S=8, hid_T=32, rrdb_encoder_num=1,
-                                                  rrdb_decoder_num=1, rrdb_enhance_num=1)},
-                          "smoke": {"lr": 1e-3,
-                                    "model": dict(MMVP_PAPER, hid_S=4, hid_T=8, rrdb_encoder_num=1,
-                                                  rrdb_decoder_num=1, rrdb_enhance_num=1)}})
-def mmvp(**kw):
-    """MMVP: the ``patch`` codec (patch_size=2) around the ``mmvp`` temporal module."""
-    return named("mmvp", "patch", "mmvp", MMVP_PAPER, **kw)
+mmvp = named_model("mmvp", "patch", "mmvp", MMVP_PAPER)
+MODELS.register(family="parallel", paper="MMVP (ICCV 2023), OpenSTL Moving MNIST config",
+                presets={"paper": {"lr": 1e-3, "model": dict(MMVP_PAPER)},
+                         "quick": {"lr": 3e-3, "batch_size": 4,
+                                   "model": dict(MMVP_PAPER, hid_S=8, hid_T=32, rrdb_encoder_num=1,
+                                                 rrdb_decoder_num=1, rrdb_enhance_num=1)},
+                         "smoke": {"lr": 1e-3,
+                                   "model": dict(MMVP_PAPER, hid_S=4, hid_T=8, rrdb_encoder_num=1,
+                                                 rrdb_decoder_num=1, rrdb_enhance_num=1)}})(mmvp)

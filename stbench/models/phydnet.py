@@ -40,8 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
-from stbench.models.zoo import named
+from stbench.models.base import Decoder, Encoder, RecurrentTemporal
+from stbench.models.zoo import named_model
 from stbench.models.zoo_recurrent import QUICK_LINEAR
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
@@ -228,7 +228,8 @@ PHYDNET_PAPER = dict(patch_size=4, nf=32, phy_hidden=49, phy_kernel=7, rnn_hidde
 PHYDNET_SCHEDULE = {"kind": "linear", "draw": "batch", "start": 1.0, "rate": 4.8e-6, "stop_iter": 208_334}
 
 
-@MODELS.register(
+phydnet = named_model("phydnet", "phydnet", "phydnet", PHYDNET_PAPER)
+MODELS.register(
     family="recurrent", paper="PhyDNet (CVPR 2020)",
     presets={
         "paper": {"lr": 1e-3, "batch_size": 16, "model": {}, "sampling": PHYDNET_SCHEDULE},
@@ -238,7 +239,5 @@ PHYDNET_SCHEDULE = {"kind": "linear", "draw": "batch", "start": 1.0, "rate": 4.8
                   "sampling": {"kind": "linear", "draw": "batch", "rate": 0.1, "stop_iter": 10}},
     },
     schedule=PHYDNET_SCHEDULE,
-)
-def phydnet(**kw: Any) -> STModel:
-    return named("phydnet", "phydnet", "phydnet", PHYDNET_PAPER, **kw)
+)(phydnet)
 

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from stbench.layers.drop_path import DropPath
 from stbench.models.base import Decoder, Encoder, ParallelTemporal
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
 
@@ -267,10 +267,10 @@ _SMOKE = {"lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-2,
           "model": dict(patch_size=8, dim=16, heads=2, dim_head=8, scale_dim=2, depth=1, Ndepth=1)}
 
 
-@MODELS.register(family="parallel", paper="PredFormer (arXiv 2410.04733), TSST, 6 layers",
-                 presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER)}, "quick": _QUICK, "smoke": _SMOKE})
-def predformer(**kw: Any) -> Any:
-    return named("predformer", "predformer", "predformer", PREDFORMER, **kw)
+predformer = named_model("predformer", "predformer", "predformer", PREDFORMER)
+MODELS.register(family="parallel", paper="PredFormer (arXiv 2410.04733), TSST, 6 layers",
+                presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER)}, "quick": _QUICK,
+                         "smoke": _SMOKE})(predformer)
 
 
 # the quadruplet model is deeper at every preset (8 vs 6 layers at paper size): one more layer here
@@ -278,8 +278,7 @@ _QUICK_QUAD = {**_QUICK, "model": dict(_QUICK["model"], Ndepth=3)}
 _SMOKE_QUAD = {**_SMOKE, "model": dict(_SMOKE["model"], Ndepth=2)}
 
 
-@MODELS.register(family="parallel", paper="PredFormer (arXiv 2410.04733), quadruplet TSST, 8 layers",
-                 presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER_QUAD)}, "quick": _QUICK_QUAD,
-                          "smoke": _SMOKE_QUAD})
-def predformer_quad(**kw: Any) -> Any:
-    return named("predformer_quad", "predformer", "predformer", PREDFORMER_QUAD, **kw)
+predformer_quad = named_model("predformer_quad", "predformer", "predformer", PREDFORMER_QUAD)
+MODELS.register(family="parallel", paper="PredFormer (arXiv 2410.04733), quadruplet TSST, 8 layers",
+                presets={"paper": {**_PAPER_RECIPE, "model": dict(PREDFORMER_QUAD)}, "quick": _QUICK_QUAD,
+                         "smoke": _SMOKE_QUAD})(predformer_quad)

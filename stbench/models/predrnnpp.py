@@ -37,9 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stbench.models.base import STModel
 from stbench.models.recurrent import _CellStack
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
 from stbench.registry import MODELS, TEMPORAL
 
@@ -134,8 +133,7 @@ class PredRNNpp(_CellStack):
 PAPER_SIZES = RNN  # OpenSTL configs/mmnist: patch 4, 4 x 128 hidden, filter 5
 
 
-@MODELS.register(family="recurrent", paper="PredRNN++ (ICML 2018)", schedule=LINEAR,
-                 presets=rnn_presets(paper_lr=1e-4,
-                                     paper_model=PAPER_RNN_MODEL))
-def predrnnpp(**kw: Any) -> STModel:
-    return named("predrnnpp", "patch", "predrnnpp", PAPER_SIZES, **kw)
+predrnnpp = named_model("predrnnpp", "patch", "predrnnpp", PAPER_SIZES)
+MODELS.register(family="recurrent", paper="PredRNN++ (ICML 2018)", schedule=LINEAR,
+                presets=rnn_presets(paper_lr=1e-4,
+                                    paper_model=PAPER_RNN_MODEL))(predrnnpp)

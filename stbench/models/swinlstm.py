@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stbench.models.base import Decoder, Encoder, RecurrentTemporal, STModel
-from stbench.models.zoo import named
+from stbench.models.base import Decoder, Encoder, RecurrentTemporal
+from stbench.models.zoo import named_model
 from stbench.registry import DECODERS, ENCODERS, MODELS, TEMPORAL
 
 
@@ -340,7 +340,8 @@ SWINLSTM_PAPER = dict(patch_size=2, embed_dim=128, depths_downsample=(2, 6), dep
                       num_heads=(4, 8), window_size=4)
 
 
-@MODELS.register(
+swinlstm = named_model("swinlstm", "swinlstm", "swinlstm", SWINLSTM_PAPER)
+MODELS.register(
     family="recurrent", paper="SwinLSTM-D (ICCV 2023)",
     presets={
         # the paper's code: constant-lr Adam, batch 16, 2000 epochs (OpenSTL's config: the same with onecycle)
@@ -353,6 +354,4 @@ SWINLSTM_PAPER = dict(patch_size=2, embed_dim=128, depths_downsample=(2, 6), dep
                   "model": {"embed_dim": 16, "depths_downsample": [2], "depths_upsample": [2], "num_heads": [2]}},
     },
     schedule={"kind": "free"},
-)
-def swinlstm(**kw: Any) -> STModel:
-    return named("swinlstm", "swinlstm", "swinlstm", SWINLSTM_PAPER, **kw)
+)(swinlstm)

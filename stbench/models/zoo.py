@@ -8,6 +8,9 @@ named model ``tau`` with its encoder/decoder swapped for ``patch``; a bare tempo
 
 from __future__ import annotations
 
+import inspect
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from stbench.models.base import STModel
@@ -35,6 +38,24 @@ def named(name: str, own_encoder: str, temporal: str, defaults: dict[str, Any], 
     return build(enc, temporal, decoder, defaults=defaults, model_name=label, **data, **overrides)
 
 
+def named_model(name: str, own_encoder: str, temporal: str, defaults: dict[str, Any]) -> Callable[..., STModel]:
+    """The builder the registry keeps for the published model ``name``: a call of :func:`named` whose signature
+    lists what it takes (``help(stbench.models.zoo.tau)``): :func:`named`'s keywords, then the published sizes
+    ``defaults`` (any of them, or another keyword of its components, overrides)."""
+    def build(**kw: Any) -> STModel:
+        return named(name, own_encoder, temporal, defaults, **kw)
+
+    keywords = [p for p in inspect.signature(named).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    sizes = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
+    build.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*keywords, *sizes, inspect.Parameter("overrides", inspect.Parameter.VAR_KEYWORD)], return_annotation=STModel)
+    build.__name__ = build.__qualname__ = name
+    build.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
+    build.__doc__ = (f"The published ``{name}``: the ``{temporal}`` temporal module between the ``{own_encoder}`` "
+                     "codec, at its published sizes; see :func:`stbench.models.zoo.named` for the keywords.")
+    return build
+
+
 # -- parallel (SimVP family) -------------------------------------------------------------------
 SIMVP = dict(hid_S=64, N_S=4, hid_T=512, N_T=8)
 META = dict(SIMVP, mlp_ratio=8.0, drop_path=0.0)
@@ -53,17 +74,14 @@ META_PRESETS = {"paper": {"lr": 1e-3},
                 "smoke": {"lr": 1e-3, "model": dict(SMOKE, mlp_ratio=2.0)}}
 
 
-@MODELS.register(family="parallel", paper="SimVP (CVPR 2022), IncepU translator", presets=SIMVP_PRESETS)
-def simvp(**kw: Any) -> STModel:
-    return named("simvp", "simvp", "incepu", SIMVP, **kw)
+simvp = named_model("simvp", "simvp", "incepu", SIMVP)
+MODELS.register(family="parallel", paper="SimVP (CVPR 2022), IncepU translator", presets=SIMVP_PRESETS)(simvp)
 
 
-@MODELS.register(family="parallel", paper="SimVP v2 gSTA translator (OpenSTL)", presets=META_PRESETS)
-def gsta(**kw: Any) -> STModel:
-    return named("gsta", "simvp", "gsta", META, **kw)
+gsta = named_model("gsta", "simvp", "gsta", META)
+MODELS.register(family="parallel", paper="SimVP v2 gSTA translator (OpenSTL)", presets=META_PRESETS)(gsta)
 
 
-@MODELS.register(family="parallel", paper="TAU (CVPR 2023)", presets=META_PRESETS)
-def tau(**kw: Any) -> STModel:
-    return named("tau", "simvp", "tau", dict(META, ddr_alpha=0.1), **kw)
+tau = named_model("tau", "simvp", "tau", dict(META, ddr_alpha=0.1))
+MODELS.register(family="parallel", paper="TAU (CVPR 2023)", presets=META_PRESETS)(tau)
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stbench.models.base import STModel
-from stbench.models.zoo import named
+from stbench.models.zoo import named_model
 from stbench.registry import MODELS
 
 RNN = dict(patch_size=4, num_hidden=(128, 128, 128, 128), filter_size=5)
@@ -57,19 +56,16 @@ PREDRNN_V2_PRESETS = rnn_presets(
     paper_sampling=PAPER_REVERSE)
 
 
-@MODELS.register(family="recurrent", paper="ConvLSTM (NeurIPS 2015), ConvLSTM-S of OpenSTL",
-                 presets=CONVLSTM_PRESETS, schedule=LINEAR)
-def convlstm(**kw: Any) -> STModel:
-    return named("convlstm", "patch", "convlstm", RNN, **kw)
+convlstm = named_model("convlstm", "patch", "convlstm", RNN)
+MODELS.register(family="recurrent", paper="ConvLSTM (NeurIPS 2015), ConvLSTM-S of OpenSTL",
+                presets=CONVLSTM_PRESETS, schedule=LINEAR)(convlstm)
 
 
-@MODELS.register(family="recurrent", paper="PredRNN (NeurIPS 2017)", presets=PREDRNN_PRESETS, schedule=LINEAR)
-def predrnn(**kw: Any) -> STModel:
-    return named("predrnn", "patch", "predrnn", RNN, **kw)
+predrnn = named_model("predrnn", "patch", "predrnn", RNN)
+MODELS.register(family="recurrent", paper="PredRNN (NeurIPS 2017)", presets=PREDRNN_PRESETS, schedule=LINEAR)(predrnn)
 
 
-@MODELS.register(family="recurrent", paper="PredRNN.V2 (TPAMI 2022)", presets=PREDRNN_V2_PRESETS,
-                 schedule=REVERSE)
-def predrnn_v2(**kw: Any) -> STModel:
-    return named("predrnn_v2", "patch", "predrnn_v2", dict(RNN, decouple_beta=0.1), **kw)
+predrnn_v2 = named_model("predrnn_v2", "patch", "predrnn_v2", dict(RNN, decouple_beta=0.1))
+MODELS.register(family="recurrent", paper="PredRNN.V2 (TPAMI 2022)", presets=PREDRNN_V2_PRESETS,
+                schedule=REVERSE)(predrnn_v2)
 

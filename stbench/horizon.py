@@ -54,24 +54,14 @@ def score(net: torch.nn.Module, ds: Any, t_out: int, *, device: torch.device, pr
           limit: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(metrics with ``per_frame``, per-sequence values, per-sequence per-lead-time values) of ``net`` rolled out to
     ``t_out`` frames over the test split, in the published convention (:class:`stbench.metrics.MetricAccumulator`)."""
-    from stbench.metrics import MetricAccumulator, frame_values
     from stbench.rollout import rollout
+    from stbench.train import evaluate
 
-    names = tuple(ds.spec.metrics)
-    ctx = ds.spec.metric_context
-    acc = MetricAccumulator(metrics=names, keep_sequences=True, context=ctx)
-    frames: dict[str, list[np.ndarray]] = {}
-    net.eval()
-    with torch.no_grad():
-        for x, y in ds.batches("test", batch_size, limit=limit):
-            x, y = x.to(device), y.to(device)  # (B, T_in, C, H, W), (B, t_out, C, H, W)
-            with prec.autocast():
-                pred = rollout(net, x, t_out)
-            pred = pred.float()  # (B, t_out, C, H, W)
-            acc.update(pred, y)
-            for m, v in frame_values(pred, y, names, ctx).items():
-                frames.setdefault(m, []).append(v)
-    return acc.result(), acc.sequences(), {m: np.concatenate(v) for m, v in frames.items()}
+    # (B, T_in, C, H, W) -> (B, t_out, C, H, W), scored against the continued test set's t_out frames
+    res, _ = evaluate(net, ds.batches("test", batch_size, limit=limit), device, prec, metrics=tuple(ds.spec.metrics),
+                      per_sequence=True, context=ds.spec.metric_context, forward=lambda x: rollout(net, x, t_out),
+                      frames=True)
+    return res, res.pop("per_sequence"), res.pop("frames")
 
 
 def evaluate_horizon(checkpoint: str | Path, t_out: int, *, out: str | Path = "results", data_root: str | None = None,
@@ -93,7 +83,7 @@ def evaluate_horizon(checkpoint: str | Path, t_out: int, *, out: str | Path = "r
     ds = continued_test_set(card, int(t_out), data_root)
     check_normalisation(card.get("normalisation"), ds.spec)
     check_writable(Path(out))
-    old = read_record(_record(card, ds, int(t_out), {}, {}, [], rollout=None, env={}, config={}).path(Path(out)))
+    old = read_record(_record(net, card, ds, int(t_out), {}, {}, [], env={}, config={}).path(Path(out)))
     if old is not None and old.status == "completed" and not force:  # resumable: a study re-runs its evals
         if console is not None:
             console.print(f"[dim]{old.model} seed {old.seed} at {t_out} frames: already evaluated; --force replaces "
@@ -108,10 +98,9 @@ def evaluate_horizon(checkpoint: str | Path, t_out: int, *, out: str | Path = "r
                                       batch_size=bs, limit=limit)
     per_frame = res.pop("per_frame")
     bad = nonfinite_metrics(res, per_frame)
-    rec = _record(card, ds, int(t_out), res, per_frame, bad, rollout=getattr(net, "rollout", None),
-                  env=env_info(dev, prec.name), config={"test_size": limit, "eval_batch_size": bs,
-                                                        "data_root": data_root,
-                                                        "card": Path(checkpoint).with_suffix(".card.json").name})
+    rec = _record(net, card, ds, int(t_out), res, per_frame, bad, env=env_info(dev, prec.name),
+                  config={"test_size": limit, "eval_batch_size": bs, "data_root": data_root,
+                          "card": Path(checkpoint).with_suffix(".card.json").name})
     rpath = rec.path(Path(out))
     rec.run_id = f"{rec.dataset}/{rec.preset}/{rpath.stem}"
     if not bad:
@@ -127,22 +116,21 @@ def evaluate_horizon(checkpoint: str | Path, t_out: int, *, out: str | Path = "r
     return rec
 
 
-def _record(card: dict[str, Any], ds: Any, t_out: int, res: dict[str, Any], per_frame: dict[str, Any],
-            bad: list[str], *, rollout: str | None, env: dict[str, Any], config: dict[str, Any]) -> Any:
-    """The ``evaluated`` record of a roll-out: the card's model, seed and budget; the horizon; the metrics."""
-    from stbench.metrics import convention_for, metrics_meta
-    from stbench.records import RunRecord
+def _record(net: torch.nn.Module, card: dict[str, Any], ds: Any, t_out: int, res: dict[str, Any],
+            per_frame: dict[str, Any], bad: list[str], *, env: dict[str, Any], config: dict[str, Any]) -> Any:
+    """The ``evaluated`` record of a roll-out of ``net``: the card's model, seed and budget; the horizon; the
+    metrics."""
+    from stbench.scoring import new_record
 
     cfg = dict(card.get("config") or {})
-    parts = {k: card.get(k, "-") for k in ("family", "encoder", "temporal", "decoder")}
-    return RunRecord(
+    return new_record(
+        net, ds.spec.metrics,
         model=card["model"], dataset=card["dataset"]["name"], preset=card["preset"], seed=int(card.get("seed") or 0),
         kind="evaluated", status="failed" if bad else "completed",
-        reason=f"non-finite metrics rolled out to {t_out} frames: {', '.join(bad[:4])}" if bad else None, **parts,
+        reason=f"non-finite metrics rolled out to {t_out} frames: {', '.join(bad[:4])}" if bad else None,
         metrics=None if bad else res, per_frame=None if bad else per_frame,
-        metrics_meta=metrics_meta(ds.spec.metrics), convention=convention_for(ds.spec.metrics),
         checkpoint={"file": card["weights"]["file"], "sha256": card["weights"]["sha256"], "source": "stbench"},
-        source="stbench", rollout=rollout, budget=card.get("budget"), env=env,
+        source="stbench", budget=card.get("budget"), env=env,
         horizon={"t_in": int(ds.spec.t_in), "t_out": t_out, "trained_t_out": int(card["t_out"]),
                  "test_set": f"{ds.spec.description}; the trained test set continued "
                              f"({type(ds).__name__}.horizon_options)", "frames_file": None},

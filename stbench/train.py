@@ -33,7 +33,7 @@ from torch import nn
 from stbench.budget import make_plan
 from stbench.compile import eval_forward, train_step
 from stbench.errors import CheckpointError
-from stbench.metrics import DEFAULT_METRICS, MetricAccumulator
+from stbench.metrics import DEFAULT_METRICS, MetricAccumulator, frame_values
 from stbench.precision import Precision, synchronize
 from stbench.recipes import eval_batch_size, setting
 from stbench.records import atomic_write_bytes
@@ -150,12 +150,17 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
              metrics: tuple[str, ...] = DEFAULT_METRICS, keep: int = 0,
              on_batch: Callable[[], None] | None = None,
              per_sequence: bool = False,
-             context: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+             context: dict[str, Any] | None = None,
+             forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             frames: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Metrics of ``model`` over ``batches`` in the published convention; the model never sees targets.
 
     ``keep`` > 0 also returns the first ``keep`` sequences (inputs, targets, preds) as uint8 arrays;
     ``per_sequence`` adds ``res["per_sequence"] = {metric: (N,) array}`` (each sequence's mean over frames);
-    ``context`` is the dataset's ``spec.metric_context`` (e.g. weather's std for the de-normalised metrics).
+    ``context`` is the dataset's ``spec.metric_context`` (e.g. weather's std for the de-normalised metrics);
+    ``forward`` (``x -> pred``) replaces the model's own evaluation forward (a roll-out to more frames);
+    ``frames`` adds ``res["frames"] = {metric: (N, T) array}``, each sequence's value at each predicted frame
+    (:func:`stbench.metrics.frame_values`; pooled metrics have none).
     """
 
     was = model.training
@@ -163,13 +168,18 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
     acc = MetricAccumulator(metrics=metrics, keep_sequences=per_sequence, context=context)
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "targets": [], "preds": []}
     n_kept = 0
-    forward = eval_forward(model, device)  # model(x).pred; compiled when the run enabled it (stbench.compile)
+    per_frame_values: dict[str, list[np.ndarray]] = {}
+    # model(x).pred by default; compiled when the run enabled it (stbench.compile)
+    forward = forward or eval_forward(model, device)
     for batch in batches:
         x, y = _to(batch, device)
         with prec.autocast():
             pred = forward(x)
         pred = pred.float()
         acc.update(pred, y)
+        if frames:
+            for m, v in frame_values(pred, y, metrics, context).items():
+                per_frame_values.setdefault(m, []).append(v)
         if n_kept < keep:
             k = min(keep - n_kept, x.shape[0])
             for key, t in (("inputs", x), ("targets", y), ("preds", pred)):
@@ -182,6 +192,8 @@ def evaluate(model: nn.Module, batches: Iterator, device: torch.device, prec: Pr
     res = acc.result()
     if per_sequence:
         res["per_sequence"] = acc.sequences()
+    if frames:
+        res["frames"] = {m: np.concatenate(v) for m, v in per_frame_values.items()}
     return res, examples
 
 

@@ -9,10 +9,10 @@ from html import escape
 from pathlib import Path
 
 from stbench import __version__
-from stbench.report.cells import Grid, grid, published_grid, unfinished_lines
+from stbench.report.cells import Grid, grid
 from stbench.report.plots import PlotSet
 from stbench.report.tables import Leaderboard
-from stbench.report.writers import PUBLISHED_TITLE, UNFINISHED_TITLE, convention_line, title
+from stbench.report.writers import board_notes_html, title
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1a1a1a;
@@ -62,15 +62,7 @@ def _section(lb: Leaderboard, plots: PlotSet | None) -> str:
     if lb.provenance:
         parts.append(f'<p class="prov">{escape(lb.provenance)}</p>')
     parts.append("<p>No completed run.</p>" if lb.table.empty else _table(grid(lb)))
-    parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in lb.notes)
-                 + f"<li><strong>{escape(convention_line(lb))}</strong></li></ul>")
-    unfinished = unfinished_lines(lb)
-    if unfinished:
-        parts.append(f"<h3>{escape(UNFINISHED_TITLE)}</h3><ul>"
-                     + "".join(f'<li class="warn">{escape(u)}</li>' for u in unfinished) + "</ul>")
-    pub = published_grid(lb)
-    if pub is not None:
-        parts += [f"<h3>{escape(PUBLISHED_TITLE)}</h3>", _table(pub)]
+    parts += board_notes_html(lb, "h3", _table)
     if plots and (plots.files or plots.notes):
         parts.append("<h3>Plots</h3>")
         for p in plots.files:

@@ -8,6 +8,8 @@ own, clearly labelled table.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from html import escape as html_escape
 from pathlib import Path
 
 from rich import box
@@ -27,6 +29,21 @@ UNFINISHED_TITLE = "Runs that did not complete (not ranked)"
 def convention_line(lb: Leaderboard) -> str:
     """The convention the ranked records state (never today's text: old records keep theirs)."""
     return f"Metric convention (as stated in the records): {lb.convention or 'not stated in the records'}"
+
+
+def board_notes_html(lb: Leaderboard, heading: str, table: Callable[[Grid], str]) -> list[str]:
+    """A board's notes and metric convention, its runs that did not complete and its published rows, as HTML
+    blocks (the report page and the site draw them alike, under their own ``heading`` tag and ``table``)."""
+    parts = ['<ul class="notes">' + "".join(f"<li>{html_escape(n)}</li>" for n in lb.notes)
+             + f"<li><strong>{html_escape(convention_line(lb))}</strong></li></ul>"]
+    unfinished = unfinished_lines(lb)
+    if unfinished:
+        parts.append(f"<{heading}>{html_escape(UNFINISHED_TITLE)}</{heading}><ul>"
+                     + "".join(f'<li class="warn">{html_escape(u)}</li>' for u in unfinished) + "</ul>")
+    pub = published_grid(lb)
+    if pub is not None:
+        parts += [f"<{heading}>{html_escape(PUBLISHED_TITLE)}</{heading}>", table(pub)]
+    return parts
 
 
 def title(lb: Leaderboard) -> str:

@@ -19,13 +19,13 @@ import pandas as pd
 
 from stbench import __version__
 from stbench.report import cells
-from stbench.report.cells import DASH, Grid, grid, published_grid, si, unfinished_lines
+from stbench.report.cells import DASH, Grid, grid, si
 from stbench.report.cells import missing as _missing
 from stbench.report.plots import HORIZON_METRICS, PlotSet
 from stbench.report.references import REFERENCE_FIELDS, DatasetReferences
 from stbench.report.site import figures
 from stbench.report.tables import Leaderboard, sort_metric
-from stbench.report.writers import PUBLISHED_TITLE, UNFINISHED_TITLE, convention_line, title
+from stbench.report.writers import board_notes_html, title
 
 # leaderboard column key -> the table column its sort key comes from
 SORT_KEYS = {"rank": "rank", "model": "model", "family": "family", "params": "params", "flops": "flops",
@@ -295,15 +295,7 @@ class SiteBuilder:
                         "rows and the plots below. Model names open the model's page.</p>")
             body.append(self._filters(lb, table_id, budgets))
             body.append(self._leaderboard_table(lb, table_id, budgets))
-        body.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in lb.notes)
-                    + f"<li><strong>{escape(convention_line(lb))}</strong></li></ul>")
-        unfinished = unfinished_lines(lb)
-        if unfinished:
-            body.append(f"<h2>{escape(UNFINISHED_TITLE)}</h2><ul>"
-                        + "".join(f'<li class="warn">{escape(u)}</li>' for u in unfinished) + "</ul>")
-        pub = published_grid(lb)
-        if pub is not None:
-            body += [f"<h2>{escape(PUBLISHED_TITLE)}</h2>", _plain_table(pub)]
+        body += board_notes_html(lb, "h2", _plain_table)
         if not lb.table.empty:
             body.append("<h2>Plots</h2><p class=\"meta\">Hover a point or line for its model and numbers; click a "
                         "legend entry to hide or show it (a family's title hides the whole family); drag to zoom, "

@@ -3,6 +3,8 @@ one eval batch size rule."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stbench.errors import RecipeError
@@ -88,6 +90,36 @@ def test_dataset_without_recipe_file_is_a_one_line_error(tmp_path, monkeypatch):
     assert "--epochs" in msg
     with pytest.raises(RegistryError, match="unknown dataset 'newdata_tset'"):
         load_recipe("newdata_tset", "tau", "quick")
+
+
+def test_a_plugin_dataset_ships_its_recipe_beside_its_code(tmp_path, monkeypatch):
+    """A dataset stbench does not ship names its recipe file on its registry entry (relative to the registering
+    module's folder), so a plugin needs no STBENCH_BASELINES; a named file that is missing is a one-line error."""
+    from stbench.registry import DATASETS, load_plugin
+
+    plug = tmp_path / "plug"
+    plug.mkdir()
+    (plug / "owndata_plug.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from toydata import MovingSquare\n"
+        "from stbench.registry import DATASETS\n"
+        "DATASETS.register('owndata_test', obj=MovingSquare, recipe='owndata.toml')\n"
+        "DATASETS.register('nofile_test', obj=MovingSquare, recipe='missing.toml')\n")
+    (plug / "owndata.toml").write_text('[presets.quick]\nepochs = 3\nbatch_size = 5\ntest_size = 7\n')
+    load_plugin(str(plug / "owndata_plug.py"))
+    try:
+        cfg = load_recipe("owndata_test", "tau", "quick").config
+        # the file's keys, under TAU's own quick keys (its batch 4: the registry entry's preset comes after)
+        assert (cfg["epochs"], cfg["test_size"], cfg["batch_size"]) == (3, 7, 4)
+        with pytest.raises(RecipeError) as err:
+            load_recipe("nofile_test", "tau", "quick")
+        assert "\n" not in str(err.value) and str(plug / "missing.toml") in str(err.value)
+        # the shipped baselines folder still comes first for a name it has
+        assert load_recipe("mmnist", "tau", "quick").config["budget"] == "samples=4000"
+    finally:
+        DATASETS.unregister("owndata_test")
+        DATASETS.unregister("nofile_test")
 
 
 def test_eval_batch_size_one_rule():

@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/zoo-mmnist-quick-cpu}
 COMMIT=${COMMIT:-1}
+. benchmarks/commit_records.sh
 SEED_MODELS="tau predrnn simvp gsta convlstm predrnn_v2"
 ZOO="convmixer convnext hornet mlpmixer moganet poolformer swin uniformer van vit mmvp predformer predformer_quad
      predrnnpp mim e3dlstm mau phydnet swinlstm"
@@ -21,8 +22,7 @@ cell() {  # model seeds
   # --no-weights: 25 models x a few MB of weights do not belong in the repository; re-run without it to keep them
   stbench run --models "$model" --seeds "$seeds" --dataset mmnist --preset quick --out "$OUT" --resume --no-weights
   if [ "$COMMIT" = 1 ]; then
-    git add -- "$OUT/records" ':!*.safetensors'  # the study (benchmarks/study.sh) keeps weights here
-    git diff --cached --quiet || git commit -q -m "zoo quick (samples=4000): $model seeds $seeds"
+    commit_records "zoo quick (samples=4000): $model seeds $seeds" "$OUT/records"
   fi
 }
 

@@ -1,7 +1,7 @@
 """Screenshots of a report site in headless Chromium (Debian's `chromium`, driven by playwright): the committed
 docs/site_*.png come from this script.
 
-    python docs/site_screenshots.py results/example-mmnist-quick-cpu-bf16/report/site --model mau --out docs
+    python docs/site_screenshots.py results/zoo-mmnist-quick-cpu/report/site --model mau --out docs
 
 It also opens every page of the site and fails on a console error, a failed request or a page wider than 1280 px.
 """

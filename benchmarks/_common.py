@@ -34,7 +34,19 @@ def env_info(device: torch.device) -> dict[str, Any]:
         "device": device_name(device.type, device.index or 0),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        **({"cpu_isa": cpu_isa()} if device.type == "cpu" else {}),
     }
+
+
+def cpu_isa() -> str:
+    """The vector extensions the CPU itself has (from /proc/cpuinfo, whatever ATEN_CPU_CAPABILITY caps), e.g.
+    ``avx2 avx512f avx512_bf16 amx_bf16``: a row measured under the AVX2 cap on an AVX-512 CPU says so."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    have = set(flags.split(":", 1)[1].split())
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have) or "none of avx2+"
 
 
 def env_slug(device: torch.device) -> str:

@@ -185,7 +185,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     cols = ["model", "family", "precision", "eager_ms", "compiled_ms", "speedup", "compile_s", "break_even_steps",
             "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status"]
     lines = [f"Eager vs compiled ({meta['backend']}) training step, {meta['preset']} preset: {meta['device']}, "
-             f"torch {meta['torch']}, ISA {meta['isa']} (the CPU has: {meta.get('cpu_isa', 'not recorded')}), {meta['steps']} timed steps after {meta['warmup']} warm-up, "
+             f"torch {meta['torch']}, ISA {meta['isa']} (the CPU has: {meta.get('cpu_isa', 'not recorded')}), "
+             f"{meta['steps']} timed steps after {meta['warmup']} warm-up, "
              f"{meta['date']}", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:

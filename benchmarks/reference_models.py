@@ -1,14 +1,16 @@
-"""Straightforward reference implementations of the seed models, written the way the papers and their
-public code describe them: plain PyTorch modules on contiguous NCHW tensors, nothing fused (the cells'
-gate convolutions are bias-free, as in the public code), no layout tricks. They exist only as the
-yardstick of ``reference_step.py`` (is stbench's fp32 step as fast as the obvious implementation of the
-same published architecture?); they are not part of the package. Parameter counts equal stbench's.
+"""Straightforward reference implementations of the seed models and four MetaVP translators
+(ConvMixer, ConvNeXt, PoolFormer, VAN), written the way the papers and their public code describe them:
+plain PyTorch modules on contiguous NCHW tensors, nothing fused (the cells' gate convolutions are bias-free,
+as in the public code), no layout tricks. They exist only as the yardstick of ``reference_step.py`` (is
+stbench's fp32 step as fast as the obvious implementation of the same published architecture?); they are
+not part of the package. Parameter counts equal stbench's (tests/test_reference_models.py).
 
-Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): SimVP / gSTA / TAU with
-hid_S 64, N_S 4, hid_T 512, N_T 8 (MetaFormer mlp_ratio 8); ConvLSTM / PredRNN / PredRNN.V2 with
-patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5. Each model returns the training loss of its
-paper for ``(x, y, mask)``: MSE (TAU adds its differential-divergence term, PredRNN.V2 its decoupling
-loss); the recurrent ones run T_in + T_out - 1 steps with scheduled sampling driven by ``mask``.
+Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the SimVP family with hid_S 64,
+N_S 4, hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); ConvLSTM /
+PredRNN / PredRNN.V2 with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5. Each model returns the
+training loss of its paper for ``(x, y, mask)``: MSE (TAU adds its differential-divergence term, PredRNN.V2
+its decoupling loss); the recurrent ones run T_in + T_out - 1 steps with scheduled sampling driven by
+``mask``.
 """
 
 from __future__ import annotations
@@ -184,15 +186,86 @@ class MetaBlock(nn.Module):
 
 
 class MidMetaNet(nn.Module):
-    def __init__(self, c: int, hid: int, N_T: int, attention, mlp_ratio: float) -> None:
+    """N_T blocks on the time-folded channels: block 0 at c, a 1x1 to hid, N_T - 1 blocks at hid, a 1x1 back to c.
+    ``block(d)`` makes one block of width d (gSTA / TAU: a MetaBlock with its attention; MetaVP: its block)."""
+
+    def __init__(self, c: int, hid: int, N_T: int, block) -> None:
         super().__init__()
-        layers: list[nn.Module] = [MetaBlock(c, attention(c), mlp_ratio), nn.Conv2d(c, hid, 1)]
-        layers += [MetaBlock(hid, attention(hid), mlp_ratio) for _ in range(N_T - 1)]
+        layers: list[nn.Module] = [block(c), nn.Conv2d(c, hid, 1)]
+        layers += [block(hid) for _ in range(N_T - 1)]
         layers += [nn.Conv2d(hid, c, 1)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x):
         return self.layers(x)
+
+
+# -- MetaVP translators (OpenSTL's SimVP with another MetaFormer block; mlp_ratio 8 at the paper size) ---------
+class ConvMixerRef(nn.Module):
+    """x + BN(GELU(dw11x11(x))), then BN(GELU(1x1(.)))."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        self.dw, self.bn1 = nn.Conv2d(d, d, 11, padding=5, groups=d), nn.BatchNorm2d(d)
+        self.pw, self.bn2 = nn.Conv2d(d, d, 1), nn.BatchNorm2d(d)
+
+    def forward(self, x):
+        x = x + self.bn1(F.gelu(self.dw(x)))
+        return self.bn2(F.gelu(self.pw(x)))
+
+
+class ConvNeXtRef(nn.Module):
+    """x + gamma * Linear(GELU(Linear(LN(dw7x7(x))))), the MLP on channels-last tokens as published."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(d, d, 7, padding=3, groups=d)
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        self.fc1, self.fc2 = nn.Linear(d, int(mlp_ratio * d)), nn.Linear(int(mlp_ratio * d), d)
+        self.gamma = nn.Parameter(1e-6 * torch.ones(d))
+
+    def forward(self, x):
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.gamma * self.fc2(F.gelu(self.fc1(self.norm(y))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class PoolFormerRef(nn.Module):
+    """x + ls1 * (avgpool3x3(GN(x)) - GN(x)), then x + ls2 * MLP(GN(x)) with 1x1 convs."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.GroupNorm(1, d), nn.GroupNorm(1, d)
+        self.fc1, self.fc2 = nn.Conv2d(d, int(mlp_ratio * d), 1), nn.Conv2d(int(mlp_ratio * d), d, 1)
+        self.ls1 = nn.Parameter(1e-5 * torch.ones(d))
+        self.ls2 = nn.Parameter(1e-5 * torch.ones(d))
+
+    def forward(self, x):
+        y = self.norm1(x)
+        x = x + self.ls1.view(1, -1, 1, 1) * (F.avg_pool2d(y, 3, 1, 1, count_include_pad=False) - y)
+        return x + self.ls2.view(1, -1, 1, 1) * self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class VANRef(nn.Module):
+    """x + ls1 * (proj2(u * LKA(GELU(proj1(u)))) + u) with u = BN(x); x + ls2 * (1x1, dw3x3, GELU, 1x1)(BN(x))."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        h = int(mlp_ratio * d)
+        self.norm1, self.norm2 = nn.BatchNorm2d(d), nn.BatchNorm2d(d)
+        self.proj1, self.lka, self.proj2 = nn.Conv2d(d, d, 1), LKA(d, d), nn.Conv2d(d, d, 1)
+        self.fc1, self.dw, self.fc2 = nn.Conv2d(d, h, 1), nn.Conv2d(h, h, 3, 1, 1, groups=h), nn.Conv2d(h, d, 1)
+        self.ls1 = nn.Parameter(1e-2 * torch.ones(d))
+        self.ls2 = nn.Parameter(1e-2 * torch.ones(d))
+
+    def forward(self, x):
+        u = self.norm1(x)
+        a = F.gelu(self.proj1(u))
+        x = x + self.ls1.view(1, -1, 1, 1) * (self.proj2(a * self.lka(a)) + u)
+        return x + self.ls2.view(1, -1, 1, 1) * self.fc2(F.gelu(self.dw(self.fc1(self.norm2(x)))))
+
+
+METAVP = {"convmixer": ConvMixerRef, "convnext": ConvNeXtRef, "poolformer": PoolFormerRef, "van": VANRef}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,16 +361,21 @@ class RecurrentStack(nn.Module):
         return loss
 
 
+NAMES = ("simvp", "gsta", "tau", "convlstm", "predrnn", "predrnn_v2", *METAVP)
+
+
 def build(name: str) -> nn.Module:
-    """The published Moving MNIST configuration of ``name`` (a seed model)."""
+    """The published Moving MNIST configuration of ``name`` (one of ``NAMES``)."""
     T, hid_S, hid_T, N_T = 10, 64, 512, 8
     c = T * hid_S
     if name == "simvp":
         return SimVPStyle(MidIncepNet(c, hid_T, N_T))
     if name == "gsta":
-        return SimVPStyle(MidMetaNet(c, hid_T, N_T, GatedSpatialAttention, 8.0))
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda d: MetaBlock(d, GatedSpatialAttention(d), 8.0)))
     if name == "tau":
-        return SimVPStyle(MidMetaNet(c, hid_T, N_T, TemporalAttention, 8.0), ddr_alpha=0.1)
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda d: MetaBlock(d, TemporalAttention(d), 8.0)), ddr_alpha=0.1)
+    if name in METAVP:
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, METAVP[name]))
     if name in ("convlstm", "predrnn", "predrnn_v2"):
         return RecurrentStack(name)
     raise KeyError(f"no reference implementation of '{name}'")

@@ -1,6 +1,6 @@
 """stbench's fp32 optimizer step against a straightforward implementation of the same published model.
 
-    python benchmarks/reference_step.py                                  # seed models, paper size, batch 4
+    python benchmarks/reference_step.py                  # every model with a reference, paper size, batch 4
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/reference_step.py   # an AVX2-only CPU
     python benchmarks/reference_step.py --models tau,predrnn --reps 3 --budget 60
 
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_models  # noqa: E402
-from _common import RESULTS, SEED_MODELS, configure_threads, env_info, env_slug, measured  # noqa: E402
+from _common import RESULTS, configure_threads, env_info, env_slug, measured  # noqa: E402
 
 from stbench.precision import Precision, StepBench, cpu_capability  # noqa: E402
 
@@ -83,7 +83,7 @@ def compare(name: str, batch: int, reps: int, budget_s: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=",".join(SEED_MODELS))
+    ap.add_argument("--models", default=",".join(reference_models.NAMES))
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--budget", type=float, default=120.0, help="seconds per model: no new round after it")

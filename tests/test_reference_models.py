@@ -1,0 +1,33 @@
+"""benchmarks/reference_models.py, the yardstick of benchmarks/reference_step.py (issue 28): a ratio
+"stbench step / reference step" only means something if both build the same published architecture. The
+independent check available without running either: the same number of parameters at the published Moving MNIST
+size (those of stbench are pinned to OpenSTL's own counts in test_models / test_metavp)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+import stbench
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_models.py"
+_spec = importlib.util.spec_from_file_location("reference_models", _PATH)
+reference_models = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reference_models)
+
+
+def _count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", reference_models.NAMES)
+def test_reference_has_the_published_parameter_count(name: str) -> None:
+    assert _count(reference_models.build(name)) == _count(stbench.create_model(name))
+
+
+def test_unknown_model_is_refused() -> None:
+    with pytest.raises(KeyError, match="no reference implementation"):
+        reference_models.build("e3dlstm")

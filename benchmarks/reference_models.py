@@ -1,4 +1,4 @@
-"""Straightforward reference implementations of the seed models and four MetaVP translators
+"""Straightforward reference implementations of the seed models, PredRNN++ and four MetaVP translators
 (ConvMixer, ConvNeXt, PoolFormer, VAN), written the way the papers and their public code describe them:
 plain PyTorch modules on contiguous NCHW tensors, nothing fused (the cells' gate convolutions are bias-free,
 as in the public code), no layout tricks. They exist only as the yardstick of ``reference_step.py`` (is
@@ -7,7 +7,7 @@ not part of the package. Parameter counts equal stbench's (tests/test_reference_
 
 Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the SimVP family with hid_S 64,
 N_S 4, hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); ConvLSTM /
-PredRNN / PredRNN.V2 with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5. Each model returns the
+PredRNN / PredRNN.V2 / PredRNN++ with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5. Each model returns the
 training loss of its paper for ``(x, y, mask)``: MSE (TAU adds its differential-divergence term, PredRNN.V2
 its decoupling loss); the recurrent ones run T_in + T_out - 1 steps with scheduled sampling driven by
 ``mask``.
@@ -312,6 +312,51 @@ class STLSTMCell(nn.Module):
         return h, c, m, delta_c, delta_m
 
 
+class CausalLSTMCell(nn.Module):
+    """PredRNN++'s causal LSTM: c first, then M from c', tanh output gate (the published code's conv_o, built and
+    never used there, is left out)."""
+
+    def __init__(self, c_in: int, nh: int, k: int) -> None:
+        super().__init__()
+        self.conv_x = nn.Conv2d(c_in, 7 * nh, k, 1, k // 2, bias=False)
+        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_c = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
+        self.conv_m = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
+        self.conv_c2m = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_om = nn.Conv2d(nh, nh, k, 1, k // 2, bias=False)
+        self.conv_last = nn.Conv2d(2 * nh, nh, 1, bias=False)
+
+    def forward(self, x, h, c, m):
+        nh = h.shape[1]
+        i_x, f_x, g_x, i_xp, f_xp, g_xp, o_x = torch.split(self.conv_x(x), nh, dim=1)
+        i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), nh, dim=1)
+        i_c, f_c, g_c = torch.split(self.conv_c(c), nh, dim=1)
+        i_m, f_m, m_m = torch.split(self.conv_m(m), nh, dim=1)
+        c = torch.sigmoid(f_x + f_h + f_c + 1.0) * c + torch.sigmoid(i_x + i_h + i_c) * torch.tanh(g_x + g_h + g_c)
+        i_cm, g_cm, f_cm, o_cm = torch.split(self.conv_c2m(c), nh, dim=1)
+        m = torch.sigmoid(f_xp + f_m + f_cm + 1.0) * torch.tanh(m_m) + torch.sigmoid(i_xp + i_m + i_cm) * torch.tanh(
+            g_xp + g_cm)
+        o = torch.tanh(o_x + o_h + o_cm + self.conv_om(m))
+        return o * torch.tanh(self.conv_last(torch.cat([c, m], dim=1))), c, m
+
+
+class GradientHighway(nn.Module):
+    """PredRNN++'s GHU between layers 1 and 2, with the published two convolutions (of x and of z)."""
+
+    def __init__(self, nh: int, k: int) -> None:
+        super().__init__()
+        self.x_concat = nn.Conv2d(nh, 2 * nh, k, 1, k // 2, bias=False)
+        self.z_concat = nn.Conv2d(nh, 2 * nh, k, 1, k // 2, bias=False)
+
+    def forward(self, x, z):
+        p, u = torch.split(self.x_concat(x) + self.z_concat(z), z.shape[1], dim=1)
+        u = torch.sigmoid(u)
+        return u * torch.tanh(p) + (1 - u) * z
+
+
+CELLS = {"convlstm": ConvLSTMCell, "predrnn": STLSTMCell, "predrnn_v2": STLSTMCell, "predrnnpp": CausalLSTMCell}
+
+
 class RecurrentStack(nn.Module):
     """4 stacked cells over patch frames; T_in + T_out - 1 steps; scheduled sampling on the inputs after
     T_in - 1 (mask 1 = true frame); loss = MSE of all next-frame predictions (+ PredRNN.V2 decoupling)."""
@@ -321,8 +366,10 @@ class RecurrentStack(nn.Module):
         super().__init__()
         self.kind, self.patch, self.beta = kind, patch, beta
         fc = C * patch * patch
-        cell = ConvLSTMCell if kind == "convlstm" else STLSTMCell
+        cell = CELLS[kind]
         self.cells = nn.ModuleList(cell(fc if i == 0 else num_hidden[i - 1], nh, k) for i, nh in enumerate(num_hidden))
+        if kind == "predrnnpp":
+            self.highway = GradientHighway(num_hidden[0], k)
         self.conv_last = nn.Conv2d(num_hidden[-1], fc, 1, bias=False)
         if kind == "predrnn_v2":
             self.adapter = nn.Conv2d(num_hidden[0], num_hidden[0], 1, bias=False)
@@ -335,6 +382,7 @@ class RecurrentStack(nn.Module):
         h = [frames.new_zeros(B, cell.conv_h.in_channels, hh, ww) for cell in self.cells]
         c = [torch.zeros_like(v) for v in h]
         m = torch.zeros_like(h[0])
+        z = torch.zeros_like(h[0])  # PredRNN++'s highway state
         preds, decouple = [], []
         x_gen = None
         for t in range(T - 1):
@@ -345,8 +393,13 @@ class RecurrentStack(nn.Module):
                 net = mt * frames[:, t] + (1 - mt) * x_gen
             for i, cell in enumerate(self.cells):
                 inp = net if i == 0 else h[i - 1]
+                if self.kind == "predrnnpp" and i == 1:
+                    z = self.highway(inp, z)
+                    inp = z
                 if self.kind == "convlstm":
                     h[i], c[i] = cell(inp, h[i], c[i])
+                elif self.kind == "predrnnpp":
+                    h[i], c[i], m = cell(inp, h[i], c[i], m)
                 else:
                     h[i], c[i], m, dc, dm = cell(inp, h[i], c[i], m)
                     if self.kind == "predrnn_v2":
@@ -361,7 +414,7 @@ class RecurrentStack(nn.Module):
         return loss
 
 
-NAMES = ("simvp", "gsta", "tau", "convlstm", "predrnn", "predrnn_v2", *METAVP)
+NAMES = ("simvp", "gsta", "tau", *CELLS, *METAVP)
 
 
 def build(name: str) -> nn.Module:
@@ -376,6 +429,6 @@ def build(name: str) -> nn.Module:
         return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda d: MetaBlock(d, TemporalAttention(d), 8.0)), ddr_alpha=0.1)
     if name in METAVP:
         return SimVPStyle(MidMetaNet(c, hid_T, N_T, METAVP[name]))
-    if name in ("convlstm", "predrnn", "predrnn_v2"):
+    if name in CELLS:
         return RecurrentStack(name)
     raise KeyError(f"no reference implementation of '{name}'")

@@ -54,7 +54,7 @@ def env_slug(device: torch.device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device.index or 0)
         return "cuda-" + _slug(name)
-    name = device_name("cpu").rsplit(" (", 1)[0]  # drop the "(N threads)" suffix
+    name = device_name("cpu").rsplit(" (", 1)[0]  # drop the "(N threads, ISA)" suffix
     name = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core", "", name, flags=re.I)
     return f"cpu-{_slug(name)}_{torch.get_num_threads()}t"
 

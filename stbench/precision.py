@@ -355,4 +355,6 @@ def device_name(device_type: str = "cpu", index: int = 0) -> str:
                 name = platform.processor() or platform.machine()
     except OSError:
         name = platform.processor() or platform.machine()
-    return f"{name} ({torch.get_num_threads()} threads)"
+    # the ATen kernel level too: two VMs both called "AMD EPYC" were an AVX-512 and an AVX2-only CPU, whose
+    # times must not be compared as one device's
+    return f"{name} ({torch.get_num_threads()} threads, {cpu_capability()})"

@@ -1,4 +1,4 @@
-"""Straightforward reference implementations of the seed models, PredRNN++ and four MetaVP translators
+"""Straightforward reference implementations of the seed models, PredRNN++, MIM and four MetaVP translators
 (ConvMixer, ConvNeXt, PoolFormer, VAN), written the way the papers and their public code describe them:
 plain PyTorch modules on contiguous NCHW tensors, nothing fused (the cells' gate convolutions are bias-free,
 as in the public code), no layout tricks. They exist only as the yardstick of ``reference_step.py`` (is
@@ -6,11 +6,11 @@ stbench's fp32 step as fast as the obvious implementation of the same published 
 not part of the package. Parameter counts equal stbench's (tests/test_reference_models.py).
 
 Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the SimVP family with hid_S 64,
-N_S 4, hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); ConvLSTM /
-PredRNN / PredRNN.V2 / PredRNN++ with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5. Each model returns the
-training loss of its paper for ``(x, y, mask)``: MSE (TAU adds its differential-divergence term, PredRNN.V2
-its decoupling loss); the recurrent ones run T_in + T_out - 1 steps with scheduled sampling driven by
-``mask``.
+N_S 4, hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); the recurrent
+ones (ConvLSTM, PredRNN, PredRNN.V2, PredRNN++, MIM) with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden,
+filter 5. Each model returns the training loss of its paper for ``(x, y, mask)``: MSE (TAU adds its
+differential-divergence term, PredRNN.V2 its decoupling loss); the recurrent ones run T_in + T_out - 1 steps
+with scheduled sampling driven by ``mask``.
 """
 
 from __future__ import annotations
@@ -354,7 +354,50 @@ class GradientHighway(nn.Module):
         return u * torch.tanh(p) + (1 - u) * z
 
 
-CELLS = {"convlstm": ConvLSTMCell, "predrnn": STLSTMCell, "predrnn_v2": STLSTMCell, "predrnnpp": CausalLSTMCell}
+class MIMNCell(nn.Module):
+    """MIM's non-stationary cell (and the stationary one inside a block), with the published two
+    convolutions (of x and of h) and per-position peephole weights; ``(x, h, c) -> (h', c')``."""
+
+    def __init__(self, nh: int, height: int, width: int, k: int) -> None:
+        super().__init__()
+        self.conv_x = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.ct_weight = nn.Parameter(torch.zeros(2 * nh, height, width))
+        self.oc_weight = nn.Parameter(torch.zeros(nh, height, width))
+
+    def forward(self, x, h, c):
+        nh = h.shape[1]
+        i, g, f, o = torch.split(self.conv_x(x) + self.conv_h(h), nh, dim=1)
+        w_ci, w_cf = torch.split(self.ct_weight, nh, dim=0)
+        c = torch.sigmoid(f + w_cf * c + 1.0) * c + torch.sigmoid(i + w_ci * c) * torch.tanh(g)
+        return torch.sigmoid(o + self.oc_weight * c) * torch.tanh(c), c
+
+
+class MIMBlock(nn.Module):
+    """``(x, d, h, c, M, s) -> (h', c', M', s')``: the MIM-S cell on (differences d, c) replaces the forget gate."""
+
+    def __init__(self, nh: int, height: int, width: int, k: int) -> None:
+        super().__init__()
+        self.conv_x = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_h = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
+        self.conv_m = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_last = nn.Conv2d(2 * nh, nh, 1, bias=False)
+        self.mims = MIMNCell(nh, height, width, k)
+
+    def forward(self, x, d, h, c, m, s):
+        nh = h.shape[1]
+        i_x, g_x, f_x, o_x = torch.split(self.conv_x(x), nh, dim=1)
+        i_h, g_h, o_h = torch.split(self.conv_h(h), nh, dim=1)
+        i_m, g_m, f_m, o_m = torch.split(self.conv_m(m), nh, dim=1)
+        m = torch.sigmoid(f_x + f_m + 1.0) * m + torch.sigmoid(i_x + i_m) * torch.tanh(g_x + g_m)
+        c_s, s = self.mims(d, c, s.detach())  # the published code passes the MIM-S state in detached
+        c = c_s + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
+        h = torch.sigmoid(o_x + o_h + o_m) * torch.tanh(self.conv_last(torch.cat([c, m], dim=1)))
+        return h, c, m, s
+
+
+CELLS = {"convlstm": ConvLSTMCell, "predrnn": STLSTMCell, "predrnn_v2": STLSTMCell, "predrnnpp": CausalLSTMCell,
+         "mim": STLSTMCell}  # MIM: an ST-LSTM first layer, then MIM blocks fed by MIM-N cells
 
 
 class RecurrentStack(nn.Module):
@@ -368,6 +411,10 @@ class RecurrentStack(nn.Module):
         fc = C * patch * patch
         cell = CELLS[kind]
         self.cells = nn.ModuleList(cell(fc if i == 0 else num_hidden[i - 1], nh, k) for i, nh in enumerate(num_hidden))
+        if kind == "mim":  # latent frames of 64 / patch pixels a side
+            side = 64 // patch
+            self.cells = nn.ModuleList([self.cells[0], *(MIMBlock(nh, side, side, k) for nh in num_hidden[1:])])
+            self.mimn = nn.ModuleList(MIMNCell(nh, side, side, k) for nh in num_hidden[1:])
         if kind == "predrnnpp":
             self.highway = GradientHighway(num_hidden[0], k)
         self.conv_last = nn.Conv2d(num_hidden[-1], fc, 1, bias=False)
@@ -383,6 +430,7 @@ class RecurrentStack(nn.Module):
         c = [torch.zeros_like(v) for v in h]
         m = torch.zeros_like(h[0])
         z = torch.zeros_like(h[0])  # PredRNN++'s highway state
+        d, n, s = ([z] * (len(h) - 1) for _ in range(3))  # MIM: differences, MIM-N and MIM-S cell states
         preds, decouple = [], []
         x_gen = None
         for t in range(T - 1):
@@ -391,21 +439,30 @@ class RecurrentStack(nn.Module):
             else:
                 mt = mask[:, t - 1].view(B, 1, 1, 1)  # column t - 1 rules step t (stbench's mask layout)
                 net = mt * frames[:, t] + (1 - mt) * x_gen
-            for i, cell in enumerate(self.cells):
-                inp = net if i == 0 else h[i - 1]
-                if self.kind == "predrnnpp" and i == 1:
-                    z = self.highway(inp, z)
-                    inp = z
-                if self.kind == "convlstm":
-                    h[i], c[i] = cell(inp, h[i], c[i])
-                elif self.kind == "predrnnpp":
-                    h[i], c[i], m = cell(inp, h[i], c[i], m)
-                else:
-                    h[i], c[i], m, dc, dm = cell(inp, h[i], c[i], m)
-                    if self.kind == "predrnn_v2":
-                        a = F.normalize(self.adapter(dc).flatten(2), dim=2)
-                        b = F.normalize(self.adapter(dm).flatten(2), dim=2)
-                        decouple.append(torch.abs(torch.cosine_similarity(a, b, dim=2)).mean())
+            if self.kind == "mim":
+                h0_prev = h[0]
+                h[0], c[0], m, _, _ = self.cells[0](net, h[0], c[0], m)
+                for i in range(1, len(h)):
+                    if t > 0:  # differences of the layer below, from the second step on
+                        d[i - 1], n[i - 1] = self.mimn[i - 1](h[0] - h0_prev if i == 1 else d[i - 2], d[i - 1],
+                                                              n[i - 1])
+                    h[i], c[i], m, s[i - 1] = self.cells[i](h[i - 1], d[i - 1], h[i], c[i], m, s[i - 1])
+            else:
+                for i, cell in enumerate(self.cells):
+                    inp = net if i == 0 else h[i - 1]
+                    if self.kind == "predrnnpp" and i == 1:
+                        z = self.highway(inp, z)
+                        inp = z
+                    if self.kind == "convlstm":
+                        h[i], c[i] = cell(inp, h[i], c[i])
+                    elif self.kind == "predrnnpp":
+                        h[i], c[i], m = cell(inp, h[i], c[i], m)
+                    else:
+                        h[i], c[i], m, dc, dm = cell(inp, h[i], c[i], m)
+                        if self.kind == "predrnn_v2":
+                            a = F.normalize(self.adapter(dc).flatten(2), dim=2)
+                            b = F.normalize(self.adapter(dm).flatten(2), dim=2)
+                            decouple.append(torch.abs(torch.cosine_similarity(a, b, dim=2)).mean())
             x_gen = self.conv_last(h[-1])
             preds.append(x_gen)
         loss = F.mse_loss(torch.stack(preds, dim=1), frames[:, 1:])

@@ -212,16 +212,17 @@ def study_plots(study: ComputeStudy, out_dir: Any) -> Any:
 
 
 def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
+    import matplotlib as mpl
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from stbench.report.plots import FAMILY_STYLE, MARKERS, OTHER_FAMILY_STYLE, _si_ticks
+    from stbench.report.plots import FAMILY_STYLE, MARKERS, OTHER_FAMILY_STYLE, _place_labels, _si_ticks
 
     fig = Figure(figsize=(7.2, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    handles, k = [], {}
+    handles, k, ends = [], {}, []  # ends: (x, y, half interval, model, colour) of each line's last point
     for model, g in pts.groupby("model", sort=False):
         g = g.sort_values("x")
         colour, _ = FAMILY_STYLE.get(g.iloc[0]["family"], OTHER_FAMILY_STYLE)
@@ -230,8 +231,7 @@ def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
         yerr = np.array([g["mean"] - g["lo"], g["hi"] - g["mean"]]).clip(min=0)
         ax.errorbar(g["x"], g["mean"], yerr=np.nan_to_num(yerr), color=colour, marker=marker, ms=4, lw=1.1,
                     capsize=2, alpha=0.9, zorder=3)
-        ax.annotate(model, (g["x"].iloc[-1], g["mean"].iloc[-1]), xytext=(5, 0), textcoords="offset points",
-                    fontsize=7, color=colour, va="center")
+        ends.append((g["x"].iloc[-1], g["mean"].iloc[-1], float(np.nan_to_num(yerr[:, -1]).max()), model, colour))
         handles.append(Line2D([], [], color=colour, marker=marker, ms=4, lw=1.1, label=model))
     for fam in FAMILIES:
         g = pts[pts["family"] == fam]
@@ -254,6 +254,11 @@ def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
     ax.set_title(f"{metric_name(study.metric)} vs training compute — {study.dataset}, {study.preset}", loc="left",
                  fontweight="bold")
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    if ends:  # each line named at its last point, placed off the markers, the other names and the intervals
+        xs, ys, es, names, colours = zip(*ends)
+        with mpl.rc_context({"font.size": 7}):
+            _place_labels(ax, np.array(xs), np.array(ys), list(names), [3.0] * len(ends), yerr=np.array(es),
+                          colors=list(colours))
     return fig
 
 

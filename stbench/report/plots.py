@@ -107,7 +107,7 @@ def _suptitle(fig: Figure, lb: Leaderboard, what: str) -> None:
 # label placement: each label goes to the first nearby spot that overlaps no marker, no other
 # label and stays inside the axes; a label pushed far from its point gets a thin leader line.
 # ---------------------------------------------------------------------------------------------
-def _place_labels(ax, xs, ys, texts, radii_pt, yerr=None) -> None:
+def _place_labels(ax, xs, ys, texts, radii_pt, yerr=None, colors=None) -> None:
     fig = ax.figure
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
@@ -161,7 +161,8 @@ def _place_labels(ax, xs, ys, texts, radii_pt, yerr=None) -> None:
         leader = {"arrowstyle": "-", "lw": 0.6, "color": "#555555", "shrinkA": 0, "shrinkB": r / px_per_pt}
         ax.annotate(texts[i], xy=(xs[i], ys[i]), xytext=(dx / px_per_pt, dy / px_per_pt),
                     textcoords="offset points", ha="left", va="bottom", fontsize=fontsize,
-                    arrowprops=leader if far else None, annotation_clip=False)
+                    color=None if colors is None else colors[i], arrowprops=leader if far else None,
+                    annotation_clip=False)
 
 
 class _SILogFormatter(LogFormatter):

@@ -27,6 +27,10 @@
 #   mmnist-more  mau mim mmvp predformer: not yet timed idle (the older shared-machine runs suggest 1-3 h)
 #   ns2d         31,200 x 285 s/1,000 x 2 seeds ~ 5 h (same 64 x 64 single-channel frames)
 #   horizon      3 x a 10-frame test evaluation per kept model, done as each run ends
+# On an AVX2-only 2-core AMD EPYC (fp32, no native bf16), MEASURED on ns2d at samples=2200 (idle, 2026-12-06):
+# training seconds per 1,000 sequences gsta 82, simvp 86, convlstm 93, tau 95, predrnn 193, predrnn_v2 196 (six
+# models 745 s, 2.6x the AVX512-BF16 figures above), so ns2d at 22,000 costs ~4.6 h per seed on such a CPU.
+# The two CPU kinds' records carry different device names; the report never compares their train times.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

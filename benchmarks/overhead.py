@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     path = out / f"overhead_{a.model}_{a.preset}_{env_slug(device)}.csv"
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["model", "preset", "precision", "component", "seconds", "share_pct",
-                                          "steps", "batch", "device", "torch", "threads", "loadavg_1m"])
+                                          "steps", "batch", "device", "torch", "threads", "cpu_isa", "loadavg_1m"])
         w.writeheader()
         for r in rows:
             w.writerow({"model": a.model, "preset": a.preset, "precision": prec.name, **r, "steps": steps,

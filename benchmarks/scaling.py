@@ -36,7 +36,7 @@ from _common import OKABE_ITO, RESULTS, SEED_MODELS, configure_threads, env_info
 
 FIELDS = ["model", "family", "arch", "t_in", "t_out", "resolution", "batch", "precision", "params",
           "infer_ms", "infer_ms_min", "infer_ms_max", "train_step_ms", "peak_mem_mb", "peak_mem_kind",
-          "device", "torch", "threads", "loadavg_1m", "cpu_stall", "seconds"]
+          "device", "torch", "threads", "cpu_isa", "loadavg_1m", "cpu_stall", "seconds"]
 
 
 def build(model: str, arch: str, t_out: int, res: int):

@@ -277,11 +277,16 @@ def to_patches(x, p: int):
     return x.reshape(B, T, C * p * p, H // p, W // p)
 
 
+def _gate(c_in: int, c_out: int, k: int) -> nn.Conv2d:
+    """A gate convolution of the recurrent cells: k x k, same padding, no bias (as in the public code)."""
+    return nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False)
+
+
 class ConvLSTMCell(nn.Module):
     def __init__(self, c_in: int, nh: int, k: int) -> None:
         super().__init__()
-        self.conv_x = nn.Conv2d(c_in, 4 * nh, k, 1, k // 2, bias=False)
-        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_x = _gate(c_in, 4 * nh, k)
+        self.conv_h = _gate(nh, 4 * nh, k)
 
     def forward(self, x, h, c):
         i, f, g, o = torch.split(self.conv_x(x) + self.conv_h(h), h.shape[1], dim=1)
@@ -292,10 +297,10 @@ class ConvLSTMCell(nn.Module):
 class STLSTMCell(nn.Module):
     def __init__(self, c_in: int, nh: int, k: int) -> None:
         super().__init__()
-        self.conv_x = nn.Conv2d(c_in, 7 * nh, k, 1, k // 2, bias=False)
-        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
-        self.conv_m = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
-        self.conv_o = nn.Conv2d(2 * nh, nh, k, 1, k // 2, bias=False)
+        self.conv_x = _gate(c_in, 7 * nh, k)
+        self.conv_h = _gate(nh, 4 * nh, k)
+        self.conv_m = _gate(nh, 3 * nh, k)
+        self.conv_o = _gate(2 * nh, nh, k)
         self.conv_last = nn.Conv2d(2 * nh, nh, 1, bias=False)
 
     def forward(self, x, h, c, m):
@@ -318,12 +323,12 @@ class CausalLSTMCell(nn.Module):
 
     def __init__(self, c_in: int, nh: int, k: int) -> None:
         super().__init__()
-        self.conv_x = nn.Conv2d(c_in, 7 * nh, k, 1, k // 2, bias=False)
-        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
-        self.conv_c = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
-        self.conv_m = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
-        self.conv_c2m = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
-        self.conv_om = nn.Conv2d(nh, nh, k, 1, k // 2, bias=False)
+        self.conv_x = _gate(c_in, 7 * nh, k)
+        self.conv_h = _gate(nh, 4 * nh, k)
+        self.conv_c = _gate(nh, 3 * nh, k)
+        self.conv_m = _gate(nh, 3 * nh, k)
+        self.conv_c2m = _gate(nh, 4 * nh, k)
+        self.conv_om = _gate(nh, nh, k)
         self.conv_last = nn.Conv2d(2 * nh, nh, 1, bias=False)
 
     def forward(self, x, h, c, m):
@@ -345,8 +350,8 @@ class GradientHighway(nn.Module):
 
     def __init__(self, nh: int, k: int) -> None:
         super().__init__()
-        self.x_concat = nn.Conv2d(nh, 2 * nh, k, 1, k // 2, bias=False)
-        self.z_concat = nn.Conv2d(nh, 2 * nh, k, 1, k // 2, bias=False)
+        self.x_concat = _gate(nh, 2 * nh, k)
+        self.z_concat = _gate(nh, 2 * nh, k)
 
     def forward(self, x, z):
         p, u = torch.split(self.x_concat(x) + self.z_concat(z), z.shape[1], dim=1)
@@ -360,8 +365,8 @@ class MIMNCell(nn.Module):
 
     def __init__(self, nh: int, height: int, width: int, k: int) -> None:
         super().__init__()
-        self.conv_x = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
-        self.conv_h = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_x = _gate(nh, 4 * nh, k)
+        self.conv_h = _gate(nh, 4 * nh, k)
         self.ct_weight = nn.Parameter(torch.zeros(2 * nh, height, width))
         self.oc_weight = nn.Parameter(torch.zeros(nh, height, width))
 
@@ -378,9 +383,9 @@ class MIMBlock(nn.Module):
 
     def __init__(self, nh: int, height: int, width: int, k: int) -> None:
         super().__init__()
-        self.conv_x = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
-        self.conv_h = nn.Conv2d(nh, 3 * nh, k, 1, k // 2, bias=False)
-        self.conv_m = nn.Conv2d(nh, 4 * nh, k, 1, k // 2, bias=False)
+        self.conv_x = _gate(nh, 4 * nh, k)
+        self.conv_h = _gate(nh, 3 * nh, k)
+        self.conv_m = _gate(nh, 4 * nh, k)
         self.conv_last = nn.Conv2d(2 * nh, nh, 1, bias=False)
         self.mims = MIMNCell(nh, height, width, k)
 

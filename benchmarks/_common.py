@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from stbench.precision import device_name
+from stbench.precision import cpuinfo_field, device_name
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 SEED_MODELS = ("simvp", "gsta", "tau", "convlstm", "predrnn", "predrnn_v2")
@@ -41,11 +41,10 @@ def env_info(device: torch.device) -> dict[str, Any]:
 def cpu_isa() -> str:
     """The vector extensions the CPU itself has (from /proc/cpuinfo, whatever ATEN_CPU_CAPABILITY caps), e.g.
     ``avx2 avx512f avx512_bf16 amx_bf16``: a row measured under the AVX2 cap on an AVX-512 CPU says so."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
+    flags = cpuinfo_field("flags")
+    if flags is None:
         return "unknown"
-    have = set(flags.split(":", 1)[1].split())
+    have = set(flags.split())
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have) or "none of avx2+"
 
 

@@ -341,20 +341,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def cpuinfo_field(key: str) -> str | None:
+    """The value of the first /proc/cpuinfo line starting with ``key`` (``model name``, ``flags``), or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 @lru_cache(maxsize=4)
 def device_name(device_type: str = "cpu", index: int = 0) -> str:
     if device_type == "cuda":
         return torch.cuda.get_device_name(index)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-            else:
-                name = platform.processor() or platform.machine()
-    except OSError:
-        name = platform.processor() or platform.machine()
+    name = cpuinfo_field("model name") or platform.processor() or platform.machine()
     # the ATen kernel level too: two VMs both called "AMD EPYC" were an AVX-512 and an AVX2-only CPU, whose
     # times must not be compared as one device's
     return f"{name} ({torch.get_num_threads()} threads, {cpu_capability()})"

@@ -292,6 +292,27 @@ def test_flat_directory_and_format_choice(tmp_path):
         build_report(tmp_path, formats=["pdf"])
 
 
+def test_a_later_report_removes_only_its_own_stale_files(tmp_path):
+    write_record(tmp_path, make_record("tau"))
+    taxi = write_record(tmp_path, make_record("tau", dataset="taxibj", mse=0.31))
+    out = tmp_path / "r"
+    build_report(tmp_path, out, formats="md,csv", plots=False, baselines_dir=tmp_path)
+    (out / "notes.md").write_text("mine")  # a user's file in the report folder
+    taxi.unlink()  # the taxibj board loses its records
+    build_report(tmp_path, out, formats="md", plots=False, baselines_dir=tmp_path)
+    left = sorted(p.name for p in out.iterdir())
+    # taxibj's Markdown (a format written again) is gone; its CSV stays (csv not asked for), as does notes.md
+    assert left == [".stbench-report-files", "leaderboard_mmnist_quick.csv", "leaderboard_mmnist_quick.md",
+                    "leaderboard_taxibj_quick.csv", "notes.md"]
+    build_report(tmp_path, out, formats="csv", plots=False, baselines_dir=tmp_path)
+    assert not (out / "leaderboard_taxibj_quick.csv").exists()
+    assert (out / "leaderboard_mmnist_quick.md").exists() and (out / "notes.md").read_text() == "mine"
+    (out / ".stbench-report-files").write_text("../outside.md\n")  # a tampered list never reaches outside
+    (tmp_path / "outside.md").write_text("keep")
+    build_report(tmp_path, out, formats="md", plots=False, baselines_dir=tmp_path)
+    assert (tmp_path / "outside.md").exists()
+
+
 def test_csv_has_no_column_empty_for_every_row(tmp_path):
     """Trained rows only: no `checkpoint` column (only `stbench eval` rows have one), no std at n = 1, and
     no throughput device when nothing was profiled."""

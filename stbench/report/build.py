@@ -20,6 +20,9 @@ from stbench.report.writers import latex, markdown, print_term, write_csv
 #: every report format (the one owner: ``stbench report --format`` and its help take them from here)
 FORMATS = ("term", "md", "csv", "tex", "html", "site")
 DEFAULT_FORMATS = FORMATS[:-1]  # site needs the optional plotly (the `site` extra): asked for by name
+#: the report folder's list of the files stbench wrote there (one relative path a line): what a later report
+#: may remove once it no longer writes them; files stbench did not write are never touched
+MANIFEST = ".stbench-report-files"
 
 
 @dataclass
@@ -116,9 +119,46 @@ def build_report(
 
         result.files += write_site(result.boards, plot_sets, out_dir / "site", references=references,
                                    warnings=result.warnings, source=str(results_dir), n_records=len(loaded.frame))
+    if any(f != "term" for f in wanted):
+        _prune_stale(result, wanted, plots)
     if console is not None:
         _print_report(console, result, wanted)
     return result
+
+
+def _kind(rel: Path) -> str:
+    """Which format (or ``plots``) wrote the report file ``rel``."""
+    if rel.parts[0] in ("plots", "site"):
+        return rel.parts[0]
+    return "html" if rel.name == "report.html" else rel.suffix.lstrip(".")
+
+
+def _prune_stale(result: ReportResult, wanted: list[str], plots: bool) -> None:
+    """Remove the files an earlier report wrote in ``out_dir`` that this one, writing the same formats, no longer
+    writes (a leaderboard or study whose records are gone), then list what the folder now holds in MANIFEST.
+    Files of formats not asked for this time stay (``--format md`` keeps the site), and so does any file the
+    earlier report did not list (a user's own notes)."""
+    out_dir = result.out_dir
+    root = out_dir.resolve()
+    manifest = out_dir / MANIFEST
+    written = {f.resolve().relative_to(root) for f in result.files if f.resolve().is_relative_to(root)}
+    kinds = set(wanted) | ({"plots"} if plots else set())
+    listed = manifest.read_text(encoding="utf-8").splitlines() if manifest.is_file() else []
+    keep, removed = set(written), 0
+    for line in listed:
+        rel = Path(line)
+        path = (out_dir / rel).resolve()
+        if not line or rel in written or not path.is_relative_to(root) or not path.is_file():
+            continue
+        if _kind(rel) in kinds:
+            path.unlink()
+            removed += 1
+        else:
+            keep.add(rel)
+    if removed:
+        result.notes.append(f"removed {removed} file(s) an earlier report wrote in {out_dir} and this one no "
+                            f"longer does (their records are gone); the folder's files are listed in {MANIFEST}")
+    manifest.write_text("".join(f"{rel.as_posix()}\n" for rel in sorted(keep)), encoding="utf-8")
 
 
 def _reference_reader(baselines_dir: Path | None, warnings: list[str]) -> Callable[[str], DatasetReferences]:

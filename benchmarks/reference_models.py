@@ -1,16 +1,19 @@
-"""Straightforward reference implementations of the seed models, PredRNN++, MIM and four MetaVP translators
-(ConvMixer, ConvNeXt, PoolFormer, VAN), written the way the papers and their public code describe them:
-plain PyTorch modules on contiguous NCHW tensors, nothing fused (the cells' gate convolutions are bias-free,
-as in the public code), no layout tricks. They exist only as the yardstick of ``reference_step.py`` (is
-stbench's fp32 step as fast as the obvious implementation of the same published architecture?); they are
-not part of the package. Parameter counts equal stbench's (tests/test_reference_models.py).
+"""Straightforward reference implementations of the seed models, PredRNN++, MIM, MAU, PredFormer and the ten MetaVP
+translators (ConvMixer, ConvNeXt, HorNet, MLP-Mixer, MogaNet, PoolFormer, Swin, UniFormer, VAN, ViT), written
+the way the papers and their public code describe them: plain PyTorch modules on contiguous NCHW tensors (token
+blocks on (B, N, C)), nothing fused (the cells' gate convolutions are bias-free, as in the public code), no
+layout tricks; attention runs through torch's F.scaled_dot_product_attention, as timm's blocks do. They exist
+only as the yardstick of ``reference_step.py`` (is stbench's fp32 step as fast as the obvious implementation of
+the same published architecture?); they are not part of the package. Parameter counts equal stbench's
+(tests/test_reference_models.py).
 
-Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the SimVP family with hid_S 64,
-N_S 4, hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); the recurrent
-ones (ConvLSTM, PredRNN, PredRNN.V2, PredRNN++, MIM) with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden,
-filter 5. Each model returns the training loss of its paper for ``(x, y, mask)``: MSE (TAU adds its
-differential-divergence term, PredRNN.V2 its decoupling loss); the recurrent ones run T_in + T_out - 1 steps
-with scheduled sampling driven by ``mask``.
+Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the SimVP family with hid_S 64, N_S 4,
+hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); the recurrent ones (ConvLSTM,
+PredRNN, PredRNN.V2, PredRNN++, MIM) with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5; MAU with 4 x 64
+cells (filter 5, tau 5) on 16 x 16 latents; PredFormer with 8 x 8 patches, width 256, 8 heads of 32, SwiGLU 1024, 6
+quadruplet layers. Each model returns the training loss of its paper for ``(x, y, mask)``: MSE (TAU adds its
+differential-divergence term, PredRNN.V2 its decoupling loss); the recurrent ones run T_in + T_out - 1 steps with
+scheduled sampling driven by ``mask``.
 """
 
 from __future__ import annotations
@@ -187,12 +190,12 @@ class MetaBlock(nn.Module):
 
 class MidMetaNet(nn.Module):
     """N_T blocks on the time-folded channels: block 0 at c, a 1x1 to hid, N_T - 1 blocks at hid, a 1x1 back to c.
-    ``block(d)`` makes one block of width d (gSTA / TAU: a MetaBlock with its attention; MetaVP: its block)."""
+    ``block(i, d)`` makes block i, of width d (gSTA / TAU: a MetaBlock with its attention; MetaVP: its block)."""
 
     def __init__(self, c: int, hid: int, N_T: int, block) -> None:
         super().__init__()
-        layers: list[nn.Module] = [block(c), nn.Conv2d(c, hid, 1)]
-        layers += [block(hid) for _ in range(N_T - 1)]
+        layers: list[nn.Module] = [block(0, c), nn.Conv2d(c, hid, 1)]
+        layers += [block(i, hid) for i in range(1, N_T)]
         layers += [nn.Conv2d(hid, c, 1)]
         self.layers = nn.Sequential(*layers)
 
@@ -265,7 +268,191 @@ class VANRef(nn.Module):
         return x + self.ls2.view(1, -1, 1, 1) * self.fc2(F.gelu(self.dw(self.fc1(self.norm2(x)))))
 
 
-METAVP = {"convmixer": ConvMixerRef, "convnext": ConvNeXtRef, "poolformer": PoolFormerRef, "van": VANRef}
+class HorNetRef(nn.Module):
+    """x + g1 * gnConv_4(LN(x)), x + g2 * MLP(LN(x)); gnConv: 1x1 to 2d, dw7x7 on the gates, a chain of 1x1s."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0, order: int = 4) -> None:
+        super().__init__()
+        self.dims = [d // 2 ** k for k in reversed(range(order))]
+        self.norm1, self.norm2 = nn.LayerNorm(d, eps=1e-6), nn.LayerNorm(d, eps=1e-6)
+        self.proj_in, self.proj_out = nn.Conv2d(d, 2 * d, 1), nn.Conv2d(d, d, 1)
+        self.dw = nn.Conv2d(sum(self.dims), sum(self.dims), 7, padding=3, groups=sum(self.dims))
+        self.pws = nn.ModuleList(nn.Conv2d(self.dims[k], self.dims[k + 1], 1) for k in range(order - 1))
+        self.fc1, self.fc2 = nn.Linear(d, int(mlp_ratio * d)), nn.Linear(int(mlp_ratio * d), d)
+        self.g1 = nn.Parameter(1e-6 * torch.ones(d))
+        self.g2 = nn.Parameter(1e-6 * torch.ones(d))
+
+    def forward(self, x):
+        u = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        p, abc = self.proj_in(u).split((self.dims[0], sum(self.dims)), dim=1)
+        gates = self.dw(abc).split(self.dims, dim=1)
+        y = p * gates[0]
+        for pw, g in zip(self.pws, gates[1:]):
+            y = pw(y) * g
+        x = x + self.g1.view(1, -1, 1, 1) * self.proj_out(y)
+        t = self.g2 * self.fc2(F.gelu(self.fc1(self.norm2(x.permute(0, 2, 3, 1)))))
+        return x + t.permute(0, 3, 1, 2)
+
+
+class MLPMixerRef(nn.Module):
+    """Token MLP over the H*W positions (hidden d/2), then channel MLP; LayerNorm eps 1e-6."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0, n: int = 16 * 16) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d, eps=1e-6), nn.LayerNorm(d, eps=1e-6)
+        self.tok1, self.tok2 = nn.Linear(n, d // 2), nn.Linear(d // 2, n)
+        self.ch1, self.ch2 = nn.Linear(d, int(mlp_ratio * d)), nn.Linear(int(mlp_ratio * d), d)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        t = x.flatten(2).transpose(1, 2)  # (B, N, C)
+        t = t + self.tok2(F.gelu(self.tok1(self.norm1(t).transpose(1, 2)))).transpose(1, 2)
+        t = t + self.ch2(F.gelu(self.ch1(self.norm2(t))))
+        return t.transpose(1, 2).reshape(B, C, H, W)
+
+
+class MogaNetRef(nn.Module):
+    """x + ls1 * MOGA(BN(x)), x + ls2 * CA-FFN(BN(x)) (multi-order gated aggregation, channel aggregation)."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        h = int(mlp_ratio * d)
+        self.d1, self.d2 = 3 * d // 8, d // 2
+        self.d0 = d - self.d1 - self.d2
+        self.norm1, self.norm2 = nn.BatchNorm2d(d), nn.BatchNorm2d(d)
+        self.proj1, self.gate, self.proj2, self.pw = (nn.Conv2d(d, d, 1) for _ in range(4))
+        self.dw0 = nn.Conv2d(d, d, 5, padding=2, groups=d)
+        self.dw1 = nn.Conv2d(self.d1, self.d1, 5, padding=4, dilation=2, groups=self.d1)
+        self.dw2 = nn.Conv2d(self.d2, self.d2, 7, padding=9, dilation=3, groups=self.d2)
+        self.sigma1 = nn.Parameter(1e-5 * torch.ones(1, d, 1, 1))
+        self.fc1, self.dw, self.fc2 = nn.Conv2d(d, h, 1), nn.Conv2d(h, h, 3, 1, 1, groups=h), nn.Conv2d(h, d, 1)
+        self.decompose = nn.Conv2d(h, 1, 1)
+        self.sigma2 = nn.Parameter(1e-5 * torch.ones(1, h, 1, 1))
+        self.ls1 = nn.Parameter(1e-5 * torch.ones(1, d, 1, 1))
+        self.ls2 = nn.Parameter(1e-5 * torch.ones(1, d, 1, 1))
+
+    def attention(self, u):
+        y = self.proj1(u)
+        y = F.silu(y + self.sigma1 * (y - y.mean((2, 3), keepdim=True)))
+        v0 = self.dw0(y)
+        v = torch.cat([v0[:, :self.d0], self.dw1(v0[:, self.d0:self.d0 + self.d1]), self.dw2(v0[:, -self.d2:])], 1)
+        return self.proj2(F.silu(self.gate(y)) * F.silu(self.pw(v))) + u
+
+    def ffn(self, u):
+        h = F.gelu(self.dw(self.fc1(u)))
+        return self.fc2(h + self.sigma2 * (h - F.gelu(self.decompose(h))))
+
+    def forward(self, x):
+        x = x + self.ls1 * self.attention(self.norm1(x))
+        return x + self.ls2 * self.ffn(self.norm2(x))
+
+
+def _attention(qkv: nn.Linear, proj: nn.Linear, t, heads: int = 8, bias=None):
+    """Multi-head self-attention on tokens (B, N, C) through torch's fused kernel (as timm's Attention)."""
+    B, N, C = t.shape
+    q, k, v = qkv(t).reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+    return proj(F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(1, 2).reshape(B, N, C))
+
+
+class SwinRef(nn.Module):
+    """Pre-norm 4x4-window attention (relative position bias) + MLP; odd blocks shift by 2, no mask (OpenSTL)."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0, i: int = 0, w: int = 4) -> None:
+        super().__init__()
+        self.w, self.shift = w, (w // 2 if i % 2 else 0)
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.table = nn.Parameter(torch.zeros((2 * w - 1) ** 2, 8))
+        ys, xs = torch.meshgrid(torch.arange(w), torch.arange(w), indexing="ij")
+        yx = torch.stack([ys.flatten(), xs.flatten()])
+        rel = (yx[:, :, None] - yx[:, None, :]) + (w - 1)
+        self.register_buffer("index", rel[0] * (2 * w - 1) + rel[1], persistent=False)
+        self.fc1, self.fc2 = nn.Linear(d, int(mlp_ratio * d)), nn.Linear(int(mlp_ratio * d), d)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        w, s = self.w, self.shift
+        t = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        y = self.norm1(t)
+        if s:
+            y = torch.roll(y, (-s, -s), (1, 2))
+        y = y.reshape(B, H // w, w, W // w, w, C).transpose(2, 3).reshape(-1, w * w, C)
+        y = _attention(self.qkv, self.proj, y, bias=self.table[self.index].permute(2, 0, 1))
+        y = y.reshape(B, H // w, W // w, w, w, C).transpose(2, 3).reshape(B, H, W, C)
+        if s:
+            y = torch.roll(y, (s, s), (1, 2))
+        t = t + y
+        t = t + self.fc2(F.gelu(self.fc1(self.norm2(t))))
+        return t.permute(0, 3, 1, 2)
+
+
+class ViTRef(nn.Module):
+    """Pre-norm global multi-head self-attention over the H*W tokens + MLP."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, int(mlp_ratio * d)), nn.Linear(int(mlp_ratio * d), d)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        t = t + _attention(self.qkv, self.proj, self.norm1(t))
+        t = t + self.fc2(F.gelu(self.fc1(self.norm2(t))))
+        return t.transpose(1, 2).reshape(B, C, H, W)
+
+
+class UniformerConvRef(nn.Module):
+    """x + dw3x3(x); x + 1x1(dw5x5(1x1(BN(x)))); x + MLP(BN(x)) with 1x1 convs."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        self.pos = nn.Conv2d(d, d, 3, padding=1, groups=d)
+        self.norm1, self.norm2 = nn.BatchNorm2d(d), nn.BatchNorm2d(d)
+        self.conv1, self.conv2 = nn.Conv2d(d, d, 1), nn.Conv2d(d, d, 1)
+        self.dw = nn.Conv2d(d, d, 5, padding=2, groups=d)
+        self.fc1, self.fc2 = nn.Conv2d(d, int(mlp_ratio * d), 1), nn.Conv2d(int(mlp_ratio * d), d, 1)
+
+    def forward(self, x):
+        x = x + self.pos(x)
+        x = x + self.conv2(self.dw(self.conv1(self.norm1(x))))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class UniformerSARef(nn.Module):
+    """x + dw3x3(x), then a layer-scaled pre-norm global attention + MLP block on the tokens."""
+
+    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+        super().__init__()
+        self.pos = nn.Conv2d(d, d, 3, padding=1, groups=d)
+        self.vit = ViTRef(d, mlp_ratio)
+        self.g1 = nn.Parameter(1e-6 * torch.ones(d))
+        self.g2 = nn.Parameter(1e-6 * torch.ones(d))
+
+    def forward(self, x):
+        x = x + self.pos(x)
+        B, C, H, W = x.shape
+        v = self.vit
+        t = x.flatten(2).transpose(1, 2)
+        t = t + self.g1 * _attention(v.qkv, v.proj, v.norm1(t))
+        t = t + self.g2 * v.fc2(F.gelu(v.fc1(v.norm2(t))))
+        return t.transpose(1, 2).reshape(B, C, H, W)
+
+
+def _uniformer(d: int, *, i: int, N_T: int) -> nn.Module:
+    """Global attention in the middle blocks (width unchanged), conv blocks first and last (OpenSTL's rule)."""
+    return (UniformerSARef if 0 < i < N_T - 1 else UniformerConvRef)(d)
+
+
+def _metavp(block):  # a block class that ignores its position
+    return lambda d, *, i, N_T: block(d)
+
+
+METAVP = {"convmixer": _metavp(ConvMixerRef), "convnext": _metavp(ConvNeXtRef), "hornet": _metavp(HorNetRef),
+          "mlpmixer": _metavp(MLPMixerRef), "moganet": _metavp(MogaNetRef), "poolformer": _metavp(PoolFormerRef),
+          "swin": lambda d, *, i, N_T: SwinRef(d, i=i), "uniformer": _uniformer, "van": _metavp(VANRef),
+          "vit": _metavp(ViTRef)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,7 +663,122 @@ class RecurrentStack(nn.Module):
         return loss
 
 
-NAMES = ("simvp", "gsta", "tau", *CELLS, *METAVP)
+# ---------------------------------------------------------------------------------------------
+# MAU: a learned codec (frames in and out, 4x downsampling) around 4 motion-aware units
+# ---------------------------------------------------------------------------------------------
+class MAUCellRef(nn.Module):
+    """Attention over the last tau spatial inputs picks a trend of the last tau temporal states; gated fusion."""
+
+    def __init__(self, nh: int = 64, side: int = 16, k: int = 5, tau: int = 5) -> None:
+        super().__init__()
+        self.nh, self.tau, self.scale = nh, tau, (nh * side * side) ** -0.5
+
+        def gate(c_out: int) -> nn.Module:
+            return nn.Sequential(nn.Conv2d(nh, c_out, k, 1, k // 2), nn.LayerNorm([c_out, side, side]))
+
+        self.conv_t, self.conv_t_next, self.conv_s, self.conv_s_next = gate(3 * nh), gate(nh), gate(3 * nh), gate(nh)
+
+    def forward(self, T, S, t_att: list, s_att: list):
+        s_next, t_next = self.conv_s_next(S), self.conv_t_next(T)
+        w = torch.softmax(torch.stack([(s * s_next).sum((1, 2, 3)) for s in s_att]) * self.scale, dim=0)  # (tau, B)
+        trend = sum(w[j].view(-1, 1, 1, 1) * t_att[j] for j in range(self.tau))
+        u = torch.sigmoid(t_next)
+        t_g, t_t, t_s = torch.split(self.conv_t(u * T + (1 - u) * trend), self.nh, dim=1)
+        s_g, s_t, s_s = torch.split(self.conv_s(S), self.nh, dim=1)
+        g_t, g_s = torch.sigmoid(t_g), torch.sigmoid(s_g)
+        return g_t * t_t + (1 - g_t) * s_t, g_s * s_s + (1 - g_s) * t_s
+
+
+class MAURef(nn.Module):
+    """1x1 conv + two stride-2 3x3 convs (LeakyReLU 0.2) -> 4 MAU cells (64 wide, filter 5, tau 5) -> two
+    transposed convs + 1x1 to the frame; T_in + T_out - 1 steps, decoded frames fed back under ``mask``."""
+
+    def __init__(self, C: int = 1, nh: int = 64, layers: int = 4, side: int = 16, tau: int = 5) -> None:
+        super().__init__()
+        self.nh, self.side, self.tau = nh, side, tau
+        act = nn.LeakyReLU(0.2)
+        self.enc = nn.Sequential(nn.Conv2d(C, nh, 1), act, nn.Conv2d(nh, nh, 3, 2, 1), act, nn.Conv2d(nh, nh, 3, 2, 1),
+                                 act)
+        self.dec = nn.Sequential(nn.ConvTranspose2d(nh, nh, 3, 2, 1, output_padding=1), act,
+                                 nn.ConvTranspose2d(nh, nh, 3, 2, 1, output_padding=1), nn.Conv2d(nh, C, 1))
+        self.cells = nn.ModuleList(MAUCellRef(nh, side, 5, tau) for _ in range(layers))
+
+    def forward(self, x, y, mask):
+        frames = torch.cat([x, y], dim=1)
+        B, T = frames.shape[:2]
+        t_in = x.shape[1]
+        zero = x.new_zeros(B, self.nh, self.side, self.side)
+        Ts = [zero] * len(self.cells)
+        t_att = [[zero] * self.tau for _ in self.cells]
+        s_att = [[zero] * self.tau for _ in self.cells]
+        preds, x_gen = [], None
+        for t in range(T - 1):
+            if t < t_in:
+                net = frames[:, t]
+            else:
+                mt = mask[:, t - 1].view(B, 1, 1, 1)
+                net = mt * frames[:, t] + (1 - mt) * x_gen
+            S = self.enc(net)
+            for i, cell in enumerate(self.cells):
+                s_in = S
+                Ts[i], S = cell(Ts[i], S, t_att[i], s_att[i])
+                t_att[i] = t_att[i][1:] + [Ts[i]]
+                s_att[i] = s_att[i][1:] + [s_in]
+            x_gen = self.dec(S)
+            preds.append(x_gen)
+        return F.mse_loss(torch.stack(preds, dim=1), frames[:, 1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# PredFormer: patch tokens, quadruplet temporal-spatial-spatial-temporal gated transformers
+# ---------------------------------------------------------------------------------------------
+class GatedTransformerRef(nn.Module):
+    """One pre-norm block (attention, qkv without bias; SwiGLU feed-forward) and a final LayerNorm, on (B, L, D)."""
+
+    def __init__(self, d: int = 256, heads: int = 8, dim_head: int = 32, hidden: int = 1024) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2, self.norm = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * heads * dim_head, bias=False), nn.Linear(heads * dim_head, d)
+        self.gate, self.inp, self.out = nn.Linear(d, hidden), nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        B, L, _ = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, L, -1))
+        u = self.norm2(x)
+        return self.norm(x + self.out(F.silu(self.gate(u)) * self.inp(u)))
+
+
+class PredFormerRef(nn.Module):
+    """8 x 8 patches -> Linear to 256 + a fixed sinusoidal code -> 6 x (temporal, spatial, spatial, temporal)
+    gated transformers -> LayerNorm + Linear back to patches; MSE. The 10 output frames come at once."""
+
+    def __init__(self, T: int = 10, C: int = 1, H: int = 64, p: int = 8, d: int = 256, layers: int = 6) -> None:
+        super().__init__()
+        self.p, n = p, (H // p) ** 2
+        self.embed = nn.Linear(C * p * p, d)
+        pos = torch.arange(T * n, dtype=torch.float32)[:, None]
+        angle = pos / 10000 ** (2 * (torch.arange(d) // 2) / d)
+        self.register_buffer("pos", torch.where(torch.arange(d) % 2 == 0, angle.sin(), angle.cos()).view(T, n, d))
+        self.quads = nn.ModuleList(nn.ModuleList(GatedTransformerRef(d) for _ in range(4)) for _ in range(layers))
+        self.head_norm, self.head = nn.LayerNorm(d), nn.Linear(d, C * p * p)
+
+    def forward(self, x, y, mask=None):
+        B, T, C, H, W = x.shape
+        p, h, w = self.p, H // self.p, W // self.p
+        t = x.reshape(B, T, C, h, p, w, p).permute(0, 1, 3, 5, 4, 6, 2).reshape(B, T, h * w, p * p * C)
+        t = self.embed(t) + self.pos  # (B, T, N, D)
+        N, D = h * w, t.shape[-1]
+        for tt, ss, ss2, tt2 in self.quads:
+            t = tt(t.transpose(1, 2).reshape(B * N, T, D)).reshape(B, N, T, D).transpose(1, 2)
+            t = ss2(ss(t.reshape(B * T, N, D))).reshape(B, T, N, D)
+            t = tt2(t.transpose(1, 2).reshape(B * N, T, D)).reshape(B, N, T, D).transpose(1, 2)
+        out = self.head(self.head_norm(t)).reshape(B, T, h, w, C, p, p).permute(0, 1, 4, 2, 5, 3, 6)
+        return F.mse_loss(out.reshape(B, T, C, H, W), y)
+
+
+NAMES = ("simvp", "gsta", "tau", *CELLS, "mau", *METAVP, "predformer")
 
 
 def build(name: str) -> nn.Module:
@@ -486,11 +788,16 @@ def build(name: str) -> nn.Module:
     if name == "simvp":
         return SimVPStyle(MidIncepNet(c, hid_T, N_T))
     if name == "gsta":
-        return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda d: MetaBlock(d, GatedSpatialAttention(d), 8.0)))
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda i, d: MetaBlock(d, GatedSpatialAttention(d), 8.0)))
     if name == "tau":
-        return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda d: MetaBlock(d, TemporalAttention(d), 8.0)), ddr_alpha=0.1)
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda i, d: MetaBlock(d, TemporalAttention(d), 8.0)),
+                          ddr_alpha=0.1)
     if name in METAVP:
-        return SimVPStyle(MidMetaNet(c, hid_T, N_T, METAVP[name]))
+        return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda i, d: METAVP[name](d, i=i, N_T=N_T)))
     if name in CELLS:
         return RecurrentStack(name)
+    if name == "mau":
+        return MAURef()
+    if name == "predformer":
+        return PredFormerRef()
     raise KeyError(f"no reference implementation of '{name}'")

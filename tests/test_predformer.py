@@ -1,5 +1,6 @@
 """PredFormer: function equivalence with its own code (fixture), published counts, weight-loading errors."""
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,24 @@ def test_eval_from_predformer_writes_a_record_beside_the_published_row(fx, tmp_p
     (paper / "predformer__evaluated_predformer_ep2000.json").write_text(json.dumps(rec))
     table = build_report(out, None, ["md"], console=None, plots=False).leaderboards["mmnist", "paper"]
     assert list(table["kind"]) == ["evaluated"] and list(table["mse_published"]) == [pytest.approx(12.4)]
+
+
+def test_traced_einsum_form_equals_the_fused_attention():
+    """fvcore counts FLOPs on a jit trace, which runs PredFormer's einsum attention; training and evaluation run
+    F.scaled_dot_product_attention. Both must be one function: the traced output equals the eager one."""
+    from stbench.models.predformer import Attention
+
+    torch.manual_seed(0)
+    att = Attention(dim=32, heads=4, dim_head=8).eval()
+    x = torch.randn(3, 10, 32)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the qkv unpacking, fixed-size here
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace's own notice; fvcore traces too
+        traced = torch.jit.trace(att, (x,), check_trace=False)
+        assert "einsum" in str(traced.graph) and "scaled_dot_product" not in str(traced.graph)
+        eager = att(x)
+        manual = att.qkv(x).reshape(3, 10, 3, 4, 8).permute(2, 0, 3, 1, 4)
+        w = (manual[0] @ manual[1].transpose(-1, -2) / 8 ** 0.5).softmax(-1)
+        by_hand = att.proj((w @ manual[2]).transpose(1, 2).reshape(3, 10, 32))
+    torch.testing.assert_close(traced(x), eager, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(eager, by_hand, rtol=1e-5, atol=1e-6)

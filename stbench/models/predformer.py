@@ -19,11 +19,13 @@ pre-norm blocks (multi-head attention + SwiGLU feed-forward, residual both) and 
 (``predformer``, the paper's "TSST, 6 layers": 25.3M params) or Ndepth 8 (``predformer_quad``, the
 paper's best "quadruplet TSST, 8 layers": 33.7M).
 
-Counting convention kept on purpose: the two attention products are ``torch.einsum`` calls as in
-PredFormer. fvcore counts an einsum from the cost string of ``numpy.einsum_path``, printed to four
-significant digits, so its count is slightly off the exact product count (-760 per spatial and +100 per
-temporal einsum at the published size); the published 16,477,864,480 FLOPs include that rounding, and
-with einsum here stbench's fvcore count equals it exactly (a matmul would give 15,840 more).
+Counting convention kept on purpose: for fvcore (under ``torch.jit`` tracing) the two attention products are
+``torch.einsum`` calls as in PredFormer; everywhere else the same attention runs through
+``F.scaled_dot_product_attention`` (tests/test_predformer.py checks that the two agree). fvcore counts an
+einsum from the cost string of ``numpy.einsum_path``, printed to four significant digits, so its count is
+slightly off the exact product count (-760 per spatial and +100 per temporal einsum at the published size);
+the published 16,477,864,480 FLOPs include that rounding, and with einsum here stbench's fvcore count equals
+it exactly (a matmul would give 15,840 more).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stbench.layers.drop_path import DropPath
@@ -118,10 +121,14 @@ class Attention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         B, L, _ = x.shape
         q, k, v = self.qkv(x).reshape(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x (B, h, L, d)
-        # einsum, not @: fvcore counts an einsum from numpy's 4-digit cost string, and the published
-        # FLOPs carry that rounding (16,477,864,480 for Ndepth 6; exact matmul counts give 15,840 more)
-        att = torch.einsum("bhid,bhjd->bhij", q, k) * self.scale  # (B, h, L, L)
-        y = torch.einsum("bhij,bhjd->bhid", att.softmax(dim=-1), v)  # (B, h, L, d)
+        if torch.jit.is_tracing():
+            # what fvcore traces to count FLOPs: PredFormer's einsum form. fvcore counts an einsum from numpy's
+            # 4-digit cost string, and the published FLOPs carry that rounding (16,477,864,480 for Ndepth 6;
+            # exact matmul counts give 15,840 more)
+            att = torch.einsum("bhid,bhjd->bhij", q, k) * self.scale  # (B, h, L, L)
+            y = torch.einsum("bhij,bhjd->bhid", att.softmax(dim=-1), v)  # (B, h, L, d)
+        else:  # the same function, fused: fp32 step 1.08x -> 0.96x of a plain reference's (benchmarks/README.md, 7)
+            y = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         return self.proj(y.transpose(1, 2).reshape(B, L, -1))  # (B, L, dim)
 
 

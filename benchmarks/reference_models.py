@@ -1,22 +1,25 @@
-"""Straightforward reference implementations of the seed models, PredRNN++, MIM, MAU, PredFormer and the ten MetaVP
-translators (ConvMixer, ConvNeXt, HorNet, MLP-Mixer, MogaNet, PoolFormer, Swin, UniFormer, VAN, ViT), written
-the way the papers and their public code describe them: plain PyTorch modules on contiguous NCHW tensors (token
-blocks on (B, N, C)), nothing fused (the cells' gate convolutions are bias-free, as in the public code), no
-layout tricks; attention runs through torch's F.scaled_dot_product_attention, as timm's blocks do. They exist
-only as the yardstick of ``reference_step.py`` (is stbench's fp32 step as fast as the obvious implementation of
-the same published architecture?); they are not part of the package. Parameter counts equal stbench's
+"""Straightforward reference implementations of the seed models, PredRNN++, MIM, E3D-LSTM, MAU, PhyDNet, PredFormer
+and the ten MetaVP translators (ConvMixer, ConvNeXt, HorNet, MLP-Mixer, MogaNet, PoolFormer, Swin, UniFormer, VAN,
+ViT), written the way the papers and their public code describe them: plain PyTorch modules on contiguous NCHW
+tensors (token blocks on (B, N, C)), nothing fused (the cells' gate convolutions are bias-free, as in the public
+code), no layout tricks; attention runs through torch's F.scaled_dot_product_attention, as timm's blocks do. They
+exist only as the yardstick of ``reference_step.py`` (is stbench's fp32 step as fast as the obvious implementation
+of the same published architecture?); they are not part of the package. Parameter counts equal stbench's
 (tests/test_reference_models.py).
 
 Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the SimVP family with hid_S 64, N_S 4,
 hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); the recurrent ones (ConvLSTM,
 PredRNN, PredRNN.V2, PredRNN++, MIM) with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5; MAU with 4 x 64
-cells (filter 5, tau 5) on 16 x 16 latents; PredFormer with 8 x 8 patches, width 256, 8 heads of 32, SwiGLU 1024, 6
-quadruplet layers. Each model returns the training loss of its paper for ``(x, y, mask)``: MSE (TAU adds its
-differential-divergence term, PredRNN.V2 its decoupling loss); the recurrent ones run T_in + T_out - 1 steps with
-scheduled sampling driven by ``mask``.
+cells (filter 5, tau 5) on 16 x 16 latents; E3D-LSTM with 4 x 128 eidetic cells (kernel 2 x 5 x 5, window 2) on the
+patch-4 frames; PhyDNet with nf 32, PhyCell 49 x 7 x 7, ConvLSTMs 128, 128, 64; PredFormer with 8 x 8 patches,
+width 256, 8 heads of 32, SwiGLU 1024, 6 quadruplet layers. Each model returns the training loss of its paper for
+``(x, y, mask)``: MSE (TAU adds its differential-divergence term, PredRNN.V2 its decoupling loss); the recurrent
+ones run T_in + T_out - 1 steps with scheduled sampling driven by ``mask``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -464,6 +467,15 @@ def to_patches(x, p: int):
     return x.reshape(B, T, C * p * p, H // p, W // p)
 
 
+def step_input(frames, t: int, t_in: int, mask, x_gen):
+    """The frame fed at step t: the true one while t < T_in, then per sample the true frame where ``mask`` is 1
+    and the model's own last prediction where it is 0 (column t - 1 rules step t: stbench's mask layout)."""
+    if t < t_in:
+        return frames[:, t]
+    mt = mask[:, t - 1].view(-1, 1, 1, 1)
+    return mt * frames[:, t] + (1 - mt) * x_gen
+
+
 def _gate(c_in: int, c_out: int, k: int) -> nn.Conv2d:
     """A gate convolution of the recurrent cells: k x k, same padding, no bias (as in the public code)."""
     return nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False)
@@ -626,11 +638,7 @@ class RecurrentStack(nn.Module):
         preds, decouple = [], []
         x_gen = None
         for t in range(T - 1):
-            if t < t_in:
-                net = frames[:, t]
-            else:
-                mt = mask[:, t - 1].view(B, 1, 1, 1)  # column t - 1 rules step t (stbench's mask layout)
-                net = mt * frames[:, t] + (1 - mt) * x_gen
+            net = step_input(frames, t, t_in, mask, x_gen)
             if self.kind == "mim":
                 h0_prev = h[0]
                 h[0], c[0], m, _, _ = self.cells[0](net, h[0], c[0], m)
@@ -661,6 +669,84 @@ class RecurrentStack(nn.Module):
         if decouple:
             loss = loss + self.beta * torch.stack(decouple).mean()
         return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# E3D-LSTM: eidetic 3D LSTM cells on a sliding window of 2 patch frames, recall attention over past cell states
+# ---------------------------------------------------------------------------------------------
+class Conv3dSame(nn.Conv3d):
+    """Bias-free 3D conv, kernel (2, k, k), no temporal padding, output stretched back to the input's (T, H, W)
+    by nearest-neighbour interpolation (the published tf_Conv3d)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, kt: int = 2) -> None:
+        super().__init__(c_in, c_out, (kt, k, k), 1, (0, k // 2, k // 2), bias=False)
+
+    def forward(self, x):
+        return F.interpolate(super().forward(x), size=x.shape[-3:], mode="nearest")
+
+
+class EideticCellRef(nn.Module):
+    def __init__(self, c_in: int, nh: int = 128, k: int = 5, w: int = 2, side: int = 16) -> None:
+        super().__init__()
+        self.nh = nh
+        self.conv_x, self.conv_h, self.conv_gm = Conv3dSame(c_in, 7 * nh, k), Conv3dSame(nh, 4 * nh, k), Conv3dSame(
+            nh, 4 * nh, k)
+        self.conv_new_cell, self.conv_new_gm = Conv3dSame(nh, nh, k), Conv3dSame(nh, nh, k)
+        self.conv_last = nn.Conv3d(2 * nh, nh, 1, bias=False)
+        self.norm = nn.LayerNorm([nh, w, side, side])
+
+    def recall(self, q, history):  # softmax(q K^T) K over every past cell state, by the published raw reshape
+        query = q.reshape(q.shape[0], -1, self.nh)
+        keys = history.reshape(q.shape[0], -1, self.nh)
+        return torch.bmm(torch.softmax(torch.bmm(query, keys.transpose(1, 2)), dim=2), keys).reshape(q.shape)
+
+    def forward(self, x, h, c, m, history):
+        nh = self.nh
+        i_x, g_x, r_x, o_x, ti_x, tg_x, tf_x = torch.split(self.conv_x(x), nh, dim=1)
+        i_h, g_h, r_h, o_h = torch.split(self.conv_h(h), nh, dim=1)
+        i_m, f_m, g_m, m_m = torch.split(self.conv_gm(m), nh, dim=1)
+        c_new = self.norm(c + self.recall(torch.sigmoid(r_x + r_h), history)) + torch.sigmoid(
+            i_x + i_h) * torch.tanh(g_x + g_h)
+        m_new = torch.sigmoid(tf_x + f_m + 1.0) * torch.tanh(m_m) + torch.sigmoid(ti_x + i_m) * torch.tanh(tg_x + g_m)
+        o = torch.tanh(o_x + o_h + self.conv_new_cell(c_new) + self.conv_new_gm(m_new))
+        h_new = torch.tanh(self.conv_last(torch.cat([c_new, m_new], dim=1))) * torch.sigmoid(o)
+        return h_new, c_new, m  # the published cell hands back the M it was given
+
+
+class E3DLSTMRef(nn.Module):
+    """4 eidetic cells (128 wide, kernel 2 x 5 x 5) on patch-4 frames, window 2; head Conv3d (2, 1, 1); loss
+    MSE + L1 over all next-frame predictions."""
+
+    def __init__(self, patch: int = 4, C: int = 1, nh: int = 128, layers: int = 4, w: int = 2) -> None:
+        super().__init__()
+        self.patch, self.nh, self.w = patch, nh, w
+        fc = C * patch * patch
+        self.cells = nn.ModuleList(EideticCellRef(fc if i == 0 else nh, nh) for i in range(layers))
+        self.head = nn.Conv3d(nh, fc, (w, 1, 1), (w, 1, 1), bias=False)
+
+    def forward(self, x, y, mask):
+        frames = to_patches(torch.cat([x, y], dim=1), self.patch)  # (B, T, fc, h, w)
+        B, T, fc, hh, ww = frames.shape
+        t_in = x.shape[1]
+        zero = frames.new_zeros(B, self.nh, self.w, hh, ww)
+        h, c = [zero] * len(self.cells), [zero] * len(self.cells)
+        history = [zero] * len(self.cells)  # every cell state so far, stacked along the channels
+        m = zero
+        window = [frames.new_zeros(B, fc, hh, ww)] * (self.w - 1)
+        preds, x_gen = [], None
+        for t in range(T - 1):
+            net = step_input(frames, t, t_in, mask, x_gen)
+            window = window[-(self.w - 1):] + [net]
+            inp = torch.stack(window, dim=2)
+            for i, cell in enumerate(self.cells):
+                if t > 0:
+                    history[i] = torch.cat([history[i], c[i]], dim=1)
+                h[i], c[i], m = cell(inp, h[i], c[i], m, history[i])
+                inp = h[i]
+            x_gen = self.head(inp).squeeze(2)
+            preds.append(x_gen)
+        pred = torch.stack(preds, dim=1)
+        return F.mse_loss(pred, frames[:, 1:]) + F.l1_loss(pred, frames[:, 1:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -713,11 +799,7 @@ class MAURef(nn.Module):
         s_att = [[zero] * self.tau for _ in self.cells]
         preds, x_gen = [], None
         for t in range(T - 1):
-            if t < t_in:
-                net = frames[:, t]
-            else:
-                mt = mask[:, t - 1].view(B, 1, 1, 1)
-                net = mt * frames[:, t] + (1 - mt) * x_gen
+            net = step_input(frames, t, t_in, mask, x_gen)
             S = self.enc(net)
             for i, cell in enumerate(self.cells):
                 s_in = S
@@ -727,6 +809,65 @@ class MAURef(nn.Module):
             x_gen = self.dec(S)
             preds.append(x_gen)
         return F.mse_loss(torch.stack(preds, dim=1), frames[:, 1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# PhyDNet: a learned codec around a PhyCell branch and a ConvLSTM branch, plus the moment constraint
+# ---------------------------------------------------------------------------------------------
+def _phy_block(c_in: int, c_out: int, stride: int = 1, up: bool = False) -> nn.Module:
+    conv = (nn.ConvTranspose2d(c_in, c_out, 3, stride, 1, output_padding=stride - 1) if up
+            else nn.Conv2d(c_in, c_out, 3, stride, 1))
+    return nn.Sequential(conv, nn.GroupNorm(16, c_out), nn.LeakyReLU(0.2))
+
+
+class PhyDNetRef(nn.Module):
+    """Encoder (64 -> 16 x 16 x 64), per step: PhyCell (49 filters of 7 x 7) on one branch, 3 ConvLSTMs (128, 128,
+    64; 3 x 3, one conv over [x, h] as the published code) on the other, decoded and summed, then the frame decoder
+    (sigmoid); loss = frame MSE + the moment constraint of PhyCell's filters over the steps."""
+
+    def __init__(self, C: int = 1, nf: int = 32, rnn=(128, 128, 64)) -> None:
+        super().__init__()
+        c = 2 * nf
+        self.enc = nn.Sequential(_phy_block(C, nf, 2), _phy_block(nf, nf), _phy_block(nf, c, 2))
+        self.dec = nn.Sequential(_phy_block(c, nf, 2, up=True), _phy_block(nf, nf, up=True),
+                                 nn.ConvTranspose2d(nf, C, 3, 2, 1, output_padding=1))
+        self.enc_p, self.enc_r = (nn.Sequential(_phy_block(c, c), _phy_block(c, c)) for _ in range(2))
+        self.dec_p, self.dec_r = (nn.Sequential(_phy_block(c, c, up=True), _phy_block(c, c, up=True)) for _ in range(2))
+        self.phy_f = nn.Sequential(nn.Conv2d(c, 49, 7, 1, 3), nn.GroupNorm(7, 49), nn.Conv2d(49, c, 1))
+        self.phy_gate = nn.Conv2d(2 * c, c, 3, 1, 1)
+        self.lstm = nn.ModuleList(nn.Conv2d(ci + nh, 4 * nh, 3, 1, 1) for ci, nh in zip((c, *rnn[:-1]), rnn))
+        a = torch.arange(7, dtype=torch.float64) - 3
+        self.register_buffer("M", torch.stack([a ** i / math.factorial(i) for i in range(7)]))
+        self.register_buffer("target", torch.eye(49, dtype=torch.float64).view(49, 7, 7))
+
+    def forward(self, x, y, mask):
+        frames = torch.cat([x, y], dim=1)
+        B, T = frames.shape[:2]
+        t_in = x.shape[1]
+        hp, hs, cs = None, None, None
+        preds, x_gen = [], None
+        for t in range(T - 1):
+            net = step_input(frames, t, t_in, mask, x_gen)
+            z = self.enc(net)
+            if hp is None:
+                hp = torch.zeros_like(z)
+                hs = [z.new_zeros(B, conv.out_channels // 4, *z.shape[2:]) for conv in self.lstm]
+                cs = list(hs)
+            zp = self.enc_p(z)
+            k = torch.sigmoid(self.phy_gate(torch.cat([zp, hp], dim=1)))
+            h_tilde = hp + self.phy_f(hp)
+            hp = h_tilde + k * (zp - h_tilde)
+            inp = self.enc_r(z)
+            for j, conv in enumerate(self.lstm):
+                i, f, o, g = torch.split(conv(torch.cat([inp, hs[j]], dim=1)), hs[j].shape[1], dim=1)
+                cs[j] = torch.sigmoid(f) * cs[j] + torch.sigmoid(i) * torch.tanh(g)
+                hs[j] = inp = torch.sigmoid(o) * torch.tanh(cs[j])
+            x_gen = torch.sigmoid(self.dec(self.dec_p(hp) + self.dec_r(inp)))
+            preds.append(x_gen)
+        w = self.phy_f[0].weight.double()  # (49, c, 7, 7): moments M w M^T against the identity basis
+        moments = torch.einsum("ia,ocab,jb->ocij", self.M, w, self.M)
+        constraint = ((moments - self.target[:, None]) ** 2).mean(dim=(0, 2, 3)).sum().float()
+        return F.mse_loss(torch.stack(preds, dim=1), frames[:, 1:]) + constraint / (T - 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -778,7 +919,7 @@ class PredFormerRef(nn.Module):
         return F.mse_loss(out.reshape(B, T, C, H, W), y)
 
 
-NAMES = ("simvp", "gsta", "tau", *CELLS, "mau", *METAVP, "predformer")
+NAMES = ("simvp", "gsta", "tau", *CELLS, "e3dlstm", "mau", "phydnet", *METAVP, "predformer")
 
 
 def build(name: str) -> nn.Module:
@@ -796,8 +937,12 @@ def build(name: str) -> nn.Module:
         return SimVPStyle(MidMetaNet(c, hid_T, N_T, lambda i, d: METAVP[name](d, i=i, N_T=N_T)))
     if name in CELLS:
         return RecurrentStack(name)
+    if name == "e3dlstm":
+        return E3DLSTMRef()
     if name == "mau":
         return MAURef()
+    if name == "phydnet":
+        return PhyDNetRef()
     if name == "predformer":
         return PredFormerRef()
     raise KeyError(f"no reference implementation of '{name}'")

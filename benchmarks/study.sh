@@ -30,7 +30,10 @@
 # On an AVX2-only 2-core AMD EPYC (fp32, no native bf16), MEASURED on ns2d at samples=2200 (idle, 2026-12-06):
 # training seconds per 1,000 sequences gsta 82, simvp 86, convlstm 93, tau 95, predrnn 193, predrnn_v2 196 (six
 # models 745 s, 2.6x the AVX512-BF16 figures above), so ns2d at 22,000 costs ~4.6 h per seed on such a CPU.
-# The two CPU kinds' records carry different device names; the report never compares their train times.
+# On a 2-thread Intel Xeon with AVX-512 and no bf16 (fp32 channels_last / NCHW chosen), MEASURED at samples=2000
+# (idle, 2026-12-07): mim 315 / 402 s and mmvp 756 / 799 s of training (seeds 0 / 1); mmvp's 30-frame roll-out
+# took ~11 min per seed there (the horizon part is not free for the heavy models).
+# The CPU kinds' records carry different device names; the report never compares their train times.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -390,19 +390,25 @@ class SwinRef(nn.Module):
 
 
 class ViTRef(nn.Module):
-    """Pre-norm global multi-head self-attention over the H*W tokens + MLP."""
+    """Pre-norm global multi-head self-attention over the H*W tokens + MLP; with ``ls``, each branch scaled by a
+    learned per-channel factor starting at ``ls`` (UniFormer's attention block)."""
 
-    def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
+    def __init__(self, d: int, mlp_ratio: float = 8.0, ls: float | None = None) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.fc1, self.fc2 = nn.Linear(d, int(mlp_ratio * d)), nn.Linear(int(mlp_ratio * d), d)
+        self.g1 = self.g2 = None
+        if ls is not None:
+            self.g1, self.g2 = nn.Parameter(ls * torch.ones(d)), nn.Parameter(ls * torch.ones(d))
 
     def forward(self, x):
         B, C, H, W = x.shape
         t = x.flatten(2).transpose(1, 2)
-        t = t + _attention(self.qkv, self.proj, self.norm1(t))
-        t = t + self.fc2(F.gelu(self.fc1(self.norm2(t))))
+        a = _attention(self.qkv, self.proj, self.norm1(t))
+        t = t + (a if self.g1 is None else self.g1 * a)
+        m = self.fc2(F.gelu(self.fc1(self.norm2(t))))
+        t = t + (m if self.g2 is None else self.g2 * m)
         return t.transpose(1, 2).reshape(B, C, H, W)
 
 
@@ -429,18 +435,10 @@ class UniformerSARef(nn.Module):
     def __init__(self, d: int, mlp_ratio: float = 8.0) -> None:
         super().__init__()
         self.pos = nn.Conv2d(d, d, 3, padding=1, groups=d)
-        self.vit = ViTRef(d, mlp_ratio)
-        self.g1 = nn.Parameter(1e-6 * torch.ones(d))
-        self.g2 = nn.Parameter(1e-6 * torch.ones(d))
+        self.vit = ViTRef(d, mlp_ratio, ls=1e-6)
 
     def forward(self, x):
-        x = x + self.pos(x)
-        B, C, H, W = x.shape
-        v = self.vit
-        t = x.flatten(2).transpose(1, 2)
-        t = t + self.g1 * _attention(v.qkv, v.proj, v.norm1(t))
-        t = t + self.g2 * v.fc2(F.gelu(v.fc1(v.norm2(t))))
-        return t.transpose(1, 2).reshape(B, C, H, W)
+        return self.vit(x + self.pos(x))
 
 
 def _uniformer(d: int, *, i: int, N_T: int) -> nn.Module:

@@ -8,13 +8,16 @@
 #   THREADS=2 OUT=results COMMIT=1 bash benchmarks/study.sh mmnist   # COMMIT=1: git-commit each finished cell
 #
 # Moving MNIST shares its folder with the zoo's quick leaderboard (benchmarks/zoo_quick.sh,
-# results/zoo-mmnist-quick-cpu): the quick preset's own budget, samples=4000, IS the study's middle budget (six
-# seed models x seeds 0,1 there), so the study adds samples=2e3 and 2e4 (half and five times it) and
-# `stbench report` on that folder draws the compute study across the three. Order, so that an interrupted study
-# still has whole comparisons: every seed model at 2e3 seed 0, then at 2e4 seed 0, then seed 1 of both; then
-# (part mmnist-more) mau mim mmvp predformer at 2e3 and 2e4 (their 4e3 runs are the zoo's).
-#   ns2d: the six seed models, samples = 2,200 / 7,040 / 22,000, its own folder; the middle one is the quick
-#         preset's own budget (20 epochs of its 352 windows), so its board is also the ns2d example leaderboard.
+# results/zoo-mmnist-quick-cpu): the quick preset's own budget, samples=4000, is one of the study's budgets (six
+# seed models x seeds 0,1 there), so the study adds samples=4e2, 2e3 and 2e4 (a tenth, half and five times it)
+# and `stbench report` on that folder draws the compute study across them. 4e2..4e3 is the 10x span two CPU
+# cores can afford in one session; 2e4 extends it upward (hours per seed, continued over several sessions).
+# Order, so that an interrupted study still has whole comparisons: every seed model at 4e2 (seeds 0 and 1), then
+# at 2e3 and 2e4 seed 0, then seed 1 of both; part mmnist-more does the same for mau mim mmvp predformer
+# (their 4e3 runs are the zoo's, seed 0 only, without kept weights).
+#   ns2d: the six seed models, samples = 704 / 2,200 / 7,040 / 22,000, its own folder; 7,040 is the quick
+#         preset's own budget (20 epochs of its 352 windows), so its board is also the ns2d example leaderboard;
+#         704 (2 epochs) to 7,040 is its 10x span, 22,000 extends it upward.
 #   horizon: every kept model (the sweep keeps weights) rolled out to 30 frames (stbench eval --t-out 30) on its
 #         test set continued to 30 frames; done right after training, since 24+ sets of weights (3-4 MB each) are
 #         not all committed.
@@ -83,11 +86,12 @@ sweep() {  # dataset models budgets seeds out: one cell at a time, each committe
 }
 
 if [[ $PART == all || $PART == mmnist ]]; then
+  sweep mmnist "$SEED_MODELS" samples=4e2 "$SEEDS" "$MMNIST_OUT"
   sweep mmnist "$SEED_MODELS" samples=2e3,2e4 0 "$MMNIST_OUT"
   sweep mmnist "$SEED_MODELS" samples=2e3,2e4 1 "$MMNIST_OUT"
 fi
 if [[ $PART == all || $PART == mmnist-more ]]; then
-  sweep mmnist "$MORE_MODELS" samples=2e3,2e4 "$SEEDS" "$MMNIST_OUT"  # 4e3: benchmarks/zoo_quick.sh
+  sweep mmnist "$MORE_MODELS" samples=4e2,2e3,2e4 "$SEEDS" "$MMNIST_OUT"  # 4e3: benchmarks/zoo_quick.sh
 fi
 if [[ $PART == all || $PART == ns2d ]]; then
   # the middle budget is the quick preset's own (samples=7040): its board is the ns2d example leaderboard
@@ -100,7 +104,7 @@ if [[ $PART == all || $PART == ns2d ]]; then
       commit "study ns2d (quick, samples=7040, seed $seed): $m"
     done
   done
-  sweep ns2d "$NS2D_MODELS" samples=2.2e3,2.2e4 "$SEEDS" "$NS2D_OUT"
+  sweep ns2d "$NS2D_MODELS" samples=704,2.2e3,2.2e4 "$SEEDS" "$NS2D_OUT"
 fi
 if [[ $PART == all || $PART == horizon ]]; then
   for out in "$MMNIST_OUT" "$NS2D_OUT"; do rollouts "$out"; done

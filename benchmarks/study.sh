@@ -38,7 +38,7 @@
 # took ~11 min per seed there (the horizon part is not free for the heavy models).
 # The CPU kinds' records carry different device names; the report never compares their train times.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."  # also when sourced
 
 THREADS=${THREADS:-2}
 OUT=${OUT:-results}

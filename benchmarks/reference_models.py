@@ -1,5 +1,5 @@
-"""Straightforward reference implementations of the seed models, PredRNN++, MIM, E3D-LSTM, MAU, PhyDNet, PredFormer
-and the ten MetaVP translators (ConvMixer, ConvNeXt, HorNet, MLP-Mixer, MogaNet, PoolFormer, Swin, UniFormer, VAN,
+"""Straightforward reference implementations of the seed models, PredRNN++, MIM, E3D-LSTM, MAU, PhyDNet, SwinLSTM,
+PredFormer and the ten MetaVP translators (ConvMixer, ConvNeXt, HorNet, MLP-Mixer, MogaNet, PoolFormer, Swin, UniFormer, VAN,
 ViT), written the way the papers and their public code describe them: plain PyTorch modules on contiguous NCHW
 tensors (token blocks on (B, N, C)), nothing fused (the cells' gate convolutions are bias-free, as in the public
 code), no layout tricks; attention runs through torch's F.scaled_dot_product_attention, as timm's blocks do. They
@@ -11,7 +11,8 @@ Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the Si
 hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); the recurrent ones (ConvLSTM,
 PredRNN, PredRNN.V2, PredRNN++, MIM) with patch 4 (16 x 16 x 16 frames), 4 x 128 hidden, filter 5; MAU with 4 x 64
 cells (filter 5, tau 5) on 16 x 16 latents; E3D-LSTM with 4 x 128 eidetic cells (kernel 2 x 5 x 5, window 2) on the
-patch-4 frames; PhyDNet with nf 32, PhyCell 49 x 7 x 7, ConvLSTMs 128, 128, 64; PredFormer with 8 x 8 patches,
+patch-4 frames; PhyDNet with nf 32, PhyCell 49 x 7 x 7, ConvLSTMs 128, 128, 64; SwinLSTM-D with 2 x 2 patches of
+128, window 4, depths 2, 6 down and 6, 2 up, heads 4, 8 (no dead weights, as stbench); PredFormer with 8 x 8 patches,
 width 256, 8 heads of 32, SwiGLU 1024, 6 quadruplet layers. Each model returns the training loss of its paper for
 ``(x, y, mask)``: MSE (TAU adds its differential-divergence term, PredRNN.V2 its decoupling loss); the recurrent
 ones run T_in + T_out - 1 steps with scheduled sampling driven by ``mask``.
@@ -467,9 +468,12 @@ def to_patches(x, p: int):
 
 def step_input(frames, t: int, t_in: int, mask, x_gen):
     """The frame fed at step t: the true one while t < T_in, then per sample the true frame where ``mask`` is 1
-    and the model's own last prediction where it is 0 (column t - 1 rules step t: stbench's mask layout)."""
+    and the model's own last prediction where it is 0 (column t - 1 rules step t: stbench's mask layout); without
+    a mask always the prediction."""
     if t < t_in:
         return frames[:, t]
+    if mask is None:  # no scheduled sampling (SwinLSTM): always its own prediction
+        return x_gen
     mt = mask[:, t - 1].view(-1, 1, 1, 1)
     return mt * frames[:, t] + (1 - mt) * x_gen
 
@@ -869,6 +873,139 @@ class PhyDNetRef(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
+# SwinLSTM-D: Swin-block LSTM cells on 2 x 2 patch tokens, two levels down and two up
+# ---------------------------------------------------------------------------------------------
+def _drop_path(x, p: float, training: bool):
+    """Stochastic depth per sample (timm's DropPath)."""
+    if not training or p == 0.0:
+        return x
+    keep = x.new_empty(x.shape[0], *([1] * (x.dim() - 1))).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+class SwinBlockRef(nn.Module):
+    """timm's Swin block on (B, H*W, C) (window w, shift s, relative position bias, attention through SDPA), that
+    may first fuse a second sequence: LN of both, concatenated, Linear 2C -> C ("red", built only where used)."""
+
+    def __init__(self, dim: int, side: int, heads: int, w: int = 4, shift: bool = False, fuse: bool = False,
+                 drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.side, self.heads, self.w, self.s, self.dp = side, heads, w, w // 2 if shift else 0, drop_path
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.red = nn.Linear(2 * dim, dim) if fuse else None
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.table = nn.Parameter(torch.zeros((2 * w - 1) ** 2, heads))
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        ij = torch.stack(torch.meshgrid(torch.arange(w), torch.arange(w), indexing="ij")).flatten(1)
+        rel = ij[:, :, None] - ij[:, None, :] + w - 1
+        self.register_buffer("index", rel[0] * (2 * w - 1) + rel[1], persistent=False)
+        mask = None
+        if self.s:  # the shifted windows that wrap around attend only within their own region
+            region = torch.zeros(side, side)
+            cuts = (slice(0, -w), slice(-w, -self.s), slice(-self.s, None))
+            for n, (a, b) in enumerate((a, b) for a in cuts for b in cuts):
+                region[a, b] = n
+            r = region.view(side // w, w, side // w, w).transpose(1, 2).reshape(-1, w * w)
+            mask = (r[:, None, :] != r[:, :, None]).float() * -100.0  # (windows, w*w, w*w)
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x, other=None):
+        B, L, C = x.shape
+        n, w, s = self.side, self.w, self.s
+        u = self.norm1(x)
+        if self.red is not None:
+            u = self.red(torch.cat([u, self.norm1(other)], dim=-1))
+        u = u.view(B, n, n, C)
+        if s:
+            u = torch.roll(u, (-s, -s), (1, 2))
+        u = u.view(B, n // w, w, n // w, w, C).transpose(2, 3).reshape(-1, w * w, C)  # windows
+        q, k, v = self.qkv(u).view(u.shape[0], w * w, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        bias = self.table[self.index].permute(2, 0, 1)  # (heads, N, N)
+        if self.mask is not None:
+            bias = (bias + self.mask[:, None]).repeat(B, 1, 1, 1)  # (B * windows, heads, N, N)
+        u = F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(1, 2).reshape(-1, w * w, C)
+        u = self.proj(u).view(B, n // w, n // w, w, w, C).transpose(2, 3).reshape(B, n, n, C)
+        if s:
+            u = torch.roll(u, (s, s), (1, 2))
+        x = x + _drop_path(u.reshape(B, L, C), self.dp, self.training)
+        return x + _drop_path(self.fc2(F.gelu(self.fc1(self.norm2(x)))), self.dp, self.training)
+
+
+class SwinLSTMCellRef(nn.Module):
+    """Blocks over (x, h): block 0 fuses h, later even blocks fuse x again; o = last output;
+    c' = sig(o) * (c + tanh(o)), h' = sig(o) * tanh(c')."""
+
+    def __init__(self, dim: int, side: int, depth: int, heads: int, rates) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(SwinBlockRef(dim, side, heads, shift=j % 2 == 1, fuse=j % 2 == 0,
+                                                 drop_path=rates[j]) for j in range(depth))
+
+    def forward(self, x, h, c):
+        o = self.blocks[0](x, h)
+        for j, blk in enumerate(self.blocks[1:], 1):
+            o = blk(o, x) if j % 2 == 0 else blk(o)
+        g = torch.sigmoid(o)
+        c = g * (c + torch.tanh(o))
+        return g * torch.tanh(c), c
+
+
+class SwinLSTMRef(nn.Module):
+    """Conv 2x2 stride 2 + LN to 32 x 32 tokens of 128; cells 128 (depth 2, 4 heads), patch merging, 256 (depth 6,
+    8 heads), patch merging; up: 512 (depth 2, 8 heads), patch expanding, 256 (depth 6, 4 heads), patch expanding;
+    transposed conv + sigmoid back to the frame. T_in + T_out - 1 steps, its own predictions fed back; MSE on all."""
+
+    def __init__(self, C: int = 1, E: int = 128, side: int = 32, down=(2, 6), up=(6, 2), heads=(4, 8)) -> None:
+        super().__init__()
+        self.embed, self.embed_norm = nn.Conv2d(C, E, 2, 2), nn.LayerNorm(E)
+        self.head = nn.ConvTranspose2d(E, C, 3, 2, 1, output_padding=1)
+        rd = torch.linspace(0, 0.1, sum(down)).tolist()
+        ru = torch.linspace(0, 0.1, sum(up)).tolist()
+        self.cells, self.resample, self.shapes = nn.ModuleList(), nn.ModuleList(), []
+        for i, depth in enumerate(down):
+            d, n = E * 2 ** i, side // 2 ** i
+            self.cells.append(SwinLSTMCellRef(d, n, depth, heads[i], rd[sum(down[:i]):][:depth]))
+            self.resample.append(nn.ModuleDict({"norm": nn.LayerNorm(4 * d), "lin": nn.Linear(4 * d, 2 * d, bias=False)}))
+            self.shapes.append((d, n))
+        for i in range(len(up)):
+            j = len(up) - 1 - i
+            d, n = E * 2 ** (len(up) - i), side // 2 ** (len(up) - i)
+            self.cells.append(SwinLSTMCellRef(d, n, up[j], heads[j], ru[sum(up[:j]):][:up[j]][::-1]))
+            self.resample.append(nn.ModuleDict({"lin": nn.Linear(d, 2 * d, bias=False), "norm": nn.LayerNorm(d // 2)}))
+            self.shapes.append((d, n))
+        self.levels = len(down)
+
+    def _merge(self, m, x, n):  # (B, n*n, d) -> (B, n*n/4, 2d): 2 x 2 neighbours, LN, linear
+        B, _, d = x.shape
+        x = x.view(B, n, n, d)
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        return m["lin"](m["norm"](x.reshape(B, -1, 4 * d)))
+
+    def _expand(self, m, x, n):  # (B, n*n, d) -> (B, 4n*n, d/2): linear to 2d, spread over 2 x 2, LN
+        B, _, d = x.shape
+        x = m["lin"](x).view(B, n, n, 2, 2, d // 2).permute(0, 1, 3, 2, 4, 5).reshape(B, -1, d // 2)
+        return m["norm"](x)
+
+    def forward(self, x, y, mask=None):
+        frames = torch.cat([x, y], dim=1)
+        B, T = frames.shape[:2]
+        t_in = x.shape[1]
+        state = [(x.new_zeros(B, n * n, d),) * 2 for d, n in self.shapes]
+        preds, x_gen = [], None
+        for t in range(T - 1):
+            z = self.embed(step_input(frames, t, t_in, mask, x_gen))  # (B, E, 32, 32)
+            tok = self.embed_norm(z.flatten(2).transpose(1, 2))
+            for i, (cell, m) in enumerate(zip(self.cells, self.resample)):
+                h, c = cell(tok, *state[i])
+                state[i] = (h, c)
+                n = self.shapes[i][1]
+                tok = self._merge(m, h, n) if i < self.levels else self._expand(m, h, n)
+            E, n = tok.shape[-1], self.shapes[0][1]
+            x_gen = torch.sigmoid(self.head(tok.transpose(1, 2).reshape(B, E, n, n)))
+            preds.append(x_gen)
+        return F.mse_loss(torch.stack(preds, dim=1), frames[:, 1:])
+
+
+# ---------------------------------------------------------------------------------------------
 # PredFormer: patch tokens, quadruplet temporal-spatial-spatial-temporal gated transformers
 # ---------------------------------------------------------------------------------------------
 class GatedTransformerRef(nn.Module):
@@ -917,7 +1054,7 @@ class PredFormerRef(nn.Module):
         return F.mse_loss(out.reshape(B, T, C, H, W), y)
 
 
-NAMES = ("simvp", "gsta", "tau", *CELLS, "e3dlstm", "mau", "phydnet", *METAVP, "predformer")
+NAMES = ("simvp", "gsta", "tau", *CELLS, "e3dlstm", "mau", "phydnet", "swinlstm", *METAVP, "predformer")
 
 
 def build(name: str) -> nn.Module:
@@ -941,6 +1078,8 @@ def build(name: str) -> nn.Module:
         return MAURef()
     if name == "phydnet":
         return PhyDNetRef()
+    if name == "swinlstm":
+        return SwinLSTMRef()
     if name == "predformer":
         return PredFormerRef()
     raise KeyError(f"no reference implementation of '{name}'")

@@ -30,7 +30,7 @@ def test_reference_has_the_published_parameter_count(name: str) -> None:
 
 def test_unknown_model_is_refused() -> None:
     with pytest.raises(KeyError, match="no reference implementation"):
-        reference_models.build("swinlstm")
+        reference_models.build("mmvp")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "e3dlstm" else n

@@ -57,7 +57,8 @@ class ConvNormAct(nn.Module):
         else:
             self.conv = nn.Conv2d(c_in, c_out, kernel, stride, pad)
         self.norm = nn.GroupNorm(2, c_out) if norm_act else nn.Identity()
-        self.act = nn.SiLU(inplace=True) if norm_act else nn.Identity()
+        # not in place: autograd saves a clone of silu_'s input (its backward needs it), a full copy per layer
+        self.act = nn.SiLU() if norm_act else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.norm(self.conv(x)))

@@ -185,3 +185,10 @@ def test_a_stated_validation_target(study_results, tmp_path):
                                  "tau": "samples=3000"}
     assert t.loc["tau", "val_mse"] == pytest.approx(40.0)
     assert "stated with --val-target" in res.studies[0].target_rule
+
+
+def test_a_p_value_too_small_to_resolve_prints_as_a_bound_not_zero():
+    from stbench.report.compute import _p
+
+    assert _p(0.0) == "< 1e-15" and _p(3e-17) == "< 1e-15"  # never "0": the test cannot show p = 0
+    assert _p(0.0123) == "0.0123" and _p(float("nan")) == "-" and _p(None) == "-"

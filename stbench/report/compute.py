@@ -282,6 +282,11 @@ def _num(x: Any, fmt: str = ".4g") -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
 
 
+def _p(x: Any) -> str:
+    """A p value; below 1e-15 (where a double's normal tail stops resolving it, and it would print as 0) as a bound."""
+    return "< 1e-15" if isinstance(x, float) and math.isfinite(x) and x < 1e-15 else _num(x, ".3g")
+
+
 def _name(x: Any, missing: str = "-") -> str:
     """A model / budget name, or ``missing`` where pandas holds NaN / None (a budget without that family)."""
     return x if isinstance(x, str) and x else missing
@@ -293,7 +298,7 @@ def best_rows(study: ComputeStudy) -> tuple[list[str], list[list[str]]]:
     rows = [[str(r["budget"]), _name(r["recurrent"]), _num(r["recurrent_mean"]), _name(r["parallel"]),
              _num(r["parallel_mean"]),
              f"{_num(r['diff'], '+.4g')} [{_num(r['diff_lo'], '+.4g')}, {_num(r['diff_hi'], '+.4g')}]"
-             if math.isfinite(r["diff"]) else "-", _num(r["p"], ".3g")] for _, r in study.best.iterrows()]
+             if math.isfinite(r["diff"]) else "-", _p(r["p"])] for _, r in study.best.iterrows()]
     return head, rows
 
 

@@ -1,11 +1,11 @@
 """Straightforward reference implementations of the seed models, PredRNN++, MIM, E3D-LSTM, MAU, PhyDNet, SwinLSTM,
-PredFormer and the ten MetaVP translators (ConvMixer, ConvNeXt, HorNet, MLP-Mixer, MogaNet, PoolFormer, Swin, UniFormer, VAN,
-ViT), written the way the papers and their public code describe them: plain PyTorch modules on contiguous NCHW
-tensors (token blocks on (B, N, C)), nothing fused (the cells' gate convolutions are bias-free, as in the public
-code), no layout tricks; attention runs through torch's F.scaled_dot_product_attention, as timm's blocks do. They
-exist only as the yardstick of ``reference_step.py`` (is stbench's fp32 step as fast as the obvious implementation
-of the same published architecture?); they are not part of the package. Parameter counts equal stbench's
-(tests/test_reference_models.py).
+PredFormer and the ten MetaVP translators (ConvMixer, ConvNeXt, HorNet, MLP-Mixer, MogaNet, PoolFormer, Swin,
+UniFormer, VAN, ViT), written the way the papers and their public code describe them: plain PyTorch modules on
+contiguous NCHW tensors (token blocks on (B, N, C)), nothing fused (the cells' gate convolutions are bias-free, as in
+the public code), no layout tricks; attention runs through torch's F.scaled_dot_product_attention, as timm's
+blocks do. They exist only as the yardstick of ``reference_step.py`` (is stbench's fp32 step as fast as the obvious
+implementation of the same published architecture?); they are not part of the package. Parameter counts equal
+stbench's (tests/test_reference_models.py).
 
 Sizes are the published Moving MNIST ones (10 -> 10 frames, 1 x 64 x 64): the SimVP family with hid_S 64, N_S 4,
 hid_T 512, N_T 8 (MetaFormer and MetaVP blocks: mlp_ratio 8, no stochastic depth); the recurrent ones (ConvLSTM,
@@ -964,7 +964,8 @@ class SwinLSTMRef(nn.Module):
         for i, depth in enumerate(down):
             d, n = E * 2 ** i, side // 2 ** i
             self.cells.append(SwinLSTMCellRef(d, n, depth, heads[i], rd[sum(down[:i]):][:depth]))
-            self.resample.append(nn.ModuleDict({"norm": nn.LayerNorm(4 * d), "lin": nn.Linear(4 * d, 2 * d, bias=False)}))
+            merge = {"norm": nn.LayerNorm(4 * d), "lin": nn.Linear(4 * d, 2 * d, bias=False)}
+            self.resample.append(nn.ModuleDict(merge))
             self.shapes.append((d, n))
         for i in range(len(up)):
             j = len(up) - 1 - i

@@ -36,6 +36,10 @@
 # On a 2-thread Intel Xeon with AVX-512 and no bf16 (fp32 channels_last / NCHW chosen), MEASURED at samples=2000
 # (idle, 2026-12-07): mim 315 / 402 s and mmvp 756 / 799 s of training (seeds 0 / 1); mmvp's 30-frame roll-out
 # took ~11 min per seed there (the horizon part is not free for the heavy models).
+# On an AVX2-only 2-core AMD EPYC (fp32), MEASURED wall time of whole cells (two seeds, test evaluation and the
+# 30-frame roll-outs included; idle, 2026-12-07): mmnist samples=400 tau 8.5 min, predrnn 9.5, simvp 7.5, gsta 7,
+# convlstm 4, predrnn_v2 9 (46 min for the six), mau 5, predformer 2.5, mim 12; ns2d samples=704 the six in 22 min.
+# A roll-out of the 1,000 mmnist test sequences to 30 frames took 2-2.5 min per SimVP-family run, 1-2 per recurrent.
 # The CPU kinds' records carry different device names; the report never compares their train times.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."  # also when sourced

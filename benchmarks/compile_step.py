@@ -18,7 +18,8 @@ recipe: its samples budget over its batch) eager vs compiled. Every row carries 
 ONEDNN_MAX_CPU_ISA=AVX2`` (both must be set before torch starts), i.e. a plain AVX2 CPU on an AVX-512 one.
 bf16 rows are skipped (and say so) where the CPU has no native bf16 (under the AVX2 cap it never has).
 
-Writes results/benchmarks/compile_step_<env>[_<isa>].json and .md.
+Writes results/benchmarks/compile_step_<env>[_<isa>].json and .md; a model measured again replaces its rows, the
+other models' rows of the earlier file stay, each with its own date.
 """
 
 from __future__ import annotations
@@ -91,10 +92,12 @@ def measure_all(args: argparse.Namespace, isa: str) -> int:
     meta = {**env_info(device), "isa": isa, "env": {k: os.environ.get(k) for k in ISA_ENV["avx2"]},
             "preset": args.preset, "backend": args.backend, "steps": args.steps, "warmup": args.warmup,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    kept = earlier_rows(out / f"{stem}.json")  # other models' rows of an earlier run stay (each with its date)
     rows: list[dict[str, Any]] = []
     for name in models:
         for p in [s.strip() for s in args.precisions.split(",") if s.strip()]:
-            row: dict[str, Any] = {"model": name, "precision": p, "isa": isa, "cpu_capability": cpu_capability()}
+            row: dict[str, Any] = {"model": name, "precision": p, "isa": isa, "cpu_capability": cpu_capability(),
+                                   "date": meta["date"]}
             if p == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
                 rows.append({**row, "status": "skipped: no native bf16 on this CPU / ISA"})
                 print(f"{name} {p}: skipped (no native bf16)", flush=True)
@@ -106,9 +109,19 @@ def measure_all(args: argparse.Namespace, isa: str) -> int:
                 row["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             rows.append(row)
             print(json.dumps(row), flush=True)
-            write(out, stem, meta, rows)  # after every row: a sweep cut short by a time limit keeps what it measured
+            # after every row: a sweep cut short by a time limit keeps what it measured
+            new = {(r["model"], r["precision"]) for r in rows}
+            write(out, stem, meta, [r for r in kept if (r["model"], r["precision"]) not in new] + rows)
     print(f"wrote {out / stem}.json and .md", flush=True)
     return 0
+
+
+def earlier_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of an earlier run's file (same machine kind, ISA and preset), each stamped with its run's date."""
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    return [{"date": old.get("meta", {}).get("date"), **r} for r in old.get("rows", [])]
 
 
 def write(out: Path, stem: str, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -183,11 +196,11 @@ def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dic
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     cols = ["model", "family", "precision", "eager_ms", "compiled_ms", "speedup", "compile_s", "break_even_steps",
-            "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status"]
+            "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status", "date"]
     lines = [f"Eager vs compiled ({meta['backend']}) training step, {meta['preset']} preset: {meta['device']}, "
              f"torch {meta['torch']}, ISA {meta['isa']} (the CPU has: {meta.get('cpu_isa', 'not recorded')}), "
-             f"{meta['steps']} timed steps after {meta['warmup']} warm-up, "
-             f"{meta['date']}", "",
+             f"{meta['steps']} timed steps after {meta['warmup']} warm-up; latest run {meta['date']} (rows of "
+             "models not measured again keep their own run's date)", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in cols) + " |")

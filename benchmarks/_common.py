@@ -48,6 +48,13 @@ def cpu_isa() -> str:
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have) or "none of avx2+"
 
 
+def merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]],
+               key: Callable[[dict[str, Any]], Any]) -> list[dict[str, Any]]:
+    """An earlier run's rows with the ones measured again (same ``key``) replaced in place, new ones appended."""
+    fresh = {key(r): r for r in new}
+    return [fresh.pop(key(r), r) for r in old] + list(fresh.values())
+
+
 def env_slug(device: torch.device) -> str:
     """File-name part naming the environment, e.g. ``cpu-amd-epyc_2t`` or ``cuda-nvidia-h100``."""
     if device.type == "cuda":

@@ -74,7 +74,7 @@ def measure_all(args: argparse.Namespace, isa: str) -> int:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import RESULTS, configure_threads, env_info, env_slug, measured
+    from _common import RESULTS, configure_threads, env_info, env_slug, measured, merge_rows
 
     from stbench.precision import cpu_capability, cpu_supports_bf16
     from stbench.registry import MODELS
@@ -110,8 +110,7 @@ def measure_all(args: argparse.Namespace, isa: str) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
             # after every row: a sweep cut short by a time limit keeps what it measured
-            new = {(r["model"], r["precision"]) for r in rows}
-            write(out, stem, meta, [r for r in kept if (r["model"], r["precision"]) not in new] + rows)
+            write(out, stem, meta, merge_rows(kept, rows, key=lambda r: (r["model"], r["precision"])))
     print(f"wrote {out / stem}.json and .md", flush=True)
     return 0
 

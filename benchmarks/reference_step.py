@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_models  # noqa: E402
-from _common import RESULTS, configure_threads, env_info, env_slug, measured  # noqa: E402
+from _common import RESULTS, configure_threads, env_info, env_slug, measured, merge_rows  # noqa: E402
 
 from stbench.precision import Precision, StepBench, cpu_capability  # noqa: E402
 
@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if path.exists():  # keep the earlier rows of the models not measured this time, in their order
         with open(path, newline="") as f:
             old = list(csv.DictReader(f))
-        new = {r["model"]: r for r in rows}
-        rows = [new.pop(r["model"], r) for r in old] + list(new.values())
+        rows = merge_rows(old, rows, key=lambda r: r["model"])
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         w.writeheader()

@@ -192,3 +192,28 @@ def test_a_p_value_too_small_to_resolve_prints_as_a_bound_not_zero():
 
     assert _p(0.0) == "< 1e-15" and _p(3e-17) == "< 1e-15"  # never "0": the test cannot show p = 0
     assert _p(0.0123) == "0.0123" and _p(float("nan")) == "-" and _p(None) == "-"
+
+
+def test_models_at_one_budget_are_faint_points_not_named_lines(study_results, tmp_path):
+    import shutil
+
+    from stbench.report.compute import _compute_figure
+
+    root = tmp_path / "r"
+    shutil.copytree(study_results, root)
+    FAMILY["van"] = "parallel"  # a zoo model at one budget only, as the quick leaderboard's models are
+    try:
+        TEST["van"], VAL["van"], SECONDS_PER_100["van"] = (0, 0, 33), (0, 0, 34), 2.0
+        _write(root, "van", "samples=10000", 2)
+        res = build_report(root, tmp_path / "out", formats=["md"], plots=False, baselines_dir=tmp_path)
+    finally:
+        for d in (FAMILY, TEST, VAL, SECONDS_PER_100):
+            d.pop("van")
+    (st,) = res.studies
+    assert "van" in set(st.points["model"])  # still a point of the study (and of the parallel frontier)
+    fig = _compute_figure(st, st.points.assign(x=st.points["samples_seen"]), "sequences")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "parallel, one budget (1)" in legend and "van" not in legend
+    assert {"convlstm", "predrnn", "simvp", "tau"} <= set(legend)
+    names = {t.get_text() for t in fig.axes[0].texts}
+    assert "van" not in names and {"convlstm", "tau"} <= names

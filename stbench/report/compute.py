@@ -223,7 +223,17 @@ def _compute_figure(study: ComputeStudy, pts: pd.DataFrame, xlabel: str) -> Any:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     handles, k, ends = [], {}, []  # ends: (x, y, half interval, model, colour) of each line's last point
-    for model, g in pts.groupby("model", sort=False):
+    lines = pts.groupby("model")["budget"].transform("nunique") > 1
+    if not lines.any():  # nobody has a line: every point is named instead
+        lines[:] = True
+    for fam, g in pts[~lines].groupby("family", sort=False):  # one budget each: no line to draw, so faint and
+        colour, _ = FAMILY_STYLE.get(fam, OTHER_FAMILY_STYLE)  # unnamed (their names: the budget's leaderboard)
+        yerr = np.array([g["mean"] - g["lo"], g["hi"] - g["mean"]]).clip(min=0)
+        ax.errorbar(g["x"], g["mean"], yerr=np.nan_to_num(yerr), color=colour, marker="o", mfc="none", ms=4,
+                    ls="none", capsize=0, alpha=0.45, zorder=2)
+        handles.append(Line2D([], [], color=colour, marker="o", mfc="none", ms=4, ls="none", alpha=0.45,
+                              label=f"{fam}, one budget ({g['model'].nunique()})"))
+    for model, g in pts[lines].groupby("model", sort=False):
         g = g.sort_values("x")
         colour, _ = FAMILY_STYLE.get(g.iloc[0]["family"], OTHER_FAMILY_STYLE)
         k[g.iloc[0]["family"]] = k.get(g.iloc[0]["family"], -1) + 1
@@ -313,7 +323,8 @@ def study_notes(study: ComputeStudy) -> list[str]:
     return [f"Budgets: {', '.join(study.budgets)}; each budget is its own leaderboard (ranked on its own).",
             f"Lines: mean over seeds of the test {metric_name(study.metric)} per (model, budget), {CI_LEVEL:.0%} "
             "percentile bootstrap interval over test sequences (seeds averaged per sequence); shaded steps: each "
-            "family's Pareto frontier.",
+            "family's Pareto frontier; open faint markers: models run at one budget only (named in that budget's "
+            "leaderboard).",
             "Δ: paired difference of the best parallel minus the best recurrent model of the budget, bootstrap of "
             "the shared test sequences (seeds resampled); p: two-sided, one comparison per budget (not adjusted "
             "across budgets); negative Δ: the parallel model is better (lower is better).",

@@ -50,8 +50,8 @@ SETTINGS = ("fp32-nchw", "fp32", "bf16")
 
 def precision_of(setting: str, device: torch.device) -> Precision:
     """``fp32-nchw``: contiguous NCHW (the straightforward implementation); ``fp32``: channels_last (stbench's
-    fp32 on CPU when this study was made; now the layout is measured, see section 6); ``bf16``: autocast +
-    channels_last."""
+    fp32 on CPU when this study was made; now the layout is measured, see benchmarks/README.md section 6b);
+    ``bf16``: autocast + channels_last."""
     if setting == "fp32-nchw":
         return Precision("fp32", device, "nchw")
     return make_precision(setting, device, "channels_last")

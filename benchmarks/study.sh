@@ -4,7 +4,7 @@
 # (completed runs and roll-outs are skipped, interrupted runs continue from their checkpoints with --resume).
 #
 #   bash benchmarks/study.sh                 # everything, in the order below (days of 2 CPU cores, see below)
-#   bash benchmarks/study.sh mmnist          # one part: mmnist | mmnist-more | ns2d | horizon | report
+#   bash benchmarks/study.sh mmnist          # one part: mmnist | mmnist-more | mmnist-quick | ns2d | horizon | report
 #   THREADS=2 OUT=results COMMIT=1 bash benchmarks/study.sh mmnist   # COMMIT=1: git-commit each finished cell
 #
 # Moving MNIST shares its folder with the zoo's quick leaderboard (benchmarks/zoo_quick.sh,
@@ -14,7 +14,8 @@
 # cores can afford in one session; 2e4 extends it upward (hours per seed, continued over several sessions).
 # Order, so that an interrupted study still has whole comparisons: every seed model at 4e2 (seeds 0 and 1), then
 # at 2e3 and 2e4 seed 0, then seed 1 of both; part mmnist-more does the same for mau mim mmvp predformer
-# (their 4e3 runs are the zoo's, seed 0 only, without kept weights).
+# (their 4e3 runs are the zoo's, seed 0 only, without kept weights); part mmnist-quick trains the ten models'
+# 4e3 runs (seeds 0, 1) again where no weights were kept, so that every budget has its 30-frame roll-outs.
 #   ns2d: the six seed models, samples = 704 / 2,200 / 7,040 / 22,000, its own folder; 7,040 is the quick
 #         preset's own budget (20 epochs of its 352 windows), so its board is also the ns2d example leaderboard;
 #         704 (2 epochs) to 7,040 is its 10x span, 22,000 extends it upward.
@@ -96,6 +97,25 @@ if [[ $PART == all || $PART == mmnist ]]; then
 fi
 if [[ $PART == all || $PART == mmnist-more ]]; then
   sweep mmnist "$MORE_MODELS" samples=4e2,2e3,2e4 "$SEEDS" "$MMNIST_OUT"  # 4e3: benchmarks/zoo_quick.sh
+fi
+if [[ $PART == all || $PART == mmnist-quick ]]; then
+  # the quick budget (samples=4000) of the ten study models, seeds 0 and 1: the zoo's runs kept no weights, so a
+  # run without its 30-frame roll-out and without weights is trained again (--force replaces its record) to keep
+  # them; an interrupted one resumes
+  for seed in 0 1; do
+    for m in $(tr , ' ' <<<"$SEED_MODELS,$MORE_MODELS"); do
+      stem=$MMNIST_OUT/records/mmnist/quick/${m}__seed$seed
+      compgen -G "${stem%/*}/${m}__evaluated_${m}__seed$seed-*__t$T_LONG.json" >/dev/null && continue
+      if [[ ! -f $stem.safetensors ]]; then
+        again=--resume
+        grep -q '"status": "completed"' "$stem.json" 2>/dev/null && again=--force
+        stbench run --models "$m" --dataset mmnist --preset quick --seeds "$seed" --threads "$THREADS" $again \
+          --out "$MMNIST_OUT" || echo "study: $m on mmnist quick seed $seed failed" >&2
+      fi
+      rollouts "$MMNIST_OUT"
+      commit "study mmnist (quick, samples=4000, seed $seed, weights kept for the roll-out): $m"
+    done
+  done
 fi
 if [[ $PART == all || $PART == ns2d ]]; then
   # the middle budget is the quick preset's own (samples=7040): its board is the ns2d example leaderboard

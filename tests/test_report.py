@@ -465,3 +465,22 @@ def test_many_models_fit_their_figures(tmp_path):
             x0, y0, x1, y1 = part.get_tightbbox(renderer).extents
             assert x0 >= fx0 - 1 and y0 >= fy0 - 1 and x1 <= fx1 + 1 and y1 <= fy1 + 1, type(part).__name__
     assert [t.get_text() for t in figs[0].legends[0].get_texts()] == names
+
+
+def test_training_precisions_that_differ_are_named_and_mixed_seeds_warned(tmp_path):
+    for model, seed, prec in (("tau", 0, "bf16"), ("tau", 1, "fp32"), ("simvp", 0, "fp32"), ("simvp", 1, "fp32")):
+        rec = make_record(model, seed=seed, mse=30.0 + seed)
+        rec["env"]["precision"] = rec["profile"]["precision"] = prec
+        write_record(tmp_path, rec)
+    res = build_report(tmp_path, tmp_path / "out", formats=["md"], plots=False, baselines_dir=tmp_path)
+    (lb,) = res.boards
+    (note,) = [n for n in lb.notes if n.startswith("Training precision")]
+    assert "bf16: tau; fp32: simvp, tau" in note and "tau (seed 0 bf16, seed 1 fp32)" in note
+    assert any("average seeds trained in different precisions (tau)" in w for w in res.warnings)
+    # one precision everywhere: nothing said
+    for seed in (0, 1):
+        rec = make_record("tau", seed=seed)
+        write_record(tmp_path, rec)
+    res = build_report(tmp_path, tmp_path / "out2", formats=["md"], plots=False, baselines_dir=tmp_path)
+    assert not [n for n in res.boards[0].notes if n.startswith("Training precision")]
+    assert not [w for w in res.warnings if "precisions" in w]

@@ -278,6 +278,23 @@ def _device_notes(runs: pd.DataFrame, lb: Leaderboard) -> None:
                            f"({len(described)} kinds); it is not comparable across them")
 
 
+def _precision_notes(runs: pd.DataFrame, lb: Leaderboard) -> None:
+    """Say when the trained runs of one board used different training precisions (bf16 and fp32 runs are ranked
+    together as equals, which they are only approximately), and which models mix them across their seeds."""
+    trained = runs[(runs["kind"] == "model") & runs["precision"].notna()]
+    if trained["precision"].nunique() < 2:
+        return
+    by_prec = "; ".join(f"{prec}: {', '.join(sorted(set(g['model'])))}"
+                        for prec, g in trained.groupby("precision", sort=True))
+    mixed = [f"{m} ({', '.join(f'seed {int(r.seed)} {r.precision}' for r in g.sort_values('seed').itertuples())})"
+             for m, g in trained.groupby("model", sort=True) if g["precision"].nunique() > 1]
+    lb.notes.append(f"Training precision differs between runs ({by_prec}); they are ranked together"
+                    + (f"; seeds of one model in different precisions: {'; '.join(mixed)}." if mixed else "."))
+    if mixed:
+        lb.warnings.append(f"{lb.dataset}/{lb.preset}: {len(mixed)} model(s) average seeds trained in different "
+                           f"precisions ({', '.join(m.split(' ')[0] for m in mixed)})")
+
+
 def _attach_published(lb: Leaderboard, refs: DatasetReferences) -> None:
     """Paper preset only: a `<m>_published` column per metric and a table of the matching references."""
     if refs.path is None:
@@ -419,6 +436,7 @@ def _board(whole: pd.DataFrame, dataset: str, preset: str, budget: str | None, s
         if conventions:
             lb.notes.append(f"FLOPs: {'; '.join(conventions)}.")
         _device_notes(runs, lb)
+        _precision_notes(runs, lb)
         if runs["train_s"].notna().any():
             lb.notes.append("Train time: wall-clock training time of one run (mean over seeds).")
         by = sort_metric(present)

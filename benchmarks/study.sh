@@ -43,7 +43,7 @@
 # A roll-out of the 1,000 mmnist test sequences to 30 frames took 2-2.5 min per SimVP-family run, 1-2 per recurrent.
 # On the AVX512-BF16 2-core EPYC (bf16 chosen for all but PredFormer), MEASURED 2026-12-07, part mmnist-quick: the
 # sixteen cells (six seed models x 2 seeds, mau mim mmvp predformer seed 0; test evaluation and roll-outs included)
-# in 1 h 47 min: 3-8 min a cell, mmvp 26 min (its roll-out 10 of them).
+# in 1 h 47 min: 3-9 min a cell, mmvp 26 min (its roll-out 10 of them).
 # The CPU kinds' records carry different device names; the report never compares their train times.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."  # also when sourced

@@ -56,12 +56,14 @@ def merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]],
 
 
 def env_slug(device: torch.device) -> str:
-    """File-name part naming the environment, e.g. ``cpu-amd-epyc_2t`` or ``cuda-nvidia-h100``."""
+    """File-name part naming the environment, e.g. ``cpu-amd-epyc_2t``, ``cpu-intel-xeon-amx_2t`` or ``cuda-nvidia-h100``."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device.index or 0)
         return "cuda-" + _slug(name)
     name = device_name("cpu").rsplit(" (", 1)[0]  # drop the "(N threads, ISA)" suffix
     name = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core", "", name, flags=re.I)
+    if "amx_bf16" in cpu_isa().split():  # one model name covers Xeons with and without AMX: keep their files apart
+        name += " amx"
     return f"cpu-{_slug(name)}_{torch.get_num_threads()}t"
 
 

@@ -11,7 +11,9 @@ A :class:`Precision` is a dtype policy plus a memory layout:
 ``auto`` (precision or layout) is decided by measurement: :func:`choose_precision` times a few
 optimizer steps of every candidate the device supports (fp32 / bf16 x NCHW / channels_last on CPU;
 bf16 / fp16 AMP x both layouts on CUDA), each on a copy of the model at the run's batch, and keeps
-the fastest. A forced precision or layout narrows the candidates; a single candidate is not timed.
+the fastest unless it is not clearly faster (:func:`pick`: within :data:`TIE` of the fastest, the plainer
+candidate trains, so that a rerun on the same machine makes the same choice). A forced precision or layout
+narrows the candidates; a single candidate is not timed.
 Without a measurement (a forced precision and no layout), :func:`default_memory_format` applies.
 """
 
@@ -309,16 +311,34 @@ class Choice:
         best = self.step_ms[self.precision.label]
         others = ", ".join(f"{k} {v:.0f}" for k, v in self.step_ms.items() if k != self.precision.label)
         n = min(self.reps.values())
-        return (f"precision auto: {self.precision.label}, {best:.0f} ms/step (others ms/step: {others}); "
+        tie = "" if best == min(self.step_ms.values()) else f", a tie (within {TIE:.0%} of the fastest): the plainer"
+        return (f"precision auto: {self.precision.label}, {best:.0f} ms/step{tie} (others ms/step: {others}); "
                 f"best of {n} step{'s' if n > 1 else ''} each at batch {self.batch}, measured in {self.cost_s:.1f} s")
+
+
+TIE = 0.03  # steps within 3% of each other are a tie: two timings of one candidate differ by about as much
+
+
+def pick(cands: list[Precision], best_ms: dict[str, float]) -> Precision:
+    """The candidate to train with, given each one's best step time (ms): the fastest, unless another is within
+    :data:`TIE` of it; then, among those tied, the plainest: the earlier precision in ``cands`` (fp32 before
+    bf16 on CPU, bf16 before fp16 on CUDA: fewer rounding steps, no loss scaling), then the device's default
+    layout for it (:func:`default_memory_format`), then the faster. Without the tie rule a rerun of the same
+    seed could flip between two layouts that measured within noise, and its numbers then move by more than
+    the rerun of a fixed layout does."""
+    fastest = min(best_ms[c.label] for c in cands)
+    tied = [c for c in cands if best_ms[c.label] <= fastest * (1 + TIE)]
+    order = list(dict.fromkeys(c.name for c in cands))
+    return min(tied, key=lambda c: (order.index(c.name), c.memory_format != default_memory_format(c.name, c.device),
+                                    best_ms[c.label]))
 
 
 def choose_precision(model: torch.nn.Module, batch: int, device: torch.device, precision: str = "auto",
                      memory_format: str | None = None, *, warmup: int = 1, reps: int = 3,
                      budget_s: float = 20.0) -> Choice:
     """Time up to ``reps`` interleaved optimizer steps (after ``warmup``; no new round after ``budget_s``) of
-    a copy of ``model`` under each candidate and return the fastest (best step). ``model`` and the global
-    RNG are untouched."""
+    a copy of ``model`` under each candidate and return the fastest (best step; :func:`pick` breaks ties).
+    ``model`` and the global RNG are untouched."""
     cands = candidates(precision, memory_format, device, model)
     if len(cands) == 1:
         return Choice(cands[0], False, batch, {}, {}, 0.0)
@@ -327,8 +347,7 @@ def choose_precision(model: torch.nn.Module, batch: int, device: torch.device, p
         times = time_steps(model, cands, batch, warmup=warmup, reps=reps, budget_s=budget_s)
     best = {k: min(v) * 1e3 for k, v in times.items()}  # best of: interference only ever adds time
     reps_got = {k: len(v) for k, v in times.items()}
-    pick = min(cands, key=lambda c: best[c.label])
-    return Choice(pick, True, batch, best, reps_got, time.perf_counter() - t0)
+    return Choice(pick(cands, best), True, batch, best, reps_got, time.perf_counter() - t0)
 
 
 def spread(times: list[float]) -> tuple[float, float, float]:

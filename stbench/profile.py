@@ -17,7 +17,8 @@ What is counted (stated because numbers are only comparable under one convention
   (``published_fps_reps`` says how many of the 100 ran).
 - ``train_step_ms``: median time of forward + loss + backward + optimizer step at ``batch``. Given several
   candidate precisions / layouts (``--precision auto``), their steps are timed interleaved within the
-  same budget and the fastest (best step) is the one profiled; ``candidates_step_ms`` keeps them all.
+  same budget and the fastest (best step; ties within 3% go to the plainer one, as in a run) is the one
+  profiled; ``candidates_step_ms`` keeps them all.
 - ``peak_mem_mb``: CUDA: ``max_memory_allocated`` during the first timed training step (optimizer
   state already allocated). CPU: the peak increase of the process's resident memory during that step,
   sampled every millisecond, after freed heap memory is returned to the OS (glibc ``malloc_trim``;
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 
 from stbench.compile import profile_compile
-from stbench.precision import Precision, device_name, run_precision, spread, synchronize, time_steps
+from stbench.precision import Precision, device_name, pick, run_precision, spread, synchronize, time_steps
 from stbench.preflight import check_device
 from stbench.recipes import load_recipe
 
@@ -356,7 +357,8 @@ class _Step:
 
 def _time_training(model: nn.Module, cands: list[Precision], device: torch.device, m: Measure,
                    n_flops: int | None) -> _Step:
-    """Every candidate's training step timed (interleaved), its peak memory probed once; the fastest is chosen."""
+    """Every candidate's training step timed (interleaved), its peak memory probed once; the fastest is chosen
+    (:func:`stbench.precision.pick`: ties within 3% go to the plainer candidate, as in a run)."""
     peaks: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -376,7 +378,7 @@ def _time_training(model: nn.Module, cands: list[Precision], device: torch.devic
     times = time_steps(model, cands, m.batch, warmup=max(1, m.warmup - 1), reps=min(m.reps, max(3, m.reps // 2)),
                        budget_s=m.budget_s, around=memory_probe,
                        after_warmup=_release_free_heap if device.type == "cpu" else None)
-    prec = min(cands, key=lambda c: min(times[c.label]))
+    prec = pick(cands, {k: 1e3 * min(v) for k, v in times.items()})
     ttimes = times[prec.label]
     step_ms, step_min, step_max = (1e3 * t for t in spread(ttimes))
     step = _Step(prec, step_ms, step_min, step_max, len(ttimes), peaks.get(prec.label))

@@ -68,7 +68,36 @@ def test_real_choice_runs_interleaved_steps_without_side_effects():
     assert torch.equal(torch.rand(3), expected)  # the run's RNG stream is untouched
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert set(c.step_ms) == {"fp32 nchw", "fp32 channels_last"} and set(c.reps.values()) == {2}
-    assert c.precision.label in c.step_ms and c.step_ms[c.precision.label] == min(c.step_ms.values())
+    assert c.precision.label in c.step_ms and c.step_ms[c.precision.label] <= min(c.step_ms.values()) * (1 + P.TIE)
+
+
+def test_pick_keeps_the_plainer_candidate_when_the_fastest_is_not_clearly_faster(monkeypatch):
+    monkeypatch.setattr(P, "cpu_capability", lambda: "AVX512")  # fp32's default layout: channels_last
+    cands = [P.Precision(n, CPU, f) for n in ("fp32", "bf16") for f in ("nchw", "channels_last")]
+
+    def chosen(ms):
+        return P.pick(cands, dict(zip(["fp32 nchw", "fp32 channels_last", "bf16 nchw", "bf16 channels_last"], ms)))
+
+    assert chosen([300, 310, 99, 100]).label == "bf16 channels_last"  # 1% apart: bf16's default layout
+    assert chosen([300, 310, 90, 100]).label == "bf16 nchw"  # 10% faster is clearly faster
+    assert chosen([200, 100, 150, 98]).label == "fp32 channels_last"  # bf16 2% faster: fp32, no rounding
+    assert chosen([100, 102.5, 150, 150]).label == "fp32 channels_last"  # 2.5%: the default layout
+    assert chosen([100, 104, 150, 150]).label == "fp32 nchw"  # 4%: beyond the tie
+    monkeypatch.setattr(P, "cpu_capability", lambda: "AVX2")  # fp32's default layout there: NCHW
+    assert chosen([100.5, 100, 150, 150]).label == "fp32 nchw"
+    cuda = [P.Precision(n, torch.device("cuda"), "channels_last") for n in ("bf16", "fp16")]
+    assert P.pick(cuda, {"bf16 channels_last": 101, "fp16 channels_last": 100}).name == "bf16"  # no loss scaling
+
+
+def test_choice_line_says_when_a_tie_kept_the_plainer_candidate(monkeypatch):
+    fake = {"fp32 nchw": [0.0200], "fp32 channels_last": [0.0199]}
+    monkeypatch.setattr(P, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(P, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(P, "time_steps", lambda model, precs, batch, **kw: {p.label: fake[p.label] for p in precs})
+    model = stbench.create_model("tau", in_shape=(4, 1, 16, 16), t_out=4, hid_S=4, N_S=2, hid_T=8, N_T=2,
+                                 mlp_ratio=2.0)
+    c = P.choose_precision(model, 2, CPU, "auto", None)
+    assert c.precision.label == "fp32 nchw" and "a tie (within 3% of the fastest)" in c.line()
 
 
 def test_profile_is_bounded_by_reps_and_budget():

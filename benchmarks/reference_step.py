@@ -8,16 +8,17 @@ Per model, at the published Moving MNIST size (10 -> 10, 1 x 64 x 64) and batch 
 one optimizer step (forward + the model's training loss + backward + Adam) of
 
 - ``ref``: ``reference_models.py``, the published architecture written plainly (NCHW, unfused gates),
-- ``stbench nchw`` and ``stbench channels_last``: stbench's model in each layout; ``stbench`` is the
-  faster of the two, which is what ``--precision auto`` / ``--memory-format auto`` trains with
-  (stbench.precision.choose_precision measures the same two candidates),
+- ``stbench nchw`` and ``stbench channels_last``: stbench's model in each layout; ``stbench`` is the one
+  ``--precision auto`` / ``--memory-format auto`` would train with (stbench.precision.pick: the faster, or
+  the device's default layout when the two are within 3%),
 
 timed interleaved (one warm-up round, then up to ``--reps`` rounds each timing every variant once, in
 rotating order, no new round after ``--budget`` seconds), so that a change in the machine's load hits all
 variants alike. Reported: best and median step per variant and ``ratio`` = stbench best / ref best
-(<= 1.0: stbench is no slower), with the 1-minute load average and the CPU stall share (PSI) over each
-model's measurement. Writes results/benchmarks/reference_step_<env>_<ATen capability>.csv (a model measured
-again replaces its row; the other models' rows stay).
+(<= 1.0: stbench is no slower; ``ratio_fastest`` with stbench's faster layout), with the 1-minute load
+average and the CPU stall share (PSI) over each model's measurement. Writes
+results/benchmarks/reference_step_<env>_<ATen capability>.csv after every model (a model measured again
+replaces its row; the other models' rows stay).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_models  # noqa: E402
 from _common import RESULTS, configure_threads, env_info, env_slug, measured, merge_rows  # noqa: E402
 
-from stbench.precision import Precision, StepBench, cpu_capability  # noqa: E402
+from stbench.precision import Precision, StepBench, cpu_capability, pick  # noqa: E402
 
 
 def compare(name: str, batch: int, reps: int, budget_s: float) -> dict:
@@ -69,14 +70,16 @@ def compare(name: str, batch: int, reps: int, budget_s: float) -> dict:
             times[n].append(steps[n]())
     best = {n: 1e3 * min(v) for n, v in times.items()}
     med = {n: 1e3 * statistics.median(v) for n, v in times.items()}
-    layout = min(("nchw", "channels_last"), key=lambda f: best[f"stbench {f}"])
+    auto = pick(variants, {p.label: best[f"stbench {p.memory_format}"] for p in variants})  # what a run trains
+    layout = auto.memory_format
     row = {"model": name, "batch": batch, "reps": len(times["ref"]), "ref_best_ms": best["ref"],
            "ref_median_ms": med["ref"]}
     for f in ("nchw", "channels_last"):
         row[f"stbench_{f}_best_ms"] = best[f"stbench {f}"]
         row[f"stbench_{f}_median_ms"] = med[f"stbench {f}"]
     row.update({"stbench_layout": layout, "ratio": best[f"stbench {layout}"] / best["ref"],
-                "ratio_nchw": best["stbench nchw"] / best["ref"]})
+                "ratio_nchw": best["stbench nchw"] / best["ref"],
+                "ratio_fastest": min(best["stbench nchw"], best["stbench channels_last"]) / best["ref"]})
     return row
 
 
@@ -94,26 +97,30 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu")
     cap = cpu_capability()
     print(f"{env_info(device)['device']}, ATen {cap}, torch {torch.__version__}, batch {args.batch}, fp32", flush=True)
-    rows = []
+    path = args.out / f"reference_step_{env_slug(device)}_{cap.lower()}.csv"
     for m in (s.strip() for s in args.models.split(",") if s.strip()):
         r, load = measured(lambda m=m: compare(m, args.batch, args.reps, args.budget))
-        rows.append({**r, "aten_capability": cap, **env_info(device), **load})
         print(f"{m:11s} ref {r['ref_best_ms']:7.0f} ms | stbench nchw {r['stbench_nchw_best_ms']:7.0f}, channels_last "
               f"{r['stbench_channels_last_best_ms']:7.0f} -> {r['stbench_layout']}: ratio {r['ratio']:.2f} "
               f"(best of {r['reps']}; load {load['loadavg_1m']:.2f}, stall {load['cpu_stall']:.2f})", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"reference_step_{env_slug(device)}_{cap.lower()}.csv"
-    rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
-    if path.exists():  # keep the earlier rows of the models not measured this time, in their order
+        write_row(path, {**r, "aten_capability": cap, **env_info(device), **load})  # each at once: a long run
+    print(f"wrote {path}")  # cut short keeps what it measured
+    return 0
+
+
+def write_row(path: Path, row: dict) -> None:
+    """Add ``row`` to the CSV at ``path``, replacing an earlier row of its model (the others stay, in order)."""
+    rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}]
+    if path.exists():
         with open(path, newline="") as f:
-            old = list(csv.DictReader(f))
-        rows = merge_rows(old, rows, key=lambda r: r["model"])
-    with open(path, "w", newline="") as f:
+            rows = merge_rows(list(csv.DictReader(f)), rows, key=lambda r: r["model"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         w.writeheader()
         w.writerows(rows)
-    print(f"wrote {path}")
-    return 0
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]],
 
 
 def env_slug(device: torch.device) -> str:
-    """File-name part naming the environment, e.g. ``cpu-amd-epyc_2t``, ``cpu-intel-xeon-amx_2t`` or ``cuda-nvidia-h100``."""
+    """File-name part naming the environment, e.g. ``cpu-amd-epyc_2t``, ``cpu-intel-xeon-amx_2t`` or
+    ``cuda-nvidia-h100``."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device.index or 0)
         return "cuda-" + _slug(name)

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu | cuda (CUDA: mode reduce-overhead, i.e. CUDA graphs)")
     ap.add_argument("--preset", default="quick", help="model sizes and batch (gpu_check --dry: smoke)")
     ap.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: a pipeline check)")
+    ap.add_argument("--region", default="step", help="comma list of step (the whole training step as one graph) | "
+                    "cell (a recurrent model's time step, replayed; parallel models: step)")
     ap.add_argument("--out", default=None, help="output folder (default: results/benchmarks)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -94,23 +96,27 @@ def measure_all(args: argparse.Namespace, isa: str) -> int:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     kept = earlier_rows(out / f"{stem}.json")  # other models' rows of an earlier run stay (each with its date)
     rows: list[dict[str, Any]] = []
-    for name in models:
-        for p in [s.strip() for s in args.precisions.split(",") if s.strip()]:
-            row: dict[str, Any] = {"model": name, "precision": p, "isa": isa, "cpu_capability": cpu_capability(),
-                                   "date": meta["date"]}
-            if p == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
-                rows.append({**row, "status": "skipped: no native bf16 on this CPU / ISA"})
-                print(f"{name} {p}: skipped (no native bf16)", flush=True)
-                continue
-            try:
-                res, load = measured(lambda name=name, p=p: one(name, p, device, args))
-                row.update(res, **load, status="ok")
-            except Exception as exc:  # noqa: BLE001 - a model that fails is a row, the sweep goes on
-                row["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            # after every row: a sweep cut short by a time limit keeps what it measured
-            write(out, stem, meta, merge_rows(kept, rows, key=lambda r: (r["model"], r["precision"])))
+    regions = [s.strip() for s in args.region.split(",") if s.strip()]
+    precisions = [s.strip() for s in args.precisions.split(",") if s.strip()]
+    for name, p, region in ((n, p, r) for n in models for p in precisions for r in regions):
+        if region == "cell" and not is_recurrent(name):
+            continue  # a parallel model has no time step: its region is the whole step
+        row: dict[str, Any] = {"model": name, "precision": p, "region": region, "isa": isa,
+                               "cpu_capability": cpu_capability(), "date": meta["date"]}
+        if p == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+            rows.append({**row, "status": "skipped: no native bf16 on this CPU / ISA"})
+            print(f"{name} {p}: skipped (no native bf16)", flush=True)
+            continue
+        try:
+            res, load = measured(lambda name=name, p=p, region=region: one(name, p, device, args, region))
+            row.update(res, **load, status="ok")
+        except Exception as exc:  # noqa: BLE001 - a model that fails is a row, the sweep goes on
+            row["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        # after every row: a sweep cut short by a time limit keeps what it measured
+        write(out, stem, meta, merge_rows(kept, rows, key=lambda r: (r["model"], r["precision"],
+                                                                      r.get("region", "step"))))
     print(f"wrote {out / stem}.json and .md", flush=True)
     return 0
 
@@ -128,11 +134,17 @@ def write(out: Path, stem: str, meta: dict[str, Any], rows: list[dict[str, Any]]
     (out / f"{stem}.md").write_text(markdown(meta, rows))
 
 
-def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dict[str, Any]:
+def is_recurrent(name: str) -> bool:
+    from stbench.registry import MODELS
+
+    return MODELS.entry(name).meta.get("family") == "recurrent"
+
+
+def one(name: str, precision: str, device: Any, args: argparse.Namespace, region: str = "step") -> dict[str, Any]:
     import torch
 
     from stbench.budget import resolve_sampling
-    from stbench.compile import TrainStep, steps_of
+    from stbench.compile import TrainStep, compiled_part, steps_of
     from stbench.models.sampling import make_schedule
     from stbench.precision import make_precision, synchronize
     from stbench.recipes import load_recipe
@@ -175,10 +187,11 @@ def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dic
     m = prec.prepare(copy.deepcopy(model)).train()
     opt = torch.optim.Adam(m.parameters(), lr=1e-4)
     torch._dynamo.reset()
-    compiled = TrainStep(m, m, True, device, name=name, backend=args.backend, say=print)
+    compiled, part = compiled_part(m, True, device, args.backend, region)
+    part.name, part.say = name, print
     first = timed(compiled, m, opt)
-    if compiled.fallback:
-        raise RuntimeError(f"did not compile: {compiled.fallback}")
+    if part.fallback:
+        raise RuntimeError(f"did not compile: {part.fallback}")
     for _ in range(warmup):
         timed(compiled, m, opt)
     tc = [timed(compiled, m, opt) for _ in range(steps)]
@@ -187,21 +200,22 @@ def one(name: str, precision: str, device: Any, args: argparse.Namespace) -> dic
     res.update(eager_ms=round(e * 1e3, 2), compiled_ms=round(c * 1e3, 2), speedup=round(e / c, 3),
                eager_steps_per_s=round(1 / e, 3), compiled_steps_per_s=round(1 / c, 3), compile_s=round(compile_s, 1),
                break_even_steps=round(compile_s / (e - c)) if e > c else None, run_steps=n,
-               graph_breaks=compiled.graph_breaks,
+               graph_breaks=part.graph_breaks,
                run_eager_s=round(n * e, 1) if n else None,
                run_compiled_s=round(compile_s + n * c, 1) if n else None)
     return res
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    cols = ["model", "family", "precision", "eager_ms", "compiled_ms", "speedup", "compile_s", "break_even_steps",
-            "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status", "date"]
+    cols = ["model", "family", "precision", "region", "eager_ms", "compiled_ms", "speedup", "compile_s",
+            "break_even_steps", "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status", "date"]
     lines = [f"Eager vs compiled ({meta['backend']}) training step, {meta['preset']} preset: {meta['device']}, "
              f"torch {meta['torch']}, ISA {meta['isa']} (the CPU has: {meta.get('cpu_isa', 'not recorded')}), "
              f"{meta['steps']} timed steps after {meta['warmup']} warm-up; latest run {meta['date']} (rows of "
              "models not measured again keep their own run's date)", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
+        r = {"region": "step", **r}  # rows measured before regions compiled the whole step
         lines.append("| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in cols) + " |")
     return "\n".join(lines) + "\n"
 

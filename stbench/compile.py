@@ -5,6 +5,14 @@ AOTAutograd, the optimizer update stays eager) and the evaluation forward (:clas
 inductor, ``dynamic=False``; on CUDA mode ``reduce-overhead`` (CUDA graphs: the recurrent time loop is
 replayed as one graph instead of hundreds of small launches), on CPU inductor's default mode.
 
+Two regions (:data:`REGIONS`): ``step``, the whole training step as one graph (a recurrent model's time loop
+unrolled into it: minutes of compile on a CPU for 19 steps of a four-layer stack), and ``cell``, a recurrent
+module's one-time-step function (:meth:`RecurrentTemporal.step <stbench.models.base.RecurrentTemporal.step>`:
+every layer's cell and the head) compiled once and replayed at each time step while the loop stays in Python
+(a few graphs: the first step's fp32 input, the later steps' autocast ones, train and eval). The fusion that
+pays is the gate arithmetic inside a step, which both regions get; ``cell`` compiles in a fraction of the time.
+Recurrent models use ``cell``, parallel ones ``step`` (:func:`default_region`).
+
 - ``off`` (the default): eager, as before.
 - ``on``: both compiled.
 - ``auto``: :func:`choose_compile` times eager and compiled training steps on a copy of the model at the
@@ -47,6 +55,13 @@ NOT_COMPILING: dict[str, str] = {
 }
 
 BACKEND = "inductor"  # tests use "aot_eager" (same tracing and AOTAutograd, no code generation) to stay fast
+REGIONS = ("step", "cell")  # what one graph covers: the whole training step, or one time step of a recurrent module
+
+
+def default_region(model: torch.nn.Module) -> str:
+    """``cell`` for a recurrent model (its time step compiles in seconds, the unrolled loop in minutes), else
+    ``step``."""
+    return "cell" if getattr(model, "recurrent", False) else "step"
 
 
 def check_mode(name: str | None) -> str:
@@ -72,18 +87,19 @@ def torch_mode(device: torch.device) -> str | None:
 # Dynamo keeps its graphs on the code object of the compiled function: every model of a grid (and the train / eval
 # flavours) is one more entry on TrainStep._fn's, and past the limit (8 by default) it would run eager silently.
 # Copies of one architecture share an entry (parameters are graph inputs): auto's measured compile serves the run.
-RECOMPILE_LIMIT = 64
+RECOMPILE_LIMIT = 256  # the cell region adds a few graphs per model (input dtypes, train / eval, batch sizes)
 # auto does not compile at all when the whole run takes less than this eagerly (the smallest compile of a zoo
 # model's training step took longer than this on CPU: minutes at smoke size on 2 cores)
 MIN_COMPILE_S = 20.0
 
 
-def _compile(fn: Callable, device: torch.device, backend: str | None) -> Callable:
+def _compile(fn: Callable, device: torch.device, backend: str | None, region: str = "step") -> Callable:
     backend = backend or BACKEND
     dcfg = torch._dynamo.config
     if hasattr(dcfg, "recompile_limit"):
         dcfg.recompile_limit = max(dcfg.recompile_limit, RECOMPILE_LIMIT)
-    mode = torch_mode(device) if backend == "inductor" else None
+    # CUDA graphs replay one whole step; a cell's outputs feed the next call, so the cell runs plain inductor
+    mode = torch_mode(device) if backend == "inductor" and region == "step" else None
     return torch.compile(fn, dynamic=False, backend=backend, mode=mode)
 
 
@@ -117,22 +133,28 @@ class _Compiled:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are consumed by now
         if self.compile_s is not None:
             return self.compiled(*args)
-        t0 = time.perf_counter()
-        breaks = _graph_breaks()
-        try:
-            out = self.compiled(*args)
-        except Exception as exc:  # noqa: BLE001 - an undeclared model that does not compile: eager, said once
-            self.fallback = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-            self.say(f"compile: {self.name} did not compile ({self.fallback}); running eager")
-            self.compiled = None
-            return self._fn(*args)
-        self.compile_s = time.perf_counter() - t0
-        new = {k: v - breaks.get(k, 0) for k, v in _graph_breaks().items() if v > breaks.get(k, 0)}
-        self.graph_breaks = len(new)  # distinct reasons: Dynamo counts one break again when it restarts a trace
-        if new:  # allowed, never silent: each break leaves a piece to Python between two graphs
-            first = next(iter(new)).strip().splitlines()[0][:160]
-            self.say(f"compile: {self.name} compiled with graph breaks ({self.graph_breaks} kind(s)), e.g. {first}")
-        return out
+        return _first_call(self, self._fn, args)
+
+
+def _first_call(c: Any, eager: Callable, args: tuple) -> Any:
+    """The first call of ``c.compiled`` (a :class:`_Compiled` or :class:`CellStep`): timed into ``c.compile_s``,
+    its graph breaks counted and said; a compile that raises leaves ``c.compiled`` None and ``eager`` runs."""
+    t0 = time.perf_counter()
+    breaks = _graph_breaks()
+    try:
+        out = c.compiled(*args)
+    except Exception as exc:  # noqa: BLE001 - an undeclared model that does not compile: eager, said once
+        c.fallback = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        c.say(f"compile: {c.name} did not compile ({c.fallback}); running eager")
+        c.compiled = None
+        return eager(*args)
+    c.compile_s = time.perf_counter() - t0
+    new = {k: v - breaks.get(k, 0) for k, v in _graph_breaks().items() if v > breaks.get(k, 0)}
+    c.graph_breaks = len(new)  # distinct reasons: Dynamo counts one break again when it restarts a trace
+    if new:  # allowed, never silent: each break leaves a piece to Python between two graphs
+        first = next(iter(new)).strip().splitlines()[0][:160]
+        c.say(f"compile: {c.name} compiled with graph breaks ({c.graph_breaks} kind(s)), e.g. {first}")
+    return out
 
 
 def _graph_breaks() -> dict[str, int]:
@@ -166,6 +188,49 @@ class EvalForward(_Compiled):
         return self.model(x).pred
 
 
+def _one_step(module: torch.nn.Module, x: torch.Tensor, state: Any) -> Any:
+    return module.step(x, state)
+
+
+class CellStep:
+    """The ``cell`` region: ``(module, x, state) -> module.step(x, state)`` compiled (inductor's default mode,
+    ``dynamic=False``: a graph per input signature, kept by Dynamo on :func:`_one_step`'s code and shared by every
+    copy of one architecture). Registered in :data:`stbench.models.base.STEP_RUNNERS` for each recurrent module
+    of a model by :func:`enable`; ``train`` / ``eval`` say which forwards (with / without autograd) use it. A
+    compile that raises runs eager from then on, with one line."""
+
+    def __init__(self, *, train: bool, eval: bool, device: torch.device, backend: str | None = None,
+                 name: str = "", say: Callable[[str], None] | None = None) -> None:
+        self.train, self.eval, self.name, self.say = train, eval, name, say or print
+        self.compiled = _compile(_one_step, device, backend, region="cell")
+        self.compile_s: float | None = None  # wall seconds of the first compiled call (its forward graph)
+        self.fallback: str | None = None
+        self.graph_breaks = 0
+
+    def __call__(self, module: torch.nn.Module, x: torch.Tensor, state: Any) -> Any:
+        if self.compiled is None or not (self.train if torch.is_grad_enabled() else self.eval):
+            return module.step(x, state)
+        if self.compile_s is not None:
+            return self.compiled(module, x, state)
+        return _first_call(self, _one_step, (module, x, state))
+
+
+def recurrent_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    from stbench.models.base import RecurrentTemporal
+
+    return [m for m in model.modules() if isinstance(m, RecurrentTemporal)]
+
+
+def _register_cells(model: torch.nn.Module, cell: CellStep | None) -> None:
+    from stbench.models.base import STEP_RUNNERS
+
+    for m in recurrent_modules(model):
+        if cell is None:
+            STEP_RUNNERS.pop(m, None)
+        else:
+            STEP_RUNNERS[m] = cell
+
+
 # ---------------------------------------------------------------------------------------------
 # the hooks train.py uses: a model enabled here gets compiled steps, any other model eager ones
 # ---------------------------------------------------------------------------------------------
@@ -176,28 +241,47 @@ class Enabled:
     backend: str | None = None
     name: str = ""
     say: Callable[[str], None] | None = None
+    region: str = "step"
     parts: list[_Compiled] = field(default_factory=list)
+    cell: CellStep | None = None
+
+    def whole(self, train: bool) -> bool:
+        """Whether the training step (``train``) / evaluation forward is compiled as one graph."""
+        return self.region == "step" and (self.train if train else self.eval)
 
 
 _ENABLED: weakref.WeakKeyDictionary[torch.nn.Module, Enabled] = weakref.WeakKeyDictionary()
 
 
 def enable(model: torch.nn.Module, *, train: bool, eval: bool, backend: str | None = None, name: str = "",
-           say: Callable[[str], None] | None = None) -> Enabled:
-    """Mark ``model`` so that :func:`train_step` and :func:`eval_forward` compile its step / forward."""
-    e = Enabled(train, eval, backend, name, say)
+           say: Callable[[str], None] | None = None, region: str = "step", device: torch.device | None = None
+           ) -> Enabled:
+    """Mark ``model`` so that :func:`train_step` and :func:`eval_forward` compile its step / forward (region
+    ``step``), or so that its recurrent modules run a compiled time step (region ``cell``; a model without one
+    falls back to ``step``)."""
+    if region not in REGIONS:
+        raise ValueError(f"unknown compile region '{region}'; choose one of {', '.join(REGIONS)}")
+    if region == "cell" and not recurrent_modules(model):
+        region = "step"
+    e = Enabled(train, eval, backend, name, say, region)
     _ENABLED[model] = e
+    _register_cells(model, None)
+    if region == "cell" and (train or eval):
+        dev = device or next((p.device for p in model.parameters()), torch.device("cpu"))
+        e.cell = CellStep(train=train, eval=eval, device=dev, backend=backend, name=name or "model", say=say)
+        _register_cells(model, e.cell)
     return e
 
 
 def disable(model: torch.nn.Module) -> None:
     _ENABLED.pop(model, None)
+    _register_cells(model, None)
 
 
 def train_step(fwd: torch.nn.Module, raw: torch.nn.Module, device: torch.device) -> TrainStep:
     """The training step of ``raw`` (called through ``fwd``), compiled if :func:`enable` asked for it."""
     e = _ENABLED.get(raw)
-    s = TrainStep(fwd, raw, bool(e and e.train), device, **_kw(e))
+    s = TrainStep(fwd, raw, bool(e and e.whole(train=True)), device, **_kw(e))
     if e is not None:
         e.parts.append(s)
     return s
@@ -207,12 +291,13 @@ def eval_forward(model: torch.nn.Module, device: torch.device) -> EvalForward:
     """The evaluation forward of ``model``, compiled if :func:`enable` asked for it. Kept on the
     :class:`Enabled` entry, so that the run's evaluations share one compiled graph."""
     e = _ENABLED.get(model)
-    if e is not None and e.eval:
+    whole = bool(e and e.whole(train=False))
+    if whole:
         for p in e.parts:
             if isinstance(p, EvalForward):
                 return p
-    f = EvalForward(model, bool(e and e.eval), device, **_kw(e))
-    if e is not None and e.eval:
+    f = EvalForward(model, whole, device, **_kw(e))
+    if whole:
         e.parts.append(f)
     return f
 
@@ -241,11 +326,12 @@ class CompileChoice:
     cost_s: float = 0.0  # seconds the measurement took
     backend: str = BACKEND
     what: str = "training step"  # what was measured: the training step, or (stbench eval) the evaluation forward
+    region: str = "step"  # step: one graph per training step / forward; cell: one per recurrent time step
 
     def as_dict(self) -> dict[str, Any]:
         d = {"asked": self.asked, "train": self.train, "eval": self.eval, "measured": self.measured,
              "reason": self.reason, "backend": self.backend, "mode": self.mode, "dynamic": False,
-             "torch": torch.__version__, "what": self.what}
+             "torch": torch.__version__, "what": self.what, "region": self.region}
         if self.measured:
             d.update(steps=self.steps, eager_step_ms=_r(self.eager_step_ms), compiled_step_ms=_r(self.compiled_step_ms),
                      compile_s=_r(self.compile_s), est_eager_s=_r(self.est_eager_s),
@@ -275,11 +361,13 @@ class CompileChoice:
 
     def line(self) -> str:
         """One line for the console."""
+        per = " per time step" if self.region == "cell" else ""
         if not self.measured:
-            return f"compile {self.asked}: {'compiled' if self.train or self.eval else 'eager'} ({self.reason})"
+            done = f"compiled{per}" if self.train or self.eval else "eager"
+            return f"compile {self.asked}: {done} ({self.reason})"
         if self.compiled_step_ms is None:
             return f"compile auto: eager ({self.reason})"
-        pick = f"compiled {self.what}" if self.train or self.eval else "eager"
+        pick = f"compiled {self.what}{per}" if self.train or self.eval else "eager"
         unit = self.what.split()[-1]
         return (f"compile auto: {pick}; {self.what} eager {self.eager_step_ms:.0f} ms, compiled "
                 f"{self.compiled_step_ms:.0f} ms + {self.compile_s:.0f} s compile -> {self.steps} {unit}s take "
@@ -298,21 +386,23 @@ def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batc
     ``prec``). ``auto`` times a copy of the model; ``model`` and the global RNG are untouched."""
     asked = check_mode(asked)
     backend = backend or BACKEND
-    mode = torch_mode(device) if backend == "inductor" else None
+    region = default_region(model)
+    mode = torch_mode(device) if backend == "inductor" and region == "step" else None
     if asked == "off":
-        return CompileChoice("off", False, False, reason="the default", mode=mode, backend=backend)
+        return CompileChoice("off", False, False, reason="the default", mode=mode, backend=backend, region=region)
     why = not_compiling_reason(model_name)
     if why:
         return CompileChoice(asked, False, False, reason=f"{model_name} is declared not to compile: {why}", mode=mode,
-                             backend=backend)
+                             backend=backend, region=region)
     if asked == "on":
-        return CompileChoice("on", True, True, reason="forced", mode=mode, backend=backend)
+        return CompileChoice("on", True, True, reason="forced", mode=mode, backend=backend, region=region)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         eager, compiled, compile_s, err = measure_step(model, prec=prec, batch=batch, device=device, reps=reps,
-                                                       backend=backend, steps=steps)
+                                                       backend=backend, steps=steps, region=region)
     c = CompileChoice("auto", False, False, measured=True, steps=None if steps is None else int(steps),
-                      eager_step_ms=eager * 1e3, mode=mode, cost_s=time.perf_counter() - t0, backend=backend)
+                      eager_step_ms=eager * 1e3, mode=mode, cost_s=time.perf_counter() - t0, backend=backend,
+                      region=region)
     if compiled is None and not err:
         c.reason = f"the run takes ~{steps * eager:.0f} s eager, less than a compile ({MIN_COMPILE_S:.0f} s or more)"
         return c
@@ -324,18 +414,20 @@ def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batc
         c.reason = "measured only: the run's length is not known"
         return c
     c.train = c.est_compiled_s < c.est_eager_s
+    c.eval = c.train and region == "cell"  # a cell's eval graphs compile in seconds; a whole forward's in minutes
     c.reason = "faster over the run" if c.train else "compile time not repaid over the run"
     return c
 
 
 def measure_step(model: torch.nn.Module, *, prec: Any, batch: int, device: torch.device, reps: int = 3,
-                 backend: str | None = None,
-                 steps: int | None = None) -> tuple[float, float | None, float | None, str | None]:
+                 backend: str | None = None, steps: int | None = None,
+                 region: str = "step") -> tuple[float, float | None, float | None, str | None]:
     """(eager s/step, compiled s/step, compile s, error) of one optimizer step (forward + loss + backward +
     Adam) of a copy of ``model`` under ``prec`` at ``batch``: one eager warm-up, then the best of ``reps``
     eager steps; the first compiled step's wall time (less one compiled step) is the compile time, then
     the best of ``reps`` compiled steps. Best-of: interference on a shared machine only ever adds time.
-    Nothing is compiled (compiled and compile s None) when ``steps`` eager steps take under MIN_COMPILE_S."""
+    Nothing is compiled (compiled and compile s None) when ``steps`` eager steps take under MIN_COMPILE_S.
+    ``region``: what one graph covers (:data:`REGIONS`)."""
     from stbench.precision import StepBench, synchronize
 
     bench = StepBench(model, batch, device)  # the same random batch and sampling mask the precision choice uses
@@ -360,12 +452,25 @@ def measure_step(model: torch.nn.Module, *, prec: Any, batch: int, device: torch
     eager = min(step(eager_fn) for _ in range(max(1, reps)))
     if steps is not None and steps * eager < MIN_COMPILE_S:
         return eager, None, None, None
-    compiled_fn = TrainStep(m, m, True, device, backend=backend, say=lambda s: None)
+    compiled_fn, part = compiled_part(m, True, device, backend, region)
     first = step(compiled_fn)
-    if compiled_fn.fallback:
-        return eager, None, None, compiled_fn.fallback
+    if part.fallback:
+        return eager, None, None, part.fallback
     compiled = min(step(compiled_fn) for _ in range(max(1, reps)))
+    disable(m)
     return eager, compiled, max(0.0, first - compiled), None
+
+
+def compiled_part(m: torch.nn.Module, train: bool, device: torch.device, backend: str | None,
+                  region: str) -> tuple[Callable, Any]:
+    """(the training step (``train``) / evaluation forward of ``m`` compiled in ``region``, the part that
+    compiles: the :class:`TrainStep` / :class:`EvalForward` itself, or the :class:`CellStep` of ``m``)."""
+    quiet = {"backend": backend, "say": lambda s: None}
+    if region == "cell" and recurrent_modules(m):
+        e = enable(m, train=train, eval=not train, region="cell", device=device, **quiet)
+        return (TrainStep(m, m, False, device) if train else EvalForward(m, False, device)), e.cell
+    f = TrainStep(m, m, True, device, **quiet) if train else EvalForward(m, True, device, **quiet)
+    return f, f
 
 
 def choose_for_run(model: torch.nn.Module, asked: str | None, cfg: dict[str, Any], *, prec: Any,
@@ -393,12 +498,14 @@ def choose_for_run(model: torch.nn.Module, asked: str | None, cfg: dict[str, Any
         box = [choice]
         tdist.broadcast_object_list(box, src=0)
         choice = box[0]
-    enable(model, train=bool(choice["train"]), eval=bool(choice["eval"]), name=model_name, say=say)
+    enable(model, train=bool(choice["train"]), eval=bool(choice["eval"]), name=model_name, say=say,
+           region=choice.get("region", "step"), device=device)  # records before regions: the whole step
     return choice
 
 
 def measure_forward(model: torch.nn.Module, *, prec: Any, batch: int, device: torch.device, reps: int = 3,
-                    backend: str | None = None) -> tuple[float, float | None, float | None, str | None]:
+                    backend: str | None = None,
+                    region: str = "step") -> tuple[float, float | None, float | None, str | None]:
     """As :func:`measure_step`, for the evaluation forward (no grad) of a copy of ``model``."""
     from stbench.precision import synchronize
 
@@ -418,11 +525,12 @@ def measure_forward(model: torch.nn.Module, *, prec: Any, batch: int, device: to
     eager_fn = EvalForward(m, False, device)
     call(eager_fn)
     eager = min(call(eager_fn) for _ in range(max(1, reps)))
-    compiled_fn = EvalForward(m, True, device, backend=backend, say=lambda s: None)
+    compiled_fn, part = compiled_part(m, False, device, backend, region)
     first = call(compiled_fn)
-    if compiled_fn.fallback:
-        return eager, None, None, compiled_fn.fallback
+    if part.fallback:
+        return eager, None, None, part.fallback
     compiled = min(call(compiled_fn) for _ in range(max(1, reps)))
+    disable(m)
     return eager, compiled, max(0.0, first - compiled), None
 
 
@@ -433,7 +541,8 @@ def choose_eval_compile(model: torch.nn.Module, asked: str | None, *, prec: Any,
     ``batch`` (``steps`` in the choice counts forwards here)."""
     asked = check_mode(asked)
     backend = backend or BACKEND
-    mode = torch_mode(device) if backend == "inductor" else None
+    region = default_region(model)
+    mode = torch_mode(device) if backend == "inductor" and region == "step" else None
     why = not_compiling_reason(model_name)
     if asked == "off" or why or asked == "on":
         c = choose_compile(model, asked, prec=prec, batch=batch, steps=batches, device=device, model_name=model_name,
@@ -443,9 +552,10 @@ def choose_eval_compile(model: torch.nn.Module, asked: str | None, *, prec: Any,
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         eager, compiled, compile_s, err = measure_forward(model, prec=prec, batch=batch, device=device, reps=reps,
-                                                          backend=backend)
+                                                          backend=backend, region=region)
     c = CompileChoice("auto", False, False, measured=True, steps=int(batches), eager_step_ms=eager * 1e3,
-                      mode=mode, cost_s=time.perf_counter() - t0, backend=backend, what="evaluation forward")
+                      mode=mode, cost_s=time.perf_counter() - t0, backend=backend, what="evaluation forward",
+                      region=region)
     if err:
         c.reason = f"did not compile: {err}"
         return c

@@ -448,7 +448,7 @@ def _compile_choice(net: Any, asked: str | None, prec: Any, bs: int, ds: Any, te
     say = print if console is None else (lambda line: console.print(line, markup=False, highlight=False))
     if c.asked != "off":
         say(c.line())
-    enable(net, train=False, eval=c.eval, name=model, say=say)
+    enable(net, train=False, eval=c.eval, name=model, say=say, region=c.region, device=dev)
     return c.as_dict()
 
 

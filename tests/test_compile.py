@@ -39,9 +39,10 @@ def _batch(m, b=2):
     return x, y, mask
 
 
-def compare(name, backend):
-    """Loss, gradients and evaluation metrics of ``name`` at smoke size, eager vs compiled with ``backend``.
-    Random layers are compared on the same draws (``fallback_random``); in a run, compiled code draws its own."""
+def compare(name, backend, region="step"):
+    """Loss, gradients and evaluation metrics of ``name`` at smoke size, eager vs compiled with ``backend`` (the
+    whole step as one graph, or ``region`` cell: a recurrent model's time step). Random layers are compared on the
+    same draws (``fallback_random``); in a run, compiled code draws its own."""
     from stbench.metrics import MetricAccumulator
 
     m = _smoke(name)
@@ -49,14 +50,15 @@ def compare(name, backend):
     results = []
     for compiled in (False, True):
         mc = copy.deepcopy(m)
-        step = C.TrainStep(mc, mc, compiled, CPU, backend=backend, say=pytest.fail)
+        step, _ = C.compiled_part(mc, True, CPU, backend, region) if compiled else (C.TrainStep(mc, mc, False, CPU),
+                                                                                    None)
         torch.manual_seed(123)  # stochastic layers (SwinLSTM's drop-path) draw the same numbers in both
         with torch._inductor.config.patch(fallback_random=True):  # inductor: eager's RNG, not its own stream
             loss, _ = step(x, y, mask)
         loss.backward()
         grads = [p.grad.clone() for p in mc.parameters() if p.grad is not None]
         mc.eval()
-        fwd = C.EvalForward(mc, compiled, CPU, backend=backend, say=pytest.fail)
+        fwd, _ = C.compiled_part(mc, False, CPU, backend, region) if compiled else (C.EvalForward(mc, False, CPU), None)
         with torch.no_grad():
             acc = MetricAccumulator(metrics=("mse", "mae", "ssim"))
             acc.update(fwd(x), y)
@@ -74,6 +76,73 @@ def compare(name, backend):
 @pytest.mark.parametrize("name", FAST)
 def test_compiled_matches_eager_fast(name):
     compare(name, "aot_eager")
+
+
+RECURRENT = [n for n in PUBLISHED_MODELS if MODELS.entry(n).meta.get("family") == "recurrent"]
+
+
+@pytest.mark.parametrize("name", ["convlstm", "predrnn_v2", "mau"])
+def test_compiled_time_step_matches_eager(name):
+    """The cell region: ConvLSTM, PredRNN.V2 (an auxiliary loss out of every step), MAU (a window of past states)."""
+    compare(name, "aot_eager", region="cell")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RECURRENT)
+def test_every_recurrent_zoo_model_compiles_per_time_step_like_eager(name):
+    compare(name, "inductor", region="cell")
+
+
+def test_the_cell_region_replays_one_graph_at_every_time_step():
+    """Every time step of the loop runs a compiled graph, and a handful of graphs serve all of them (the first
+    step's input and state differ from the later ones'), across steps with new sampling masks; without autograd
+    (eval) only when eval is enabled."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    m = _smoke("convlstm")
+    graphs, calls = CompileCounter(), []
+
+    def backend(gm, inputs):
+        graphs(gm, inputs)
+        return lambda *a: (calls.append(1), gm(*a))[1]
+
+    e = C.enable(m, train=True, eval=False, region="cell", backend=backend, say=pytest.fail)
+    assert e.region == "cell" and not e.whole(train=True)
+    step = C.train_step(m, m, CPU)
+    assert step.compiled is None  # the loop stays eager; its time steps are compiled
+    for seed in range(2):
+        x, y, _ = _batch(m)
+        mask = make_schedule("linear").mask(seed, 2, m.in_shape[0], m.t_out, "cpu",
+                                            generator=torch.Generator().manual_seed(seed))
+        step(x, y, mask)[0].backward()
+    n_steps = m.in_shape[0] + m.t_out - 1
+    assert len(calls) == 2 * n_steps and 1 <= graphs.frame_count <= 2 and e.cell.graph_breaks == 0
+    with torch.no_grad():
+        m.eval()(x)
+    assert len(calls) == 2 * n_steps  # eval not enabled: eager
+    C.disable(m)
+    step(x, y, mask)
+    assert len(calls) == 2 * n_steps
+
+
+def test_a_parallel_model_has_no_cell_region():
+    m = _smoke("simvp")
+    assert C.default_region(m) == "step" and C.default_region(_smoke("convlstm")) == "cell"
+    assert C.enable(m, train=True, eval=False, region="cell", backend="aot_eager").region == "step"
+    C.disable(m)
+    with pytest.raises(ValueError, match="choose one of step, cell"):
+        C.enable(m, train=True, eval=False, region="loop")
+
+
+def test_auto_measures_a_recurrent_model_per_time_step(monkeypatch):
+    monkeypatch.setattr(C, "MIN_COMPILE_S", 0.0)
+    c = C.choose_compile(_smoke("convlstm"), "auto", prec=FP32, batch=2, steps=10**6, device=CPU, reps=1,
+                         model_name="convlstm", backend="aot_eager")
+    d = c.as_dict()
+    assert d["region"] == "cell" and d["compile_s"] is not None and c.train == (d["compiled_step_ms"] <
+                                                                                 d["eager_step_ms"])
+    assert c.eval == c.train and ("per time step" in c.line()) == c.train
 
 
 @pytest.mark.slow

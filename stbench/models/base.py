@@ -18,6 +18,8 @@ next-frame predictions, of which the last T_out are the forecast.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -94,6 +96,11 @@ class ParallelTemporal(TemporalModule):
         raise NotImplementedError
 
 
+# module -> what runs its one-time-step function instead of ``module.step`` (``runner(module, x, state)``):
+# stbench.compile registers a compiled one for ``--compile``'s "cell" region; copies of a module are not in here
+STEP_RUNNERS: weakref.WeakKeyDictionary[nn.Module, Callable[..., Any]] = weakref.WeakKeyDictionary()
+
+
 class RecurrentTemporal(TemporalModule):
     """Steps frame by frame. Subclasses implement :meth:`init_state` and :meth:`step`.
 
@@ -139,6 +146,8 @@ class RecurrentTemporal(TemporalModule):
         state = self.init_state(x if enc0 is None else enc0[0])
         outs: list[Tensor] = []
         aux_total: Tensor | None = None
+        runner = STEP_RUNNERS.get(self)
+        step = self.step if runner is None else (lambda inp, st: runner(self, inp, st))
         for t in range(steps):
             if t > 0:
                 pred = outs[-1]
@@ -151,10 +160,10 @@ class RecurrentTemporal(TemporalModule):
                 else:
                     x = pred
             if codec is None:
-                y, state, aux = self.step(x, state)
+                y, state, aux = step(x, state)
             else:
                 z, skip = enc0 if t == 0 else codec[0](x)
-                y, state, aux = self.step(z, state)
+                y, state, aux = step(z, state)
                 y = codec[1](y, skip)
             outs.append(y)
             if aux is not None:

@@ -6,9 +6,14 @@
 
 Per model and precision: a copy of the model at its ``quick`` preset size and batch (Moving MNIST 10 -> 10 at
 64 x 64), Adam, a fixed random batch and (recurrent models) the quick recipe's scheduled-sampling mask, as
-``stbench run`` trains it. Eager: ``--warmup`` untimed steps, then ``--steps`` timed optimizer steps. Compiled
-(:class:`stbench.compile.TrainStep`, inductor, ``dynamic=False``, the same copy of the weights): the first step's
-wall time less the median compiled step is ``compile_s``; then ``--warmup`` more and ``--steps`` timed steps.
+``stbench run`` trains it. Variants, each on its own copy of the weights: eager in the device's default layout
+for the precision (with ``--other-layout`` also eager in the other layout: ``--precision auto`` trains the faster),
+and compiled in each ``--region`` (``step``: :class:`stbench.compile.TrainStep`, the whole training step as one
+graph; ``cell``: a recurrent model's time step, :class:`stbench.compile.CellStep`; inductor, ``dynamic=False``).
+Each compiled variant's first step, less its median step, is its ``compile_s`` (the cell region compiles first:
+in-process reuse of identical kernels can only flatter the compile that comes later). Then ``--warmup`` rounds
+and ``--steps`` timed rounds, each round timing every variant once in rotating order, so that a drift in the
+machine's speed hits them alike (runs before 2026-12-07 16:00 UTC timed eager, then compiled).
 Reported: median step time and steps/s of each, the speed-up, the compile seconds, the break-even number of
 steps (compile_s / time saved per step) and the estimated wall time of a quick run (``steps`` of the quick
 recipe: its samples budget over its batch) eager vs compiled. Every row carries the CPU load during it
@@ -53,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu | cuda (CUDA: mode reduce-overhead, i.e. CUDA graphs)")
     ap.add_argument("--preset", default="quick", help="model sizes and batch (gpu_check --dry: smoke)")
     ap.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: a pipeline check)")
+    ap.add_argument("--other-layout", action="store_true", help="also time the eager step in the other memory "
+                    "layout (the best eager choice is the faster of the two)")
     ap.add_argument("--region", default="step", help="comma list of step (the whole training step as one graph) | "
                     "cell (a recurrent model's time step, replayed; parallel models: step)")
     ap.add_argument("--out", default=None, help="output folder (default: results/benchmarks)")
@@ -98,23 +105,25 @@ def measure_all(args: argparse.Namespace, isa: str) -> int:
     rows: list[dict[str, Any]] = []
     regions = [s.strip() for s in args.region.split(",") if s.strip()]
     precisions = [s.strip() for s in args.precisions.split(",") if s.strip()]
-    for name, p, region in ((n, p, r) for n in models for p in precisions for r in regions):
-        if region == "cell" and not is_recurrent(name):
-            continue  # a parallel model has no time step: its region is the whole step
-        row: dict[str, Any] = {"model": name, "precision": p, "region": region, "isa": isa,
-                               "cpu_capability": cpu_capability(), "date": meta["date"]}
-        if p == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
-            rows.append({**row, "status": "skipped: no native bf16 on this CPU / ISA"})
-            print(f"{name} {p}: skipped (no native bf16)", flush=True)
+    for name, p in ((n, p) for n in models for p in precisions):
+        here = [r for r in regions if r == "step" or is_recurrent(name)]  # a parallel model has no time step
+        base: dict[str, Any] = {"model": name, "precision": p, "isa": isa, "cpu_capability": cpu_capability(),
+                                "date": meta["date"]}
+        if not here:
             continue
-        try:
-            res, load = measured(lambda name=name, p=p, region=region: one(name, p, device, args, region))
-            row.update(res, **load, status="ok")
-        except Exception as exc:  # noqa: BLE001 - a model that fails is a row, the sweep goes on
-            row["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        # after every row: a sweep cut short by a time limit keeps what it measured
+        if p == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+            new = [{**base, "region": r, "status": "skipped: no native bf16 on this CPU / ISA"} for r in here]
+            print(f"{name} {p}: skipped (no native bf16)", flush=True)
+        else:
+            try:
+                res, load = measured(lambda name=name, p=p, here=here: one(name, p, device, args, here))
+                new = [{**base, "region": r, **res[r], **load} for r in here]
+            except Exception as exc:  # noqa: BLE001 - a model that fails is a row, the sweep goes on
+                new = [{**base, "region": r, "status": failed(exc)} for r in here]
+        for row in new:
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        # after every model: a sweep cut short by a time limit keeps what it measured
         write(out, stem, meta, merge_rows(kept, rows, key=lambda r: (r["model"], r["precision"],
                                                                       r.get("region", "step"))))
     print(f"wrote {out / stem}.json and .md", flush=True)
@@ -140,13 +149,19 @@ def is_recurrent(name: str) -> bool:
     return MODELS.entry(name).meta.get("family") == "recurrent"
 
 
-def one(name: str, precision: str, device: Any, args: argparse.Namespace, region: str = "step") -> dict[str, Any]:
+def failed(exc: BaseException) -> str:
+    return f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+
+
+def one(name: str, precision: str, device: Any, args: argparse.Namespace,
+        regions: list[str]) -> dict[str, dict[str, Any]]:
+    """Per region: eager vs that region compiled, every variant's steps interleaved (see the module's doc)."""
     import torch
 
     from stbench.budget import resolve_sampling
     from stbench.compile import TrainStep, compiled_part, steps_of
     from stbench.models.sampling import make_schedule
-    from stbench.precision import make_precision, synchronize
+    from stbench.precision import make_precision, supports_channels_last, synchronize
     from stbench.recipes import load_recipe
 
     steps, warmup = args.steps, args.warmup
@@ -177,37 +192,62 @@ def one(name: str, precision: str, device: Any, args: argparse.Namespace, region
         synchronize(device)
         return time.perf_counter() - t
 
-    res: dict[str, Any] = {"family": "recurrent" if model.recurrent else "parallel", "batch": batch}
-    m = prec.prepare(copy.deepcopy(model)).train()
-    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
-    eager = TrainStep(m, m, False, device)
-    for _ in range(warmup):
-        timed(eager, m, opt)
-    te = [timed(eager, m, opt) for _ in range(steps)]
-    m = prec.prepare(copy.deepcopy(model)).train()
-    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    common: dict[str, Any] = {"family": "recurrent" if model.recurrent else "parallel", "batch": batch}
+    variants: dict[str, tuple[Any, torch.nn.Module, torch.optim.Optimizer]] = {}
+
+    def fresh(p: Any = prec) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        m = p.prepare(copy.deepcopy(model)).train()
+        return m, torch.optim.Adam(m.parameters(), lr=1e-4)
+
+    m, opt = fresh()
+    variants["eager"] = (TrainStep(m, m, False, device), m, opt)
+    other = "nchw" if prec.memory_format == "channels_last" else "channels_last"
+    if args.other_layout and supports_channels_last(model):  # the eager step in the other layout: --precision
+        oprec = make_precision(precision, device, other, model)  # auto picks between the two
+        m, opt = fresh(oprec)
+        variants["eager_other"] = (TrainStep(m, m, False, device), m, opt)
     torch._dynamo.reset()
-    compiled, part = compiled_part(m, True, device, args.backend, region)
-    part.name, part.say = name, print
-    first = timed(compiled, m, opt)
-    if part.fallback:
-        raise RuntimeError(f"did not compile: {part.fallback}")
+    out: dict[str, dict[str, Any]] = {}
+    firsts: dict[str, float] = {}
+    parts: dict[str, Any] = {}
+    for region in sorted(regions, key=lambda r: r != "cell"):  # the cheap compile first: in-process kernel reuse
+        m, opt = fresh()                                       # can only flatter the compile that comes later
+        fn, part = compiled_part(m, True, device, args.backend, region)
+        part.name, part.say = name, print
+        first = timed(fn, m, opt)
+        if part.fallback:
+            out[region] = {**common, "status": f"failed: did not compile: {part.fallback}"}
+            continue
+        variants[region], firsts[region], parts[region] = (fn, m, opt), first, part
     for _ in range(warmup):
-        timed(compiled, m, opt)
-    tc = [timed(compiled, m, opt) for _ in range(steps)]
-    e, c = statistics.median(te), statistics.median(tc)
-    compile_s = max(0.0, first - c)
-    res.update(eager_ms=round(e * 1e3, 2), compiled_ms=round(c * 1e3, 2), speedup=round(e / c, 3),
-               eager_steps_per_s=round(1 / e, 3), compiled_steps_per_s=round(1 / c, 3), compile_s=round(compile_s, 1),
-               break_even_steps=round(compile_s / (e - c)) if e > c else None, run_steps=n,
-               graph_breaks=part.graph_breaks,
-               run_eager_s=round(n * e, 1) if n else None,
-               run_compiled_s=round(compile_s + n * c, 1) if n else None)
-    return res
+        for fn, m, opt in variants.values():
+            timed(fn, m, opt)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    keys = list(variants)
+    for r in range(steps):  # interleaved, rotating order: a drift in the machine's speed hits every variant alike
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+            times[k].append(timed(*variants[k]))
+    e = statistics.median(times["eager"])
+    if "eager_other" in times:
+        eo = statistics.median(times["eager_other"])
+        common.update(layout=prec.memory_format, other_layout=other, eager_other_ms=round(eo * 1e3, 2))
+    for region in parts:
+        c = statistics.median(times[region])
+        compile_s = max(0.0, firsts[region] - c)
+        out[region] = {**common, "eager_ms": round(e * 1e3, 2), "compiled_ms": round(c * 1e3, 2),
+                       "speedup": round(e / c, 3), "eager_steps_per_s": round(1 / e, 3),
+                       "compiled_steps_per_s": round(1 / c, 3), "compile_s": round(compile_s, 1),
+                       "break_even_steps": round(compile_s / (e - c)) if e > c else None, "run_steps": n,
+                       "graph_breaks": parts[region].graph_breaks, "run_eager_s": round(n * e, 1) if n else None,
+                       "run_compiled_s": round(compile_s + n * c, 1) if n else None, "status": "ok"}
+        if "eager_other" in times:  # the issue's measure: against the best eager choice of the two layouts
+            out[region]["speedup_vs_best_eager"] = round(min(e, eo) / c, 3)
+    return out
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    cols = ["model", "family", "precision", "region", "eager_ms", "compiled_ms", "speedup", "compile_s",
+    cols = ["model", "family", "precision", "region", "eager_ms", "compiled_ms", "speedup", "eager_other_ms",
+            "speedup_vs_best_eager", "compile_s",
             "break_even_steps", "run_eager_s", "run_compiled_s", "graph_breaks", "cpu_stall", "status", "date"]
     lines = [f"Eager vs compiled ({meta['backend']}) training step, {meta['preset']} preset: {meta['device']}, "
              f"torch {meta['torch']}, ISA {meta['isa']} (the CPU has: {meta.get('cpu_isa', 'not recorded')}), "

@@ -473,9 +473,10 @@ def _add_predict_parser(command: Any) -> None:
 
 def _add_compile_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", default=None, choices=COMPILE_MODES,
-                   help="torch.compile the training step and evaluation forward (recurrent models: one time "
-                        "step, replayed): off (default), on, or auto (measured: compiled when that finishes the "
-                        "run sooner, compile time counted)")
+                   help="torch.compile the training step and evaluation forward: off (default); on (a recurrent "
+                        "model on a CPU compiles one time step, replayed; others the whole step); step / cell (on, "
+                        "in that region: step compiles longer, runs faster); auto (measured: compiled when that "
+                        "finishes the run sooner, compile time counted)")
 
 
 def _add_run_options(r: argparse.ArgumentParser) -> None:

@@ -11,10 +11,14 @@ module's one-time-step function (:meth:`RecurrentTemporal.step <stbench.models.b
 every layer's cell and the head) compiled once and replayed at each time step while the loop stays in Python
 (a few graphs: the first step's fp32 input, the later steps' autocast ones, train and eval). The fusion that
 pays is the gate arithmetic inside a step, which both regions get; ``cell`` compiles in a fraction of the time.
-Recurrent models use ``cell``, parallel ones ``step`` (:func:`default_region`).
+On a CPU recurrent models use ``cell``, parallel ones ``step`` (:func:`default_region`); on CUDA every model uses
+``step`` (CUDA graphs replay the whole loop, the remedy for a launch-bound time loop).
 
 - ``off`` (the default): eager, as before.
-- ``on``: both compiled.
+- ``on``: both compiled, in the default region; ``step`` / ``cell``: both compiled, in that region (``cell`` for
+  a model without a recurrent module is ``step``). Measured on an AMX CPU (benchmarks/README.md, section 10),
+  ``step`` gives the faster compiled step and ``cell`` the much shorter compile: ``cell`` finishes the runs of a
+  few thousand sequences sooner, ``step`` the long ones.
 - ``auto``: :func:`choose_compile` times eager and compiled training steps on a copy of the model at the
   run's batch and precision, and compiles the training step when ``compile seconds + steps x compiled step``
   is below ``steps x eager step`` for the run's number of optimizer steps (its budget plan). The evaluation
@@ -58,10 +62,18 @@ BACKEND = "inductor"  # tests use "aot_eager" (same tracing and AOTAutograd, no 
 REGIONS = ("step", "cell")  # what one graph covers: the whole training step, or one time step of a recurrent module
 
 
-def default_region(model: torch.nn.Module) -> str:
-    """``cell`` for a recurrent model (its time step compiles in seconds, the unrolled loop in minutes), else
-    ``step``."""
-    return "cell" if getattr(model, "recurrent", False) else "step"
+def default_region(model: torch.nn.Module, device: torch.device | None = None) -> str:
+    """``cell`` for a recurrent model on a CPU (its time step compiles in seconds, the unrolled loop in minutes),
+    else ``step`` (on CUDA: CUDA graphs over the whole step)."""
+    on_cuda = device is not None and device.type == "cuda"
+    return "cell" if getattr(model, "recurrent", False) and not on_cuda else "step"
+
+
+def region_of(asked: str, model: torch.nn.Module, device: torch.device | None = None) -> str:
+    """The region ``--compile asked`` compiles ``model`` in: the one it names, else the default."""
+    if asked == "cell" and getattr(model, "recurrent", False):
+        return "cell"
+    return "step" if asked in ("step", "cell") else default_region(model, device)
 
 
 def check_mode(name: str | None) -> str:
@@ -386,7 +398,7 @@ def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batc
     ``prec``). ``auto`` times a copy of the model; ``model`` and the global RNG are untouched."""
     asked = check_mode(asked)
     backend = backend or BACKEND
-    region = default_region(model)
+    region = region_of(asked, model, device)
     mode = torch_mode(device) if backend == "inductor" and region == "step" else None
     if asked == "off":
         return CompileChoice("off", False, False, reason="the default", mode=mode, backend=backend, region=region)
@@ -394,8 +406,8 @@ def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batc
     if why:
         return CompileChoice(asked, False, False, reason=f"{model_name} is declared not to compile: {why}", mode=mode,
                              backend=backend, region=region)
-    if asked == "on":
-        return CompileChoice("on", True, True, reason="forced", mode=mode, backend=backend, region=region)
+    if asked != "auto":  # on, step, cell
+        return CompileChoice(asked, True, True, reason="forced", mode=mode, backend=backend, region=region)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         eager, compiled, compile_s, err = measure_step(model, prec=prec, batch=batch, device=device, reps=reps,
@@ -541,10 +553,10 @@ def choose_eval_compile(model: torch.nn.Module, asked: str | None, *, prec: Any,
     ``batch`` (``steps`` in the choice counts forwards here)."""
     asked = check_mode(asked)
     backend = backend or BACKEND
-    region = default_region(model)
+    region = region_of(asked, model, device)
     mode = torch_mode(device) if backend == "inductor" and region == "step" else None
     why = not_compiling_reason(model_name)
-    if asked == "off" or why or asked == "on":
+    if asked != "auto" or why:
         c = choose_compile(model, asked, prec=prec, batch=batch, steps=batches, device=device, model_name=model_name,
                            backend=backend)
         c.train, c.eval, c.what = False, c.train, "evaluation forward"

@@ -41,7 +41,7 @@ DEFAULT_PRESET = "quick"  # what `stbench run` and `stbench profile` use without
 # CLI offers them as its options' choices, without importing torch)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MEMORY_FORMATS = ("nchw", "channels_last", "auto")
-COMPILE_MODES = ("off", "on", "auto")
+COMPILE_MODES = ("off", "on", "auto", "step", "cell")  # step / cell: on, with that region (stbench.compile)
 
 
 def baselines_dir() -> Path:

@@ -286,3 +286,40 @@ def test_run_with_compile_on_records_the_choice(tmp_path, monkeypatch, capsys):
     on = rec["config"]["compile_choice"]
     assert (on["asked"], on["train"], on["eval"], on["backend"], on["dynamic"]) == ("on", True, True, "aot_eager",
                                                                                     False)
+
+
+def test_regions_each_mode_compiles():
+    rec, par = _smoke("convlstm"), _smoke("simvp")
+    kw = dict(prec=FP32, batch=2, steps=10, device=CPU)
+    regions = {(name, asked): C.choose_compile(m, asked, model_name=name, **kw).region
+               for name, m in (("convlstm", rec), ("simvp", par)) for asked in ("on", "step", "cell")}
+    assert regions == {("convlstm", "on"): "cell", ("convlstm", "step"): "step", ("convlstm", "cell"): "cell",
+                       ("simvp", "on"): "step", ("simvp", "step"): "step", ("simvp", "cell"): "step"}
+    assert C.default_region(rec, torch.device("cuda")) == "step"  # CUDA graphs replay the whole loop
+    forced = C.choose_compile(rec, "cell", model_name="convlstm", **kw)
+    assert (forced.train, forced.eval, forced.asked) == (True, True, "cell")
+    assert forced.line() == "compile cell: compiled per time step (forced)"
+
+
+def test_run_with_compile_cell_trains_through_compiled_time_steps(tmp_path, monkeypatch, capsys):
+    """`stbench run --compile cell`: the recurrent model's time steps run compiled (counted), in training and in
+    the evaluation, and the record keeps the region."""
+    from stbench.cli import main
+
+    calls = []
+    real = C.CellStep.__call__
+
+    def counted(self, module, x, state):
+        calls.append(torch.is_grad_enabled() and self.compiled is not None)
+        return real(self, module, x, state)
+
+    monkeypatch.setattr(C, "BACKEND", "aot_eager")
+    monkeypatch.setattr(C.CellStep, "__call__", counted)
+    assert main(["run", "--models", "convlstm", "--preset", "smoke", "--no-profile", "--no-weights", "--device",
+                 "cpu", "--compile", "cell", "--out", str(tmp_path)]) == 0
+    assert "compile cell: compiled per time step (forced)" in capsys.readouterr().out
+    rec = json.loads(next(tmp_path.rglob("convlstm__seed0.json")).read_text())
+    c = rec["config"]["compile_choice"]
+    assert rec["status"] == "completed" and (c["asked"], c["region"], c["train"], c["eval"]) == ("cell", "cell",
+                                                                                                True, True)
+    assert any(calls) and not all(calls)  # training (with autograd) and evaluation steps went through it

@@ -1,4 +1,4 @@
-"""torch.compile of the training step and the evaluation forward (``--compile off|on|auto``, issue 28).
+"""torch.compile of the training step and the evaluation forward (``--compile off|on|auto|step|cell``, issue 28).
 
 What is compiled: the training step's forward + model loss (:class:`TrainStep`; the backward goes through
 AOTAutograd, the optimizer update stays eager) and the evaluation forward (:class:`EvalForward`). Backend
@@ -21,13 +21,15 @@ On a CPU recurrent models use ``cell``, parallel ones ``step`` (:func:`default_r
   few thousand sequences sooner, ``step`` the long ones.
 - ``auto``: :func:`choose_compile` times eager and compiled training steps on a copy of the model at the
   run's batch and precision, and compiles the training step when ``compile seconds + steps x compiled step``
-  is below ``steps x eager step`` for the run's number of optimizer steps (its budget plan). The evaluation
-  forward stays eager under ``auto``: its compile costs about as much as the training step's and a run
-  spends most of its time training; ``on`` compiles it too.
+  is below ``steps x eager step`` for the run's number of optimizer steps (its budget plan), in the default
+  region. A parallel model's evaluation forward stays eager under ``auto`` (its compile costs about as much as
+  the training step's and a run spends most of its time training); a recurrent model compiled per time step
+  compiles its evaluation steps too (a few seconds more); ``on`` compiles both.
 
 Shapes: training batches all have the run's batch size (the loop drops the last partial batch), so one graph
-serves the run. An evaluation's last partial batch, and any other batch whose size differs from the first
-one seen, runs eager: no recompile per size, and the count of such batches is kept (``eager_batches``).
+serves the run. In the ``step`` region an evaluation's last partial batch, and any other batch whose size differs
+from the first one seen, runs eager: no recompile per size, and the count of such batches is kept
+(``eager_batches``). In the ``cell`` region a new batch size is one more small graph (seconds).
 
 Models that do not compile are declared in :data:`NOT_COMPILING` (one list, here) with the reason; they run
 eager and the run says so in one line. An undeclared model whose compile raises falls back the same way,
@@ -50,12 +52,14 @@ import torch
 
 from stbench.recipes import COMPILE_MODES  # noqa: F401  (the choices are the recipe's)
 
-# model name -> why it runs eager under --compile on / auto (measured with torch 2.13, inductor, CPU)
-NOT_COMPILING: dict[str, str] = {
+# model name -> {region (or "any") -> why it runs eager when compiled in that region} (measured with torch 2.13,
+# inductor, CPU)
+NOT_COMPILING: dict[str, dict[str, str]] = {
     # compiles at the smoke size, but at the quick size (2 + 2 levels of 2 Swin blocks, 19 steps) inductor stops
-    # after minutes with "RecursionError: maximum recursion depth exceeded" (benchmarks/README section 10)
-    "swinlstm": "inductor (torch 2.13) hits its recursion limit on the unrolled 19-step Swin-LSTM graph at the "
-                "quick size and above",
+    # after minutes with "RecursionError: maximum recursion depth exceeded" (benchmarks/README section 10); one
+    # time step (the cell region, the CPU default) compiles (170 s at the quick size on an AMX Xeon)
+    "swinlstm": {"step": "inductor (torch 2.13) hits its recursion limit on the unrolled 19-step Swin-LSTM graph "
+                         "at the quick size and above; --compile cell compiles one time step"},
 }
 
 BACKEND = "inductor"  # tests use "aot_eager" (same tracing and AOTAutograd, no code generation) to stay fast
@@ -84,11 +88,13 @@ def check_mode(name: str | None) -> str:
     return name
 
 
-def not_compiling_reason(model_name: str | None) -> str | None:
-    """Why the model ``model_name`` runs eager (its :data:`NOT_COMPILING` entry), or None."""
+def not_compiling_reason(model_name: str | None, region: str = "step") -> str | None:
+    """Why the model ``model_name`` runs eager when compiled in ``region`` (its :data:`NOT_COMPILING` entry), or
+    None."""
     if not model_name:
         return None
-    return NOT_COMPILING.get(model_name) or NOT_COMPILING.get(model_name.split("@")[0])
+    entry = NOT_COMPILING.get(model_name) or NOT_COMPILING.get(model_name.split("@")[0]) or {}
+    return entry.get(region) or entry.get("any")
 
 
 def torch_mode(device: torch.device) -> str | None:
@@ -402,7 +408,7 @@ def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batc
     mode = torch_mode(device) if backend == "inductor" and region == "step" else None
     if asked == "off":
         return CompileChoice("off", False, False, reason="the default", mode=mode, backend=backend, region=region)
-    why = not_compiling_reason(model_name)
+    why = not_compiling_reason(model_name, region)
     if why:
         return CompileChoice(asked, False, False, reason=f"{model_name} is declared not to compile: {why}", mode=mode,
                              backend=backend, region=region)
@@ -555,7 +561,7 @@ def choose_eval_compile(model: torch.nn.Module, asked: str | None, *, prec: Any,
     backend = backend or BACKEND
     region = region_of(asked, model, device)
     mode = torch_mode(device) if backend == "inductor" and region == "step" else None
-    why = not_compiling_reason(model_name)
+    why = not_compiling_reason(model_name, region)
     if asked != "auto" or why:
         c = choose_compile(model, asked, prec=prec, batch=batch, steps=batches, device=device, model_name=model_name,
                            backend=backend)

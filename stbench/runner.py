@@ -434,7 +434,11 @@ def _execute(env: GridEnv, run: _Run) -> RunRecord:
             old=run.old.config if run.resume_ckpt is not None and run.old is not None else None,
             say=lambda line: con.print(line, markup=False, highlight=False))  # an error text may hold [brackets]
         if dist.master and rec.profile and rec.profile.get("train_step_ms"):
-            _estimate(con, rec.profile["train_step_ms"], run.cfg, opts.preset, run.prec.label)
+            step_ms, label = rec.profile["train_step_ms"], run.prec.label
+            cc = rec.config["compile_choice"]
+            if cc.get("train") and cc.get("compiled_step_ms") and cc.get("eager_step_ms"):  # auto chose compiled:
+                step_ms, label = step_ms * cc["compiled_step_ms"] / cc["eager_step_ms"], label + ", compiled"
+            _estimate(con, step_ms, run.cfg, opts.preset, label)  # the measurement's graph serves the run
         model, state = _train(env, run, model, write)
         rec.timing["train_s"] = round(state.train_s, 3)
         _record_budget(rec, run.cfg, state, dist, env.device)

@@ -154,6 +154,15 @@ def test_every_zoo_model_compiles_like_eager(name):
 
 def test_declared_models_are_registered_names():
     assert set(C.NOT_COMPILING) <= set(MODELS.names()), "NOT_COMPILING names a model the registry does not have"
+    assert all(set(v) <= {*C.REGIONS, "any"} for v in C.NOT_COMPILING.values())
+
+
+def test_a_model_declared_for_one_region_compiles_in_the_other():
+    m = _smoke("swinlstm")
+    kw = dict(prec=FP32, batch=2, steps=10, device=CPU, model_name="swinlstm")
+    step, cell = C.choose_compile(m, "step", **kw), C.choose_compile(m, "on", **kw)
+    assert not step.train and "declared not to compile" in step.line() and "--compile cell" in step.line()
+    assert cell.region == "cell" and cell.train
 
 
 def test_scheduled_sampling_masks_reuse_one_graph():
@@ -238,7 +247,7 @@ def test_choice_off_on_declared_and_unknown(monkeypatch):
     assert (off.asked, off.train, off.eval, off.measured) == ("off", False, False, False)
     on = C.choose_compile(m, "on", **kw)
     assert (on.train, on.eval) == (True, True)
-    monkeypatch.setitem(C.NOT_COMPILING, "simvp", "a test reason")
+    monkeypatch.setitem(C.NOT_COMPILING, "simvp", {"any": "a test reason"})
     declared = C.choose_compile(m, "on", **kw)
     assert not declared.train and "declared not to compile: a test reason" in declared.line()
     with pytest.raises(ValueError, match="choose one of off, on, auto"):

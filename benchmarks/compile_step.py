@@ -107,10 +107,10 @@ def measure_all(args: argparse.Namespace, isa: str) -> int:
     precisions = [s.strip() for s in args.precisions.split(",") if s.strip()]
     for name, p in ((n, p) for n in models for p in precisions):
         here = [r for r in regions if r == "step" or is_recurrent(name)]  # a parallel model has no time step
-        base: dict[str, Any] = {"model": name, "precision": p, "isa": isa, "cpu_capability": cpu_capability(),
-                                "date": meta["date"]}
         if not here:
             continue
+        base: dict[str, Any] = {"model": name, "precision": p, "isa": isa, "cpu_capability": cpu_capability(),
+                                "date": meta["date"]}
         if p == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
             new = [{**base, "region": r, "status": "skipped: no native bf16 on this CPU / ISA"} for r in here]
             print(f"{name} {p}: skipped (no native bf16)", flush=True)

@@ -74,10 +74,11 @@ def default_region(model: torch.nn.Module, device: torch.device | None = None) -
 
 
 def region_of(asked: str, model: torch.nn.Module, device: torch.device | None = None) -> str:
-    """The region ``--compile asked`` compiles ``model`` in: the one it names, else the default."""
-    if asked == "cell" and getattr(model, "recurrent", False):
-        return "cell"
-    return "step" if asked in ("step", "cell") else default_region(model, device)
+    """The region ``--compile asked`` compiles ``model`` in: the one it names (``cell`` only where there is a
+    time step, i.e. the default without CUDA), else the default."""
+    if asked == "step":
+        return "step"
+    return default_region(model, None if asked == "cell" else device)
 
 
 def check_mode(name: str | None) -> str:
@@ -95,6 +96,12 @@ def not_compiling_reason(model_name: str | None, region: str = "step") -> str | 
         return None
     entry = NOT_COMPILING.get(model_name) or NOT_COMPILING.get(model_name.split("@")[0]) or {}
     return entry.get(region) or entry.get("any")
+
+
+def _mode(backend: str, device: torch.device, region: str) -> str | None:
+    """torch.compile's mode for ``backend`` in ``region``: CUDA graphs replay one whole step; a cell's outputs
+    feed its next call, so the cell runs plain inductor."""
+    return torch_mode(device) if backend == "inductor" and region == "step" else None
 
 
 def torch_mode(device: torch.device) -> str | None:
@@ -116,9 +123,7 @@ def _compile(fn: Callable, device: torch.device, backend: str | None, region: st
     dcfg = torch._dynamo.config
     if hasattr(dcfg, "recompile_limit"):
         dcfg.recompile_limit = max(dcfg.recompile_limit, RECOMPILE_LIMIT)
-    # CUDA graphs replay one whole step; a cell's outputs feed the next call, so the cell runs plain inductor
-    mode = torch_mode(device) if backend == "inductor" and region == "step" else None
-    return torch.compile(fn, dynamic=False, backend=backend, mode=mode)
+    return torch.compile(fn, dynamic=False, backend=backend, mode=_mode(backend, device, region))
 
 
 class _Compiled:
@@ -405,7 +410,7 @@ def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batc
     asked = check_mode(asked)
     backend = backend or BACKEND
     region = region_of(asked, model, device)
-    mode = torch_mode(device) if backend == "inductor" and region == "step" else None
+    mode = _mode(backend, device, region)
     if asked == "off":
         return CompileChoice("off", False, False, reason="the default", mode=mode, backend=backend, region=region)
     why = not_compiling_reason(model_name, region)
@@ -560,7 +565,7 @@ def choose_eval_compile(model: torch.nn.Module, asked: str | None, *, prec: Any,
     asked = check_mode(asked)
     backend = backend or BACKEND
     region = region_of(asked, model, device)
-    mode = torch_mode(device) if backend == "inductor" and region == "step" else None
+    mode = _mode(backend, device, region)
     why = not_compiling_reason(model_name, region)
     if asked != "auto" or why:
         c = choose_compile(model, asked, prec=prec, batch=batch, steps=batches, device=device, model_name=model_name,

@@ -262,6 +262,7 @@ def load_model(path: str | Path, *, model: str | None = None,
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from stbench.models.base import upgrade_state_dict
     from stbench.recipes import Recipe
 
     card, wfile = read_card(path)
@@ -283,6 +284,7 @@ def load_model(path: str | Path, *, model: str | None = None,
     shapes = SimpleNamespace(in_shape=tuple(int(v) for v in card["in_shape"]), t_out=int(card["t_out"]))
     recipe = Recipe(card["dataset"]["name"], card["model"], card["preset"], dict(card["config"]))
     net = recipe.build_model(card["model"], spec=shapes)
+    tensors = upgrade_state_dict(net, tensors)  # weights saved before a layer's parameters were renamed
     _check_tensors(net, tensors, card, wfile.name)
     net.load_state_dict(tensors)
     if not net.recurrent and card.get("rollout") in ROLLOUTS:

@@ -13,7 +13,7 @@ from conftest import smoke_model
 from torch import nn
 
 import stbench
-from stbench.models.base import RecurrentTemporal
+from stbench.models.base import RecurrentTemporal, upgrade_state_dict
 from stbench.models.patch_codec import PatchDecoder, PatchEncoder
 from stbench.models.recurrent import ConvLSTM, ConvLSTMCell, PredRNN, PredRNNv2, STLSTMCell
 from stbench.models.sampling import SamplingSchedule, default_schedule, make_schedule
@@ -122,8 +122,7 @@ def test_convlstm_cell_matches_gate_equations():
     c_in, nh, k = 3, 5, 3
     cell = ConvLSTMCell(c_in, nh, k)
     x, h, c = torch.randn(2, c_in, 6, 7), torch.randn(2, nh, 6, 7), torch.randn(2, nh, 6, 7)
-    w = cell.conv_xh.weight  # (4nh, c_in + nh, k, k): [W_x | W_h], outputs (i, f, g, o)
-    wx, wh = w[:, :c_in], w[:, c_in:]
+    wx, wh = cell.conv_x.weight, cell.conv_h.weight  # (4nh, c_in | nh, k, k), outputs (i, f, g, o)
 
     def gate(j):
         return _conv(x, wx[j * nh:(j + 1) * nh]) + _conv(h, wh[j * nh:(j + 1) * nh])
@@ -135,6 +134,41 @@ def test_convlstm_cell_matches_gate_equations():
     torch.testing.assert_close(c_new, c_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(h_new, h_ref, rtol=1e-5, atol=1e-5)
     assert all(m.bias is None for m in cell.modules() if isinstance(m, nn.Conv2d))
+
+
+# cells that ran one convolution over cat([a, b]) until 2026-12: (the older key, its two parts now)
+CONCATENATED_UNTIL_2026_12 = {"ConvLSTMCell": ("conv_xh", "conv_x", "conv_h"),
+                              "MIMNCell": ("conv_xh", "conv_x", "conv_h"),
+                              "GradientHighway": ("conv_xz", "conv_x", "conv_z")}
+
+
+@pytest.mark.parametrize("name", ["convlstm", "mim", "predrnnpp"])
+def test_weights_saved_with_the_concatenated_gate_conv_still_load(name):
+    """Weights saved in the older form (one convolution over the concatenated inputs) load into the
+    per-source convolutions and give the same forecast. The older state dict is written here from that
+    form's definition: its weight is [W_a | W_b] along the input channels."""
+    torch.manual_seed(0)
+    inputs, _ = small_batch()
+    net = smoke_model(name, **SMALL).eval()
+    old, n_fused = dict(net.state_dict()), 0
+    for path, mod in net.named_modules():
+        if type(mod).__name__ in CONCATENATED_UNTIL_2026_12:
+            fused, a, b = CONCATENATED_UNTIL_2026_12[type(mod).__name__]
+            wa, wb = old.pop(f"{path}.{a}.weight"), old.pop(f"{path}.{b}.weight")
+            old[f"{path}.{fused}.weight"] = torch.cat([wa, wb], dim=1)
+            x, y = torch.randn(1, wa.shape[1], 5, 5), torch.randn(1, wb.shape[1], 5, 5)
+            k = wa.shape[-1] // 2  # the older form's maths: one convolution over the concatenation
+            torch.testing.assert_close(F.conv2d(torch.cat([x, y], 1), old[f"{path}.{fused}.weight"], padding=k),
+                                       getattr(mod, a)(x) + getattr(mod, b)(y), rtol=1e-5, atol=1e-5)
+            n_fused += 1
+    assert n_fused >= 1
+    torch.manual_seed(1)
+    loaded = smoke_model(name, **SMALL).eval()
+    upgraded = upgrade_state_dict(loaded, old)  # what stbench.weights checks before loading
+    assert {k: v.shape for k, v in upgraded.items()} == {k: v.shape for k, v in net.state_dict().items()}
+    loaded.load_state_dict(old, strict=True)
+    with torch.no_grad():
+        assert torch.equal(loaded(inputs).pred, net(inputs).pred)
 
 
 def test_stlstm_cell_matches_gate_equations():

@@ -5,19 +5,15 @@ Key map (OpenSTL commit c74deb5; ``nh`` = a layer's width, ``k`` = ``filter_size
 =====================================================  =============================================
 OpenSTL                                                stbench
 =====================================================  =============================================
-``cell_list.<l>.conv_x.0.weight`` (G*nh, c_in, k, k)   ST-LSTM: ``temporal.cells.<l>.conv_x.weight``;
-                                                       ConvLSTM: ``conv_xh.weight[:, :c_in]``
-``cell_list.<l>.conv_h.0.weight`` (4nh, nh, k, k)      ST-LSTM: ``temporal.cells.<l>.conv_h.weight``;
-                                                       ConvLSTM: ``conv_xh.weight[:, c_in:]``
+``cell_list.<l>.conv_x.0.weight`` (G*nh, c_in, k, k)   ``temporal.cells.<l>.conv_x.weight`` (G = 7 ST-LSTM, 4)
+``cell_list.<l>.conv_h.0.weight`` (4nh, nh, k, k)      ``temporal.cells.<l>.conv_h.weight``
 ``cell_list.<l>.conv_m.0.weight`` (3nh, nh, k, k)      ``temporal.cells.<l>.conv_m.weight`` (ST-LSTM)
 ``cell_list.<l>.conv_o.0.weight``, ``conv_last``       same names (ST-LSTM); ConvLSTM: unused, dropped
 ``conv_last.weight`` (C*p*p, nh_top, 1, 1)             ``temporal.head.weight``
 ``adapter.weight`` (PredRNNv2)                         ``temporal.adapter.weight``
 =====================================================  =============================================
 
-Our ConvLSTM cell fuses the two convolutions that feed the same gates: ``conv_xh`` = [conv_x | conv_h]
-over [x, h] (gates i, f, g, o in both). The ST-LSTM cell keeps the published three convolutions and gate
-order, so its weights map by name.
+Both cells keep the published convolutions and gate order, so their weights map by name.
 
 Quirks reproduced:
 - OpenSTL's ConvLSTM cell builds ``conv_o`` and ``conv_last`` and never uses them, nor its forget
@@ -114,27 +110,25 @@ def convert(method: str, cfg: dict[str, Any], sd: dict[str, Tensor]):
     st_lstm = method != "convlstm"
     for li, cell in enumerate(tm.cells):
         nh = cell.num_hidden
-        first = cell.conv_x if st_lstm else cell.conv_xh
-        k = first.kernel_size[0]
-        c_in = first.in_channels - (0 if st_lstm else nh)
+        k, c_in = cell.conv_x.kernel_size[0], cell.conv_x.in_channels
         pre = f"cell_list.{li}."
         wx = src.take(pre + "conv_x.0.weight", ((7 if st_lstm else 4) * nh, c_in, k, k))
         wh = src.take(pre + "conv_h.0.weight", (4 * nh, nh, k, k))
         if wx is not None and li == 0:
             wx = wx[:, perm]  # OpenSTL's patch channel order -> ours
+        for name, w in (("conv_x", wx), ("conv_h", wh)):
+            if w is not None:
+                mapped[f"temporal.cells.{li}.{name}.weight"] = w
         if st_lstm:
             wm = src.take(pre + "conv_m.0.weight", (3 * nh, nh, k, k))
-            for name, w in (("conv_x", wx), ("conv_h", wh), ("conv_m", wm)):
-                if w is not None:
-                    mapped[f"temporal.cells.{li}.{name}.weight"] = w
+            if wm is not None:
+                mapped[f"temporal.cells.{li}.conv_m.weight"] = wm
             for name, shape in (("conv_o", (nh, 2 * nh, k, k)), ("conv_last", (nh, 2 * nh, 1, 1))):
                 key = pre + (f"{name}.0.weight" if name == "conv_o" else f"{name}.weight")
                 w = src.take(key, shape)
                 if w is not None:
                     mapped[f"temporal.cells.{li}.{name}.weight"] = w
         else:
-            if wx is not None and wh is not None:
-                mapped[f"temporal.cells.{li}.conv_xh.weight"] = torch.cat([wx, wh], dim=1)
             unused += [k_ for k_ in sd if k_.startswith(pre + "conv_o.") or k_ == pre + "conv_last.weight"]
     head = src.take("conv_last.weight", tuple(tm.head.weight.shape))
     if head is not None:

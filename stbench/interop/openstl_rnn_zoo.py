@@ -47,8 +47,8 @@ def _predrnnpp(sd: dict[str, Tensor], L: int, perm: Tensor) -> tuple[dict[str, T
             out[dst + f"{name}.weight"] = sd[src + f"{name}.0.weight"]
         out[dst + "conv_last.weight"] = sd[src + "conv_last.weight"]
     out["temporal.cells.0.conv_x.weight"] = out["temporal.cells.0.conv_x.weight"][:, perm]
-    out["temporal.highway.conv_xz.weight"] = torch.cat(
-        [sd["gradient_highway.x_concat.0.weight"], sd["gradient_highway.z_concat.0.weight"]], dim=1)
+    out["temporal.highway.conv_x.weight"] = sd["gradient_highway.x_concat.0.weight"]
+    out["temporal.highway.conv_z.weight"] = sd["gradient_highway.z_concat.0.weight"]
     out["temporal.head.weight"] = sd["conv_last.weight"][perm]
     return out, [f"cell_list.{i}.conv_o.0.weight" for i in range(L)]
 
@@ -66,8 +66,8 @@ def _stlstm(sd: dict[str, Tensor], src: str, dst: str, perm: Tensor) -> dict[str
 
 def _mimn(sd: dict[str, Tensor], src: str, dst: str) -> dict[str, Tensor]:
     return {
-        dst + "conv_xh.weight": torch.cat([sd[src + "conv_x_concat.0.weight"], sd[src + "conv_h_concat.0.weight"]],
-                                          dim=1),
+        dst + "conv_x.weight": sd[src + "conv_x_concat.0.weight"],
+        dst + "conv_h.weight": sd[src + "conv_h_concat.0.weight"],
         dst + "ct_weight": sd[src + "ct_weight"],
         dst + "oc_weight": sd[src + "oc_weight"],
     }

@@ -96,6 +96,35 @@ class ParallelTemporal(TemporalModule):
         raise NotImplementedError
 
 
+# ---------------------------------------------------------------------------------------------
+# Older parameter layouts that saved weights may still have
+# ---------------------------------------------------------------------------------------------
+def split_fused_conv(module: nn.Module, fused: str, first: str, second: str) -> None:
+    """Declare that ``module``'s ``first(a) + second(b)`` was once one convolution ``fused`` over
+    ``cat([a, b])`` (the same function): weights saved that way load, the fused weight's input columns split at
+    ``first``'s input channels (in ``load_state_dict`` and :func:`upgrade_state_dict`)."""
+    module._older_layout = (fused, first, second)
+    module.register_load_state_dict_pre_hook(lambda m, sd, prefix, *_: _split(m, sd, prefix))
+
+
+def _split(module: nn.Module, state_dict: dict[str, Tensor], prefix: str) -> None:
+    fused, first, second = module._older_layout
+    w = state_dict.pop(prefix + fused + ".weight", None)
+    if w is not None:
+        n = getattr(module, first).in_channels
+        state_dict[prefix + first + ".weight"], state_dict[prefix + second + ".weight"] = w[:, :n], w[:, n:]
+
+
+def upgrade_state_dict(model: nn.Module, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state_dict`` (a copy) with any older layout (:func:`split_fused_conv`) rewritten to ``model``'s names, so
+    that its keys can be checked against ``model.state_dict()`` before loading."""
+    out = dict(state_dict)
+    for path, m in model.named_modules():
+        if hasattr(m, "_older_layout"):
+            _split(m, out, f"{path}." if path else "")
+    return out
+
+
 # module -> what runs its one-time-step function instead of ``module.step`` (``runner(module, x, state)``):
 # stbench.compile registers a compiled one for ``--compile``'s "cell" region; copies of a module are not in here
 STEP_RUNNERS: weakref.WeakKeyDictionary[nn.Module, Callable[..., Any]] = weakref.WeakKeyDictionary()

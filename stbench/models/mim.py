@@ -15,7 +15,7 @@ result) and the blocks see zero differences.
 MIM-N cell ``(x, h, c) -> (h', c')``, with per-position weights ``w_ci`` (2nh, H, W), ``w_co``
 (nh, H, W)::
 
-    [i, g, f, o] = conv([x, h])            (the published conv_x_concat(x) + conv_h_concat(h))
+    [i, g, f, o] = conv_x(x) + conv_h(h)   (the published conv_x_concat, conv_h_concat)
     c' = sig(f + w_cf * c + 1) * c + sig(i + w_ci * c) * tanh(g)
     h' = sig(o + w_co * c') * tanh(c')
 
@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stbench.models.base import split_fused_conv
 from stbench.models.recurrent import STLSTMCell, _CellStack
 from stbench.models.zoo import named_model
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
@@ -65,13 +66,15 @@ class MIMNCell(nn.Module):
         super().__init__()
         nh = num_hidden
         self.forget_bias = float(forget_bias)
-        self.conv_xh = _conv(2 * nh, 4 * nh, filter_size)  # (i, g, f, o) from [x, h]
+        self.conv_x = _conv(nh, 4 * nh, filter_size)  # (i, g, f, o)
+        self.conv_h = _conv(nh, 4 * nh, filter_size)  # (i, g, f, o)
+        split_fused_conv(self, "conv_xh", "conv_x", "conv_h")
         self.ct_weight = nn.Parameter(torch.zeros(2 * nh, height, width))  # (w_ci, w_cf) per position
         self.oc_weight = nn.Parameter(torch.zeros(nh, height, width))  # w_co per position
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         # x, h, c (B, nh, H, W)
-        i, g, f, o = self.conv_xh(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        i, g, f, o = (self.conv_x(x) + self.conv_h(h)).chunk(4, dim=1)
         w_ci, w_cf = self.ct_weight.chunk(2, dim=0)  # (nh, H, W) each
         c = torch.sigmoid(f + w_cf * c + self.forget_bias) * c + torch.sigmoid(i + w_ci * c) * torch.tanh(g)
         h = torch.sigmoid(o + self.oc_weight * c) * torch.tanh(c)

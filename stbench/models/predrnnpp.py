@@ -19,9 +19,9 @@ Causal LSTM cell (all convolutions k x k and bias-free, except the 1x1 ``conv_la
     h' = o * tanh(conv_last([c', M']))
 
 (the output gate is a tanh and M enters through tanh(conv_m(M)), as in the published code).
-Gradient highway unit: ``[p, u] = conv([x, z])``, ``z' = sig(u) * tanh(p) + (1 - sig(u)) * z``; its
-convolution is the published ``x_concat`` and ``z_concat`` (same output gates) as one conv over the
-concatenation, initialised uniformly in [-0.001, 0.001] as published.
+Gradient highway unit: ``[p, u] = conv_x(x) + conv_z(z)``, ``z' = sig(u) * tanh(p) + (1 - sig(u)) * z``;
+its convolutions are the published ``x_concat`` and ``z_concat``, initialised uniformly in
+[-0.001, 0.001] as published (weights saved with the two as one ``conv_xz`` over [x, z] still load).
 
 Counts (Moving MNIST, patch 4: 16 latent channels, 4 x 128, filter 5): 35,307,520 parameters and
 171,735,777,280 fvcore FLOPs (the published FLOPs). OpenSTL's count, 38,584,320, also includes a
@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stbench.models.base import split_fused_conv
 from stbench.models.recurrent import _CellStack
 from stbench.models.zoo import named_model
 from stbench.models.zoo_recurrent import LINEAR, PAPER_RNN_MODEL, RNN, rnn_presets
@@ -80,16 +81,19 @@ class CausalLSTMCell(nn.Module):
 
 
 class GradientHighway(nn.Module):
-    """GHU: ``z' = sig(u) * tanh(p) + (1 - sig(u)) * z`` with ``[p, u] = conv([x, z])``."""
+    """GHU: ``z' = sig(u) * tanh(p) + (1 - sig(u)) * z`` with ``[p, u] = conv_x(x) + conv_z(z)``."""
 
     def __init__(self, num_hidden: int, filter_size: int, init_range: float = 0.001) -> None:
         super().__init__()
-        self.conv_xz = _conv(2 * num_hidden, 2 * num_hidden, filter_size)  # = x_concat(x) + z_concat(z)
-        nn.init.uniform_(self.conv_xz.weight, -init_range, init_range)
+        self.conv_x = _conv(num_hidden, 2 * num_hidden, filter_size)  # (p, u)
+        self.conv_z = _conv(num_hidden, 2 * num_hidden, filter_size)  # (p, u)
+        for conv in (self.conv_x, self.conv_z):
+            nn.init.uniform_(conv.weight, -init_range, init_range)
+        split_fused_conv(self, "conv_xz", "conv_x", "conv_z")
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         # x, z (B, nh, H, W)
-        p, u = self.conv_xz(torch.cat([x, z], dim=1)).chunk(2, dim=1)
+        p, u = (self.conv_x(x) + self.conv_z(z)).chunk(2, dim=1)
         u = torch.sigmoid(u)
         return u * torch.tanh(p) + (1 - u) * z
 

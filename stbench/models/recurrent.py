@@ -4,13 +4,13 @@ Each module is a stack of cells plus a bias-free 1x1 head from the top hidden st
 channels; it implements only :meth:`init_state` and :meth:`step`. The time loop, with scheduled
 sampling, is :meth:`stbench.models.base.RecurrentTemporal.forward`, shared by all of them.
 
-Fused gates: every cell computes all gates that read the same inputs with ONE convolution over the
-concatenated inputs -- ``conv([x, h])`` for ConvLSTM's four gates, ``conv([x, h])`` and
-``conv([x, m])`` for the ST-LSTM's seven. A convolution over a concatenation is the sum of the
-convolutions over its parts, so the maths, the parameter count and the fvcore FLOPs are exactly
-the published ones (one bias-free conv per input source, outputs added), with fewer kernel launches
-and no extra additions. All convolutions are bias-free, as published; the ST-LSTM's forget gates get +1
-(the published ConvLSTM adds none, see :class:`ConvLSTM`).
+Gate convolutions: one bias-free convolution per input source, as published -- ``conv_x(x) + conv_h(h)``
+for ConvLSTM's four gates; ``conv_x``, ``conv_h``, ``conv_m`` for the ST-LSTM's seven -- the gates that read
+the same input computed together (one convolution, the gates' channels stacked). They keep the published
+parameter names, initialisation (each convolution's own fan-in) and FLOPs, and avoid copying [x, h] into one
+tensor every step (benchmarks/README.md section 7 has the timings of both forms). Weights saved when ConvLSTM
+ran one convolution over ``cat([x, h])`` (``conv_xh``) still load (:func:`stbench.models.base.split_fused_conv`).
+The ST-LSTM's forget gates get +1 (the published ConvLSTM adds none, see :class:`ConvLSTM`).
 
 Parameter counts with the Moving MNIST config (patch 4: 16 latent channels, 4 x 128, filter 5):
 ``predrnn`` 23,838,720 (23.8M published), ``predrnn_v2`` 23,855,104 (23.9M; one 1x1 adapter shared
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stbench.models.base import RecurrentTemporal
+from stbench.models.base import RecurrentTemporal, split_fused_conv
 from stbench.registry import TEMPORAL
 
 
@@ -53,9 +53,9 @@ def _conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
 # Cells
 # ---------------------------------------------------------------------------------------------
 class ConvLSTMCell(nn.Module):
-    """ConvLSTM without peepholes or layer norm; gates (i, f, g, o) from one conv over [x, h].
+    """ConvLSTM without peepholes or layer norm; gates (i, f, g, o) from conv_x(x) + conv_h(h).
 
-    i, f, g, o = conv([x, h]);  c' = sig(f + b) * c + sig(i) * tanh(g);  h' = sig(o) * tanh(c').
+    i, f, g, o = conv_x(x) + conv_h(h);  c' = sig(f + b) * c + sig(i) * tanh(g);  h' = sig(o) * tanh(c').
     The :class:`ConvLSTM` stack uses b = 0, as the published ConvLSTM-S does (OpenSTL's cell stores a
     forget bias of 1 but never adds it); the cell itself keeps b as a parameter.
     """
@@ -64,11 +64,13 @@ class ConvLSTMCell(nn.Module):
         super().__init__()
         self.num_hidden = num_hidden
         self.forget_bias = float(forget_bias)
-        self.conv_xh = _conv(c_in + num_hidden, 4 * num_hidden, filter_size)  # = conv_x(x) + conv_h(h)
+        self.conv_x = _conv(c_in, 4 * num_hidden, filter_size)  # (i, f, g, o)
+        self.conv_h = _conv(num_hidden, 4 * num_hidden, filter_size)  # (i, f, g, o)
+        split_fused_conv(self, "conv_xh", "conv_x", "conv_h")
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         # x (B, C_in, H, W), h and c (B, nh, H, W)
-        i, f, g, o = self.conv_xh(torch.cat([x, h], dim=1)).chunk(4, dim=1)  # 4 x (B, nh, H, W)
+        i, f, g, o = (self.conv_x(x) + self.conv_h(h)).chunk(4, dim=1)  # 4 x (B, nh, H, W)
         c = torch.addcmul(torch.sigmoid(i) * torch.tanh(g), torch.sigmoid(f + self.forget_bias), c)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c

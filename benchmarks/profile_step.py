@@ -2,13 +2,17 @@
 
     python benchmarks/profile_step.py                          # seed models, quick sizes, fp32
     python benchmarks/profile_step.py --models tau --precision bf16 --rows 25
+    python benchmarks/profile_step.py --models convlstm --precision bf16 --batch 8 --compile off,step,cell
 
 Per model (``quick`` preset size, Moving MNIST 10 -> 10 at 64 x 64, batch ``--batch``): two untimed
 steps, then ``--steps`` profiled steps (forward + loss + backward + Adam). Prints the operators with
 the most self CPU time and a summary of the "wasted work" suspects: memory copies (``aten::copy_``,
 ``aten::clone``, ``aten::contiguous``), concatenations, dtype conversions (``aten::to`` /
 ``aten::_to_copy``), and host synchronisations (``aten::item`` / ``aten::_local_scalar_dense``),
-each with its call count and share of the step.
+each with its call count and share of the step, and the convolutions' share (forward and backward).
+``--compile``: also profile the step compiled in each region (stbench.compile: ``step`` the whole training step,
+``cell`` one recurrent time step), compiled during the untimed steps; inductor's generated kernels have no
+operator name and count under the compiled region that calls them.
 """
 
 from __future__ import annotations
@@ -29,9 +33,13 @@ SUSPECTS = {
     "dtype casts": ("aten::_to_copy",),
     "host syncs": ("aten::_local_scalar_dense",),
 }
+CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward", "mkldnn::_convolution_pointwise",
+                "aten::_convolution", "aten::convolution", "aten::conv2d")
 
 
-def profile_step(name: str, precision: str, batch: int, steps: int, rows: int) -> dict[str, tuple[int, float]]:
+def profile_step(name: str, precision: str, batch: int, steps: int, rows: int,
+                 region: str = "off") -> dict[str, tuple[int, float]]:
+    from stbench.compile import compiled_part
     from stbench.models.sampling import make_schedule
     from stbench.precision import make_precision
     from stbench.recipes import load_recipe
@@ -48,8 +56,17 @@ def profile_step(name: str, precision: str, batch: int, steps: int, rows: int) -
         if model.recurrent else None
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
+    fn = compiled_part(model, True, device, None, region)[0] if region != "off" else None
+
     def step() -> None:
-        train_step(model, opt, prec, x, y, mask)
+        if fn is None:
+            train_step(model, opt, prec, x, y, mask)
+            return
+        opt.zero_grad(set_to_none=True)
+        with prec.autocast():
+            loss, _ = fn(x, y, mask)
+        loss.backward()
+        opt.step()
 
     for _ in range(2):
         step()
@@ -58,7 +75,8 @@ def profile_step(name: str, precision: str, batch: int, steps: int, rows: int) -
             step()
     avg = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in avg)
-    print(f"\n=== {name} ({precision}, batch {batch}): {total / 1e3 / steps:.1f} ms of operator time per step ===")
+    print(f"\n=== {name} ({precision}, batch {batch}, compile {region}): {total / 1e3 / steps:.1f} ms of operator "
+          "time per step ===")
     print(avg.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40))
     out = {}
     for label, ops in SUSPECTS.items():
@@ -67,6 +85,9 @@ def profile_step(name: str, precision: str, batch: int, steps: int, rows: int) -
         share = sum(e.self_cpu_time_total for e in hits) / max(total, 1)
         out[label] = (n, share)
         print(f"  {label:14s} {n:5d} calls per step, {100 * share:5.1f}% of self CPU time")
+    conv = sum(e.self_cpu_time_total for e in avg if e.key in CONVOLUTIONS)
+    print(f"  convolutions   {conv / 1e3 / steps:7.1f} ms per step, {100 * conv / max(total, 1):5.1f}%; everything "
+          f"else {(total - conv) / 1e3 / steps:7.1f} ms")
     return out
 
 
@@ -78,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--rows", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", default="off", help="comma list of off | step | cell (stbench.compile regions)")
     args = ap.parse_args(argv)
     configure_threads(args.threads)
     for m in (s.strip() for s in args.models.split(",")):
-        if m:
-            profile_step(m, args.precision, args.batch, args.steps, args.rows)
+        for region in (r.strip() for r in args.compile.split(",")):
+            if m and region:
+                profile_step(m, args.precision, args.batch, args.steps, args.rows, region)
     return 0
 
 

@@ -104,10 +104,10 @@ def split_fused_conv(module: nn.Module, fused: str, first: str, second: str) -> 
     ``cat([a, b])`` (the same function): weights saved that way load, the fused weight's input columns split at
     ``first``'s input channels (in ``load_state_dict`` and :func:`upgrade_state_dict`)."""
     module._older_layout = (fused, first, second)
-    module.register_load_state_dict_pre_hook(lambda m, sd, prefix, *_: _split(m, sd, prefix))
+    module.register_load_state_dict_pre_hook(_split)  # a module-level function: the model stays picklable
 
 
-def _split(module: nn.Module, state_dict: dict[str, Tensor], prefix: str) -> None:
+def _split(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *_: Any) -> None:
     fused, first, second = module._older_layout
     w = state_dict.pop(prefix + fused + ".weight", None)
     if w is not None:

@@ -43,3 +43,31 @@ def test_reference_runs_its_published_size(name: str) -> None:
     with torch.no_grad():
         loss = reference_models.build(name)(x, y, mask)
     assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, _PATH.with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["convlstm", "mim", "predrnnpp"])
+def test_concat_vs_split_times_the_older_form_of_the_same_function(name: str) -> None:
+    """benchmarks/concat_vs_split.py rebuilds the cells' older form (one convolution over the concatenated inputs,
+    under the older key): it must be that form (the keys) and the same function (the forecast)."""
+    import copy
+
+    from conftest import smoke_model
+
+    concat_vs_split = _load("concat_vs_split")
+    torch.manual_seed(0)
+    new = smoke_model(name, in_shape=(4, 1, 16, 16), t_out=3).eval()
+    old = copy.deepcopy(new)
+    assert concat_vs_split.concat_form(old) >= 1
+    gone, added = set(new.state_dict()) - set(old.state_dict()), set(old.state_dict()) - set(new.state_dict())
+    assert added and all(k.endswith(("conv_xh.weight", "conv_xz.weight")) for k in added)
+    assert len(gone) == 2 * len(added)  # each fused weight replaces two per-source ones
+    x = torch.rand(2, 4, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(old(x).pred, new(x).pred, rtol=1e-5, atol=1e-5)

@@ -112,7 +112,8 @@ def test_profile_is_bounded_by_reps_and_budget():
                       batch=2, warmup=1, reps=50, budget_s=0.0, flops=False, mfu=False)
     assert r.infer_reps == 1 and r.train_reps == 1  # the budget is spent: one timed repetition each
     assert set(r.candidates_step_ms) == {"fp32 nchw", "fp32 channels_last"}
-    assert f"{r.precision} {r.memory_format}" == min(r.candidates_step_ms, key=r.candidates_step_ms.get)
+    ms = r.candidates_step_ms  # the choice: the fastest, or one tied with it (stbench.precision.pick's rule)
+    assert ms[f"{r.precision} {r.memory_format}"] <= min(ms.values()) * (1 + P.TIE) + 0.01
 
 
 def test_run_records_the_measured_choice(tmp_path):

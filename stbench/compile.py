@@ -402,18 +402,22 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
+def _resolve(model: torch.nn.Module, asked: str | None, device: torch.device, backend: str | None,
+             model_name: str) -> tuple[str, str, str, str | None, str | None]:
+    """(mode asked, backend, region, torch.compile mode, why the model is declared not to compile there or None)."""
+    asked, backend = check_mode(asked), backend or BACKEND
+    region = region_of(asked, model, device)
+    return asked, backend, region, _mode(backend, device, region), not_compiling_reason(model_name, region)
+
+
 def choose_compile(model: torch.nn.Module, asked: str | None, *, prec: Any, batch: int, steps: int | None,
                    device: torch.device, model_name: str = "", reps: int = 3,
                    backend: str | None = None) -> CompileChoice:
     """Resolve ``--compile`` for one run of ``model`` (``steps`` optimizer steps at ``batch``, precision
     ``prec``). ``auto`` times a copy of the model; ``model`` and the global RNG are untouched."""
-    asked = check_mode(asked)
-    backend = backend or BACKEND
-    region = region_of(asked, model, device)
-    mode = _mode(backend, device, region)
+    asked, backend, region, mode, why = _resolve(model, asked, device, backend, model_name)
     if asked == "off":
         return CompileChoice("off", False, False, reason="the default", mode=mode, backend=backend, region=region)
-    why = not_compiling_reason(model_name, region)
     if why:
         return CompileChoice(asked, False, False, reason=f"{model_name} is declared not to compile: {why}", mode=mode,
                              backend=backend, region=region)
@@ -562,11 +566,7 @@ def choose_eval_compile(model: torch.nn.Module, asked: str | None, *, prec: Any,
                         backend: str | None = None) -> CompileChoice:
     """``stbench eval``'s ``--compile``: as :func:`choose_compile`, for ``batches`` evaluation forwards at
     ``batch`` (``steps`` in the choice counts forwards here)."""
-    asked = check_mode(asked)
-    backend = backend or BACKEND
-    region = region_of(asked, model, device)
-    mode = _mode(backend, device, region)
-    why = not_compiling_reason(model_name, region)
+    asked, backend, region, mode, why = _resolve(model, asked, device, backend, model_name)
     if asked != "auto" or why:
         c = choose_compile(model, asked, prec=prec, batch=batch, steps=batches, device=device, model_name=model_name,
                            backend=backend)

@@ -107,15 +107,17 @@ class STLSTMCell(nn.Module):
     def forward(self, x: Tensor, h: Tensor, c: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         # x (B, C_in, H, W); h, c, m (B, nh, H, W)
         nh, fb = self.num_hidden, self.forget_bias
-        xx, hh = self.conv_x(x), self.conv_h(h)  # (B, 7nh, H, W), (B, 4nh, H, W)
-        i, f, g = (xx[:, :3 * nh] + hh[:, :3 * nh]).chunk(3, dim=1)
-        i_m, f_m, g_m = (xx[:, 3 * nh:6 * nh] + self.conv_m(m)).chunk(3, dim=1)
+        # split, not slices: the backward of a split is one cat, of each slice a zero-filled full-width gradient
+        x_c, x_m, o_x = self.conv_x(x).split((3 * nh, 3 * nh, nh), dim=1)
+        h_c, o_h = self.conv_h(h).split((3 * nh, nh), dim=1)
+        i, f, g = (x_c + h_c).chunk(3, dim=1)
+        i_m, f_m, g_m = (x_m + self.conv_m(m)).chunk(3, dim=1)
         dc = torch.sigmoid(i) * torch.tanh(g)
         c = torch.addcmul(dc, torch.sigmoid(f + fb), c)
         dm = torch.sigmoid(i_m) * torch.tanh(g_m)
         m = torch.addcmul(dm, torch.sigmoid(f_m + fb), m)
         mem = torch.cat([c, m], dim=1)  # (B, 2nh, H, W)
-        h = torch.sigmoid(xx[:, 6 * nh:] + hh[:, 3 * nh:] + self.conv_o(mem)) * torch.tanh(self.conv_last(mem))
+        h = torch.sigmoid(o_x + o_h + self.conv_o(mem)) * torch.tanh(self.conv_last(mem))
         return h, c, m, dc, dm
 
 

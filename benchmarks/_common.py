@@ -103,6 +103,28 @@ def least_disturbed(fn: Callable[[], T], retries: int, max_stall: float) -> tupl
     return best
 
 
+# the operators that run a convolution (oneDNN's kernels and the dispatcher frames above them), forward and backward
+CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward", "mkldnn::_convolution_pointwise",
+                "aten::_convolution", "aten::convolution", "aten::conv2d")
+
+
+def conv_and_rest(fn: Callable[[], Any], steps: int = 1) -> dict[str, float]:
+    """torch.profiler over ``steps`` calls of ``fn``: per call, self CPU ms in the convolutions, in everything
+    else, and the number of forward (``aten::convolution``) and backward convolution calls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            fn()
+    avg = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in avg)
+    conv = sum(e.self_cpu_time_total for e in avg if e.key in CONVOLUTIONS)
+    calls = {e.key: e.count for e in avg if e.key in ("aten::convolution", "aten::convolution_backward")}
+    return {"conv_ms": conv / 1e3 / steps, "other_ms": (total - conv) / 1e3 / steps,
+            "conv_fwd_calls": calls.get("aten::convolution", 0) / steps,
+            "conv_bwd_calls": calls.get("aten::convolution_backward", 0) / steps}
+
+
 def configure_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)

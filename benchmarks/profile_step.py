@@ -25,7 +25,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SEED_MODELS, configure_threads, train_step  # noqa: E402
+from _common import CONVOLUTIONS, SEED_MODELS, configure_threads, train_step  # noqa: E402
 
 SUSPECTS = {
     "copies": ("aten::copy_", "aten::clone"),
@@ -33,8 +33,6 @@ SUSPECTS = {
     "dtype casts": ("aten::_to_copy",),
     "host syncs": ("aten::_local_scalar_dense",),
 }
-CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward", "mkldnn::_convolution_pointwise",
-                "aten::_convolution", "aten::convolution", "aten::conv2d")
 
 
 def profile_step(name: str, precision: str, batch: int, steps: int, rows: int,

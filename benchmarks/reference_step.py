@@ -16,7 +16,11 @@ timed interleaved (one warm-up round, then up to ``--reps`` rounds each timing e
 rotating order, no new round after ``--budget`` seconds), so that a change in the machine's load hits all
 variants alike. Reported: best and median step per variant and ``ratio`` = stbench best / ref best
 (<= 1.0: stbench is no slower; ``ratio_fastest`` with stbench's faster layout), with the 1-minute load
-average and the CPU stall share (PSI) over each model's measurement. Writes
+average and the CPU stall share (PSI) over each model's measurement. ``--profile N`` then runs torch.profiler over
+N more steps of ``ref`` and of ``stbench`` (auto's layout) and splits each step's operator time into the
+convolutions (oneDNN's kernels, the same calls in both when the architecture matches) and everything else (the
+model code's own work: gate arithmetic, copies, the loss, the optimizer): ``ratio_other`` = stbench / ref of the
+latter, and the convolution call counts of each. Writes
 results/benchmarks/reference_step_<env>_<ATen capability>.csv after every model (a model measured again
 replaces its row; the other models' rows stay).
 """
@@ -34,12 +38,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_models  # noqa: E402
-from _common import RESULTS, configure_threads, env_info, env_slug, measured, merge_rows  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    configure_threads,
+    conv_and_rest,
+    env_info,
+    env_slug,
+    measured,
+    merge_rows,
+)
 
 from stbench.precision import Precision, StepBench, cpu_capability, pick  # noqa: E402
 
 
-def compare(name: str, batch: int, reps: int, budget_s: float) -> dict:
+def compare(name: str, batch: int, reps: int, budget_s: float, profile_steps: int = 0) -> dict:
     import stbench
 
     device = torch.device("cpu")
@@ -80,6 +92,11 @@ def compare(name: str, batch: int, reps: int, budget_s: float) -> dict:
     row.update({"stbench_layout": layout, "ratio": best[f"stbench {layout}"] / best["ref"],
                 "ratio_nchw": best["stbench nchw"] / best["ref"],
                 "ratio_fastest": min(best["stbench nchw"], best["stbench channels_last"]) / best["ref"]})
+    if profile_steps:  # where the difference is: the convolutions (oneDNN's) or everything else (the model code's)
+        for label, n in (("ref", "ref"), ("stbench", f"stbench {layout}")):
+            split = conv_and_rest(steps[n], profile_steps)
+            row.update({f"{label}_{k}": v for k, v in split.items()})
+        row["ratio_other"] = row["stbench_other_ms"] / row["ref_other_ms"]
     return row
 
 
@@ -91,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--budget", type=float, default=120.0, help="seconds per model: no new round after it")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                    help="then profile STEPS steps of ref and of stbench (auto's layout): convolution vs other ms")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     configure_threads(args.threads)
@@ -99,10 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{env_info(device)['device']}, ATen {cap}, torch {torch.__version__}, batch {args.batch}, fp32", flush=True)
     path = args.out / f"reference_step_{env_slug(device)}_{cap.lower()}.csv"
     for m in (s.strip() for s in args.models.split(",") if s.strip()):
-        r, load = measured(lambda m=m: compare(m, args.batch, args.reps, args.budget))
+        r, load = measured(lambda m=m: compare(m, args.batch, args.reps, args.budget, args.profile))
         print(f"{m:11s} ref {r['ref_best_ms']:7.0f} ms | stbench nchw {r['stbench_nchw_best_ms']:7.0f}, channels_last "
               f"{r['stbench_channels_last_best_ms']:7.0f} -> {r['stbench_layout']}: ratio {r['ratio']:.2f} "
               f"(best of {r['reps']}; load {load['loadavg_1m']:.2f}, stall {load['cpu_stall']:.2f})", flush=True)
+        if args.profile:
+            print(f"{'':11s} profiled: convolutions ref {r['ref_conv_ms']:.0f} / stbench {r['stbench_conv_ms']:.0f} ms "
+                  f"({r['ref_conv_fwd_calls']:.0f} / {r['stbench_conv_fwd_calls']:.0f} calls), everything else ref "
+                  f"{r['ref_other_ms']:.0f} / stbench {r['stbench_other_ms']:.0f} ms: ratio {r['ratio_other']:.2f}",
+                  flush=True)
         write_row(path, {**r, "aten_capability": cap, **env_info(device), **load})  # each at once: a long run
     print(f"wrote {path}")  # cut short keeps what it measured
     return 0

@@ -71,3 +71,20 @@ def test_concat_vs_split_times_the_older_form_of_the_same_function(name: str) ->
     x = torch.rand(2, 4, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(old(x).pred, new(x).pred, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_and_rest_counts_the_convolutions_it_was_given() -> None:
+    """reference_step.py --profile splits a step into convolutions and the rest: three convolutions forward and
+    backward are three calls each, and a step with only element-wise work has no convolution time."""
+    common = _load("_common")
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+    x = torch.rand(2, 4, 8, 8, requires_grad=True)
+
+    def three_convs() -> None:
+        conv(conv(conv(x))).sum().backward()
+
+    split = common.conv_and_rest(three_convs, steps=2)
+    assert (split["conv_fwd_calls"], split["conv_bwd_calls"]) == (3, 3)
+    assert split["conv_ms"] > 0 and split["other_ms"] > 0
+    plain = common.conv_and_rest(lambda: torch.tanh(x).sum().backward())
+    assert (plain["conv_ms"], plain["conv_fwd_calls"]) == (0, 0) and plain["other_ms"] > 0

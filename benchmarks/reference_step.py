@@ -16,13 +16,15 @@ timed interleaved (one warm-up round, then up to ``--reps`` rounds each timing e
 rotating order, no new round after ``--budget`` seconds), so that a change in the machine's load hits all
 variants alike. Reported: best and median step per variant and ``ratio`` = stbench best / ref best
 (<= 1.0: stbench is no slower; ``ratio_fastest`` with stbench's faster layout), with the 1-minute load
-average and the CPU stall share (PSI) over each model's measurement. ``--profile N`` then runs torch.profiler over
-N more steps of ``ref`` and of ``stbench`` (auto's layout) and splits each step's operator time into the
-convolutions (oneDNN's kernels, the same calls in both when the architecture matches) and everything else (the
-model code's own work: gate arithmetic, copies, the loss, the optimizer): ``ratio_other`` = stbench / ref of the
-latter, and the convolution call counts of each. Writes
+average and the CPU stall share (PSI) over each model's measurement. Writes
 results/benchmarks/reference_step_<env>_<ATen capability>.csv after every model (a model measured again
 replaces its row; the other models' rows stay).
+
+``--profile N`` instead runs torch.profiler over N steps of each variant (after one warm-up step each) and splits
+each step's operator time into the convolutions (oneDNN's kernels: the same calls in both when the architecture
+matches) and everything else (gate arithmetic, copies, normalisation, the loss, the optimizer). ``ratio_other``
+compares the latter like for like, stbench NCHW / ref (also NCHW): the part of a ratio that is the model code's
+own. Written to results/benchmarks/reference_split_<env>_<ATen capability>.csv the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import csv
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -50,14 +53,16 @@ from _common import (  # noqa: E402
 
 from stbench.precision import Precision, StepBench, cpu_capability, pick  # noqa: E402
 
+LAYOUTS = ("nchw", "channels_last")
 
-def compare(name: str, batch: int, reps: int, budget_s: float, profile_steps: int = 0) -> dict:
+
+def step_functions(name: str, batch: int) -> dict[str, Callable[[], float]]:
+    """``ref``, ``stbench nchw``, ``stbench channels_last``: one fp32 optimizer step each, same batch (seconds)."""
     import stbench
 
     device = torch.device("cpu")
     torch.manual_seed(0)
     ours = stbench.create_model(name)
-    variants = [Precision("fp32", device, "nchw"), Precision("fp32", device, "channels_last")]
     bench = StepBench(ours, batch, device)
     ref = reference_models.build(name).train()
     opt = torch.optim.Adam(ref.parameters(), lr=1e-4)
@@ -69,7 +74,13 @@ def compare(name: str, batch: int, reps: int, budget_s: float, profile_steps: in
         opt.step()
         return time.perf_counter() - t0
 
-    steps = {"ref": ref_step, **{f"stbench {p.memory_format}": (lambda p=p: bench.step(p)) for p in variants}}
+    precs = {f"stbench {f}": Precision("fp32", device, f) for f in LAYOUTS}
+    return {"ref": ref_step, **{n: (lambda p=p: bench.step(p)) for n, p in precs.items()}}
+
+
+def compare(name: str, batch: int, reps: int, budget_s: float) -> dict:
+    """The interleaved timing of :func:`step_functions` (the module docstring) as one CSV row."""
+    steps = step_functions(name, batch)
     names = list(steps)
     t_start = time.perf_counter()
     for n in names:  # warm-up round
@@ -82,21 +93,29 @@ def compare(name: str, batch: int, reps: int, budget_s: float, profile_steps: in
             times[n].append(steps[n]())
     best = {n: 1e3 * min(v) for n, v in times.items()}
     med = {n: 1e3 * statistics.median(v) for n, v in times.items()}
+    variants = [Precision("fp32", torch.device("cpu"), f) for f in LAYOUTS]
     auto = pick(variants, {p.label: best[f"stbench {p.memory_format}"] for p in variants})  # what a run trains
     layout = auto.memory_format
     row = {"model": name, "batch": batch, "reps": len(times["ref"]), "ref_best_ms": best["ref"],
            "ref_median_ms": med["ref"]}
-    for f in ("nchw", "channels_last"):
+    for f in LAYOUTS:
         row[f"stbench_{f}_best_ms"] = best[f"stbench {f}"]
         row[f"stbench_{f}_median_ms"] = med[f"stbench {f}"]
     row.update({"stbench_layout": layout, "ratio": best[f"stbench {layout}"] / best["ref"],
                 "ratio_nchw": best["stbench nchw"] / best["ref"],
                 "ratio_fastest": min(best["stbench nchw"], best["stbench channels_last"]) / best["ref"]})
-    if profile_steps:  # where the difference is: the convolutions (oneDNN's) or everything else (the model code's)
-        for label, n in (("ref", "ref"), ("stbench", f"stbench {layout}")):
-            split = conv_and_rest(steps[n], profile_steps)
-            row.update({f"{label}_{k}": v for k, v in split.items()})
-        row["ratio_other"] = row["stbench_other_ms"] / row["ref_other_ms"]
+    return row
+
+
+def split(name: str, batch: int, profile_steps: int) -> dict:
+    """Each variant's step under torch.profiler (after one warm-up step each): convolution vs other ms per step."""
+    steps = step_functions(name, batch)
+    for fn in steps.values():
+        fn()
+    row: dict = {"model": name, "batch": batch, "steps": profile_steps}
+    for n, fn in steps.items():
+        row.update({f"{n.replace(' ', '_')}_{k}": v for k, v in conv_and_rest(fn, profile_steps).items()})
+    row["ratio_other"] = row["stbench_nchw_other_ms"] / row["ref_other_ms"]  # like for like: both NCHW
     return row
 
 
@@ -109,24 +128,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=120.0, help="seconds per model: no new round after it")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
-                    help="then profile STEPS steps of ref and of stbench (auto's layout): convolution vs other ms")
+                    help="instead of timing, profile STEPS steps of each variant: convolution vs other ms (own CSV)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     configure_threads(args.threads)
     device = torch.device("cpu")
     cap = cpu_capability()
     print(f"{env_info(device)['device']}, ATen {cap}, torch {torch.__version__}, batch {args.batch}, fp32", flush=True)
-    path = args.out / f"reference_step_{env_slug(device)}_{cap.lower()}.csv"
+    kind = "reference_split" if args.profile else "reference_step"
+    path = args.out / f"{kind}_{env_slug(device)}_{cap.lower()}.csv"
     for m in (s.strip() for s in args.models.split(",") if s.strip()):
-        r, load = measured(lambda m=m: compare(m, args.batch, args.reps, args.budget, args.profile))
-        print(f"{m:11s} ref {r['ref_best_ms']:7.0f} ms | stbench nchw {r['stbench_nchw_best_ms']:7.0f}, channels_last "
-              f"{r['stbench_channels_last_best_ms']:7.0f} -> {r['stbench_layout']}: ratio {r['ratio']:.2f} "
-              f"(best of {r['reps']}; load {load['loadavg_1m']:.2f}, stall {load['cpu_stall']:.2f})", flush=True)
         if args.profile:
-            print(f"{'':11s} profiled: convolutions ref {r['ref_conv_ms']:.0f} / stbench {r['stbench_conv_ms']:.0f} ms "
-                  f"({r['ref_conv_fwd_calls']:.0f} / {r['stbench_conv_fwd_calls']:.0f} calls), everything else ref "
-                  f"{r['ref_other_ms']:.0f} / stbench {r['stbench_other_ms']:.0f} ms: ratio {r['ratio_other']:.2f}",
-                  flush=True)
+            r, load = measured(lambda m=m: split(m, args.batch, args.profile))
+            print(f"{m:11s} convolutions / everything else, ms per step: " + ", ".join(
+                f"{n} {r[f'{n}_conv_ms']:.0f} / {r[f'{n}_other_ms']:.0f}" for n in ("ref", "stbench_nchw",
+                                                                                   "stbench_channels_last"))
+                  + f" ({r['ref_conv_fwd_calls']:.0f} / {r['stbench_nchw_conv_fwd_calls']:.0f} convolutions): "
+                  f"ratio_other {r['ratio_other']:.2f} (stall {load['cpu_stall']:.2f})", flush=True)
+        else:
+            r, load = measured(lambda m=m: compare(m, args.batch, args.reps, args.budget))
+            print(f"{m:11s} ref {r['ref_best_ms']:7.0f} ms | stbench nchw {r['stbench_nchw_best_ms']:7.0f}, "
+                  f"channels_last {r['stbench_channels_last_best_ms']:7.0f} -> {r['stbench_layout']}: ratio "
+                  f"{r['ratio']:.2f} (best of {r['reps']}; load {load['loadavg_1m']:.2f}, stall "
+                  f"{load['cpu_stall']:.2f})", flush=True)
         write_row(path, {**r, "aten_capability": cap, **env_info(device), **load})  # each at once: a long run
     print(f"wrote {path}")  # cut short keeps what it measured
     return 0

@@ -20,10 +20,11 @@ average and the CPU stall share (PSI) over each model's measurement. Writes
 results/benchmarks/reference_step_<env>_<ATen capability>.csv after every model (a model measured again
 replaces its row; the other models' rows stay).
 
-``--profile N`` instead runs torch.profiler over N steps of each variant (after one warm-up step each) and splits
-each step's operator time into the convolutions (oneDNN's kernels: the same calls in both when the architecture
-matches) and everything else (gate arithmetic, copies, normalisation, the loss, the optimizer). ``ratio_other``
-compares the latter like for like, stbench NCHW / ref (also NCHW): the part of a ratio that is the model code's
+``--profile N`` instead runs torch.profiler over N rounds, one step of each variant per round, interleaved (after
+one warm-up step each), and splits each step's operator time (the least over the rounds) into the convolutions
+(oneDNN's kernels: the same calls in both when the architecture matches) and everything else (gate arithmetic,
+copies, normalisation, the loss, the optimizer). ``ratio_other`` compares the latter like for like, stbench NCHW /
+ref (also NCHW): the part of a ratio that is the model code's
 own. Written to results/benchmarks/reference_split_<env>_<ATen capability>.csv the same way.
 """
 
@@ -107,14 +108,19 @@ def compare(name: str, batch: int, reps: int, budget_s: float) -> dict:
     return row
 
 
-def split(name: str, batch: int, profile_steps: int) -> dict:
-    """Each variant's step under torch.profiler (after one warm-up step each): convolution vs other ms per step."""
+def split(name: str, batch: int, rounds: int) -> dict:
+    """Each variant's step under torch.profiler, one step per variant per round, interleaved (after one warm-up step
+    each): the smallest convolution and other ms per step over the rounds (both only ever grow with interference)."""
     steps = step_functions(name, batch)
     for fn in steps.values():
         fn()
-    row: dict = {"model": name, "batch": batch, "steps": profile_steps}
-    for n, fn in steps.items():
-        row.update({f"{n.replace(' ', '_')}_{k}": v for k, v in conv_and_rest(fn, profile_steps).items()})
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in steps}
+    for r in range(rounds):
+        for n in list(steps)[r % len(steps):] + list(steps)[:r % len(steps)]:
+            runs[n].append(conv_and_rest(steps[n]))
+    row: dict = {"model": name, "batch": batch, "rounds": rounds}
+    for n, got in runs.items():
+        row.update({f"{n.replace(' ', '_')}_{k}": min(g[k] for g in got) for k in got[0]})
     row["ratio_other"] = row["stbench_nchw_other_ms"] / row["ref_other_ms"]  # like for like: both NCHW
     return row
 
@@ -127,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--budget", type=float, default=120.0, help="seconds per model: no new round after it")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
-                    help="instead of timing, profile STEPS steps of each variant: convolution vs other ms (own CSV)")
+    ap.add_argument("--profile", type=int, default=0, metavar="ROUNDS",
+                    help="instead of timing, profile ROUNDS steps of each variant: convolution vs other ms (own CSV)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     configure_threads(args.threads)

@@ -133,12 +133,17 @@ class MAUCell(nn.Module):
         self.conv_s, self.norm_s = conv(3 * nh), nn.LayerNorm([3 * nh, height, width])
         self.conv_s_next, self.norm_s_next = conv(nh), nn.LayerNorm([nh, height, width])
 
-    def forward(self, T: Tensor, S: Tensor, t_past: Tensor, s_past: Tensor) -> tuple[Tensor, Tensor]:
-        # T, S (B, nh, H, W); t_past, s_past (tau, B, nh, H, W): the last tau temporal states / spatial inputs
+    def forward(self, T: Tensor, S: Tensor, t_past: Sequence[Tensor], s_past: Sequence[Tensor]
+                ) -> tuple[Tensor, Tensor]:
+        # T, S (B, nh, H, W); t_past, s_past: the last tau temporal states / spatial inputs, oldest first, each
+        # (B, nh, H, W); kept as tau tensors, not stacked: a stack copies every state at every step
         s_next = self.norm_s_next(self.conv_s_next(S))
         t_next = self.norm_t_next(self.conv_t_next(T))
-        w = torch.softmax((s_past * s_next).sum(dim=(2, 3, 4)) * self.scale, dim=0)  # (tau, B)
-        t_trend = (t_past * w[:, :, None, None, None]).sum(dim=0)  # (B, nh, H, W)
+        w = torch.softmax(torch.stack([(s * s_next).sum(dim=(1, 2, 3)) for s in s_past]) * self.scale, dim=0)
+        w = w[:, :, None, None, None]  # (tau, B, 1, 1, 1)
+        t_trend = w[0] * t_past[0]  # (B, nh, H, W)
+        for j in range(1, len(t_past)):
+            t_trend = torch.addcmul(t_trend, w[j], t_past[j])
         gate = torch.sigmoid(t_next)
         t_fused = T * gate + (1 - gate) * t_trend
         t_g, t_t, t_s = self.norm_t(self.conv_t(t_fused)).split(self.num_hidden, dim=1)
@@ -176,10 +181,10 @@ class MAU(RecurrentTemporal):
             MAUCell(nh, H, W, filter_size, self.tau, cell_mode == "residual") for _ in range(self.num_layers)
         )
 
-    def init_state(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-        # x (B, nh, H, W): zero T per layer; tau zero past T's and S's per layer, stacked (tau, B, nh, H, W)
+    def init_state(self, x: Tensor) -> tuple[list[Tensor], list[tuple[Tensor, ...]], list[tuple[Tensor, ...]]]:
+        # x (B, nh, H, W): zero T per layer; tau zero past T's and S's per layer (read-only, shared)
         z = torch.zeros_like(x)
-        past = torch.zeros((self.tau, *x.shape), dtype=x.dtype, device=x.device)
+        past = (z,) * self.tau
         n = self.num_layers
         return [z] * n, [past] * n, [past] * n
 
@@ -192,8 +197,8 @@ class MAU(RecurrentTemporal):
             S_in = S
             T, S = cell(T, S, t_past, s_past)
             new_T.append(T)
-            new_tp.append(torch.cat([t_past[1:], T[None]], dim=0))  # keep the last tau
-            new_sp.append(torch.cat([s_past[1:], S_in[None]], dim=0))
+            new_tp.append((*t_past[1:], T))  # keep the last tau
+            new_sp.append((*s_past[1:], S_in))
         return S, (new_T, new_tp, new_sp), None
 
 

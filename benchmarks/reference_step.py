@@ -24,8 +24,8 @@ replaces its row; the other models' rows stay).
 one warm-up step each), and splits each step's operator time (the least over the rounds) into the convolutions
 (oneDNN's kernels: the same calls in both when the architecture matches) and everything else (gate arithmetic,
 copies, normalisation, the loss, the optimizer). ``ratio_other`` compares the latter like for like, stbench NCHW /
-ref (also NCHW): the part of a ratio that is the model code's
-own. Written to results/benchmarks/reference_split_<env>_<ATen capability>.csv the same way.
+ref (also NCHW): the part of a ratio that is the model code's own. Written to
+results/benchmarks/reference_split_<env>_<ATen capability>.csv the same way.
 """
 
 from __future__ import annotations

@@ -267,7 +267,7 @@ def time_steps(model: torch.nn.Module, precs: list[Precision], batch: int, *, wa
     one after half of ``budget_s``), then up to ``reps`` timed rounds, no new round once ``budget_s`` is
     used (at least one). ``around(prec)`` is a
     context manager entered around each candidate's first timed step only (the profiler's memory probe:
-    its sampling thread could slow the steps it watches, and the median keeps such a step out)."""
+    its sampling thread could slow the steps it watches: the profiler drops that round's times)."""
     bench = StepBench(model, batch, precs[0].device)
     t_start = time.perf_counter()
     for i in range(max(warmup, 1 if around else 0)):

@@ -148,3 +148,28 @@ def test_a_model_that_cannot_run_channels_last_gets_nchw_only():
     assert make_precision("bf16", dev, None, tau).memory_format == "channels_last"
     with pytest.raises(UserError, match="memory-format nchw"):
         Precision("fp32", dev, "channels_last").prepare(mmvp)
+
+
+def test_profile_drops_the_memory_probes_step_from_its_timing(monkeypatch):
+    """The first timed round runs under the memory probe (heap released, sampler thread): 10-50% slow on a 2-core
+    CPU. Its time must not make train_step_ms when later rounds ran; alone (budget spent), it is all there is."""
+    import stbench.profile as prof
+
+    fp32 = P.Precision("fp32", CPU, "nchw")
+    model = stbench.create_model("tau", in_shape=(4, 1, 16, 16), t_out=4, hid_S=4, N_S=2, hid_T=8, N_T=2,
+                                 mlp_ratio=2.0)
+    asked = {}
+
+    def fake(model, precs, batch, reps, **kw):
+        asked["reps"] = reps
+        return {fp32.label: [5.0, 0.1, 0.3, 0.2][:reps]}  # the probed round first, 5 s
+
+    monkeypatch.setattr(prof, "time_steps", fake)
+    r = profile_model(model, name="t", device=CPU, precision=fp32, batch=2, warmup=1, reps=3, budget_s=60,
+                      flops=False, mfu=False)
+    assert asked["reps"] == 4  # one more round than the timing keeps
+    assert r.train_reps == 3 and r.train_step_ms == pytest.approx(200) and r.train_step_ms_max == pytest.approx(300)
+    monkeypatch.setattr(prof, "time_steps", lambda model, precs, batch, reps, **kw: {fp32.label: [5.0]})
+    r = profile_model(model, name="t", device=CPU, precision=fp32, batch=2, warmup=1, reps=3, budget_s=0.0,
+                      flops=False, mfu=False)
+    assert r.train_reps == 1 and r.train_step_ms == pytest.approx(5000)

@@ -131,13 +131,16 @@ def configure_threads(threads: int | None) -> None:
 
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, prec: Any, x: torch.Tensor, y: torch.Tensor,
-               mask: torch.Tensor | None) -> torch.Tensor:
+               mask: torch.Tensor | None, forward: Callable[..., Any] | None = None) -> torch.Tensor:
     """One optimizer step of ``model`` on ``(x, y)`` under ``prec``'s autocast, as the training loop takes
-    it (model loss, backward, step); returns the detached loss."""
+    it (model loss, backward, step); returns the detached loss. ``forward(x, y, mask) -> (loss, parts)``
+    replaces the model's forward + loss (e.g. a compiled ``stbench.compile.TrainStep``)."""
     opt.zero_grad(set_to_none=True)
     with prec.autocast():
-        out = model(x, y, sampling_mask=mask)
-        loss, _ = model.loss(out, x, y)
+        if forward is None:
+            loss, _ = model.loss(model(x, y, sampling_mask=mask), x, y)
+        else:
+            loss, _ = forward(x, y, mask)
     loss.backward()
     opt.step()
     return loss.detach()

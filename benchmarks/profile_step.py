@@ -57,14 +57,7 @@ def profile_step(name: str, precision: str, batch: int, steps: int, rows: int,
     fn = compiled_part(model, True, device, None, region)[0] if region != "off" else None
 
     def step() -> None:
-        if fn is None:
-            train_step(model, opt, prec, x, y, mask)
-            return
-        opt.zero_grad(set_to_none=True)
-        with prec.autocast():
-            loss, _ = fn(x, y, mask)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, prec, x, y, mask, forward=fn)
 
     for _ in range(2):
         step()
